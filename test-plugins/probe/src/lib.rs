@@ -1,0 +1,1 @@
+//! Probe plugin (filled by the harness work).
