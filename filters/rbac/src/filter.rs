@@ -5,11 +5,9 @@
 //! increment per counter touched, and `:path` is rewritten only when
 //! normalisation changed it.
 
-use crate::attributes::{
-    identity_from_json, remote_ip, valid_method, Attributes, HostForms, Observed,
-};
+use crate::attributes::identity_from_json;
+use crate::authz::{authorize, Connection, Verdict};
 use crate::config::Config;
-use crate::path::{normalize, NormalizedPath};
 use crate::policy::{Decision, Match, Outcome};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -229,134 +227,40 @@ fn loggable(bytes: &[u8]) -> String {
 }
 
 impl Rbac {
-    fn bad_request(&self, state: &State, why: &str, method: &str, raw_path: &[u8]) -> Action {
-        inc(state.metrics.invalid_request);
-        log(
-            LogLevel::Info,
-            &format!(
-                "bad request: {} {}: {why}",
-                loggable(method.as_bytes()),
-                loggable(raw_path)
-            ),
-        );
-        send_local_response(400, "rbac_invalid_request", "", &[]);
-        Action::Pause
-    }
-
     fn decide(&mut self, state: &State) -> Action {
         let config = &state.config;
         let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-        let mut raw_path: Option<Vec<u8>> = None;
-        let (mut paths, mut methods) = (0, 0);
-        for (k, v) in &pairs {
-            if k == ":path" {
-                paths += 1;
-                raw_path = Some(v.clone());
-            } else if k == ":method" {
-                methods += 1;
-            }
-        }
+        let raw_path: Vec<u8> = pairs
+            .iter()
+            .find(|(k, _)| k == ":path")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
         let headers = HeaderMap::from_pairs(
             pairs
                 .into_iter()
                 .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
                 .collect(),
         );
+        let conn = connection(config);
+        let (path, decision) = match authorize(config, &headers, &raw_path, &conn) {
+            Verdict::BadRequest(why) => {
+                inc(state.metrics.invalid_request);
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "bad request: {} {}: {why}",
+                        loggable(headers.method().as_bytes()),
+                        loggable(&raw_path)
+                    ),
+                );
+                send_local_response(400, "rbac_invalid_request", "", &[]);
+                return Action::Pause;
+            }
+            Verdict::Checked { path, decision } => (path, decision),
+        };
         let method = headers.method();
-        let raw_path = raw_path.unwrap_or_default();
-        if methods != 1 || !valid_method(method) {
-            return self.bad_request(
-                state,
-                "method must be one upper-case token",
-                method,
-                &raw_path,
-            );
-        }
-        if paths > 1 {
-            return self.bad_request(state, "several :path headers", method, &raw_path);
-        }
-        let normalized = if paths == 0 && method == "CONNECT" {
-            NormalizedPath {
-                path: String::new(),
-                query: None,
-            }
-        } else {
-            match normalize(&raw_path, config.path_normalization) {
-                Ok(n) => n,
-                Err(e) => return self.bad_request(state, &e.to_string(), method, &raw_path),
-            }
-        };
-
-        let needs = config.engine.needs();
-        let peer_ip = if needs.peer_ip || needs.remote_ip {
-            Observed::from_option(
-                host::property_string(&["source", "address"]).and_then(|a| parse_address_ip(&a)),
-            )
-        } else {
-            Observed::Unknown
-        };
-        let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
-        let sni = if needs.sni {
-            nonempty(host::property_string(&[
-                "connection",
-                "requested_server_name",
-            ]))
-        } else {
-            None
-        };
-        let peer_uri = if needs.peer_uri {
-            nonempty(host::property_string(&[
-                "connection",
-                "uri_san_peer_certificate",
-            ]))
-        } else {
-            None
-        };
-        let identity = if needs.identity {
-            hostcalls::get_property(vec![IDENTITY_PROPERTY])
-                .ok()
-                .flatten()
-                .and_then(|b| identity_from_json(&b))
-        } else {
-            None
-        };
-        let attrs = Attributes {
-            headers: &headers,
-            method,
-            path: &normalized.path,
-            host: if needs.host {
-                HostForms::new(headers.authority())
-            } else {
-                HostForms::default()
-            },
-            peer_ip,
-            remote_ip: if needs.remote_ip {
-                remote_ip(&headers, peer_ip, config.num_trusted_proxies)
-            } else {
-                Observed::Unknown
-            },
-            destination_ip: if needs.destination_ip {
-                Observed::from_option(
-                    host::property_string(&["destination", "address"])
-                        .and_then(|a| parse_address_ip(&a)),
-                )
-            } else {
-                Observed::Unknown
-            },
-            destination_port: if needs.destination_port {
-                Observed::from_option(
-                    host::property_i64(&["destination", "port"])
-                        .and_then(|p| u32::try_from(p).ok()),
-                )
-            } else {
-                Observed::Unknown
-            },
-            sni: sni.as_deref(),
-            peer_uri: peer_uri.as_deref(),
-            identity: identity.as_ref(),
-        };
-        let decision = config.engine.evaluate(&attrs);
-        self.report(state, &decision, &attrs);
+        let caller = who(&conn);
+        self.report(state, &decision, method, &path.path, &caller);
 
         if !decision.enforced.allowed {
             inc(state.metrics.denied);
@@ -365,10 +269,8 @@ impl Rbac {
             log(
                 LogLevel::Info,
                 &format!(
-                    "access denied: {} {}{}: {} ({details})",
-                    method,
-                    normalized.path,
-                    who(&attrs),
+                    "access denied: {method} {}{caller}: {} ({details})",
+                    path.path,
                     describe(&decision.enforced, state)
                 ),
             );
@@ -392,15 +294,13 @@ impl Rbac {
         log(
             LogLevel::Debug,
             &format!(
-                "allowed: {} {}{}: {}",
-                method,
-                normalized.path,
-                who(&attrs),
+                "allowed: {method} {}{caller}: {}",
+                path.path,
                 describe(&decision.enforced, state)
             ),
         );
-        if !normalized.path.is_empty() {
-            let forwarded = normalized.forwarded();
+        if !path.path.is_empty() {
+            let forwarded = path.forwarded();
             if forwarded.as_bytes() != raw_path.as_slice() {
                 let _ = hostcalls::set_map_value(
                     MapType::HttpRequestHeaders,
@@ -413,7 +313,14 @@ impl Rbac {
     }
 
     /// Per-policy counters, audit and dry-run reporting.
-    fn report(&mut self, state: &State, decision: &Decision, attrs: &Attributes) {
+    fn report(
+        &mut self,
+        state: &State,
+        decision: &Decision,
+        method: &str,
+        path: &str,
+        caller: &str,
+    ) {
         for m in &decision.matched {
             if let Some(id) = state.metrics.per_policy.get(m.policy) {
                 inc(*id);
@@ -428,10 +335,7 @@ impl Rbac {
                     log(
                         LogLevel::Info,
                         &format!(
-                            "audit: {} {}{}: matched AUDIT policy [{name}] rule {}",
-                            attrs.method,
-                            attrs.path,
-                            who(attrs),
+                            "audit: {method} {path}{caller}: matched AUDIT policy [{name}] rule {}",
                             m.rule
                         ),
                     );
@@ -458,10 +362,7 @@ impl Rbac {
                     LogLevel::Debug
                 },
                 &format!(
-                    "dry-run: {} {}{}: shadow {result} by {}; enforced {}",
-                    attrs.method,
-                    attrs.path,
-                    who(attrs),
+                    "dry-run: {method} {path}{caller}: shadow {result} by {}; enforced {}",
                     describe(&shadow, state),
                     if decision.enforced.allowed {
                         "allowed"
@@ -481,18 +382,64 @@ impl Rbac {
     }
 }
 
-/// ` (peer=…, principal=…)` for log lines, when known.
-fn who(a: &Attributes) -> String {
+/// The connection properties the policies need, one host call each.
+fn connection(config: &Config) -> Connection {
+    let needs = config.engine.needs();
+    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let ip = |path: &[&str]| host::property_string(path).and_then(|a| parse_address_ip(&a));
+    Connection {
+        peer_ip: if needs.peer_ip || needs.remote_ip {
+            ip(&["source", "address"])
+        } else {
+            None
+        },
+        destination_ip: if needs.destination_ip {
+            ip(&["destination", "address"])
+        } else {
+            None
+        },
+        destination_port: if needs.destination_port {
+            host::property_i64(&["destination", "port"]).and_then(|p| u32::try_from(p).ok())
+        } else {
+            None
+        },
+        sni: if needs.sni {
+            nonempty(host::property_string(&[
+                "connection",
+                "requested_server_name",
+            ]))
+        } else {
+            None
+        },
+        peer_uri: if needs.peer_uri {
+            nonempty(host::property_string(&[
+                "connection",
+                "uri_san_peer_certificate",
+            ]))
+        } else {
+            None
+        },
+        identity: if needs.identity {
+            hostcalls::get_property(vec![IDENTITY_PROPERTY])
+                .ok()
+                .flatten()
+                .and_then(|b| identity_from_json(&b))
+        } else {
+            None
+        },
+    }
+}
+
+/// ` (peer=…, request_principal=…, source_ip=…)` for log lines, when known.
+fn who(c: &Connection) -> String {
     let mut parts = Vec::new();
-    if let Some(u) = a.peer_uri {
+    if let Some(u) = &c.peer_uri {
         parts.push(format!("peer={u}"));
     }
-    if let Some(id) = a.identity {
+    if let Some(id) = &c.identity {
         parts.push(format!("request_principal={}", id.principal));
     }
-    if let Observed::Known(ip) = a.remote_ip {
-        parts.push(format!("remote_ip={ip}"));
-    } else if let Observed::Known(ip) = a.peer_ip {
+    if let Some(ip) = c.peer_ip {
         parts.push(format!("source_ip={ip}"));
     }
     if parts.is_empty() {

@@ -7,11 +7,14 @@
 //! - [`matcher`]: Istio string patterns and path templates;
 //! - [`principal`]: SPIFFE peer principals, namespaces, JWT request principals;
 //! - [`attributes`]: what a request is evaluated on;
+//! - [`authz`]: one request start to finish (validation, normalisation,
+//!   evaluation) without the host;
 //! - [`policy`]: compiled policies and the DENY > ALLOW > default decision.
 //!
 //! The proxy-wasm glue (`filter`) only exists on `wasm32`.
 
 pub mod attributes;
+pub mod authz;
 pub mod config;
 pub mod json;
 pub mod matcher;
