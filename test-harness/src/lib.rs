@@ -8,6 +8,7 @@
 //! area of the spec. [`scenario`] runs declarative scenario files.
 
 pub mod abi;
+pub mod bench;
 pub mod chain;
 pub mod headers;
 pub mod host;
