@@ -89,12 +89,10 @@ fn send_local_response(status: u32, details: &str, body: &str, headers: &[(&str,
 }
 
 fn set_filter_state(name: &str, value: &str) {
-    // A property path is its segments, each NUL-terminated; this one has one.
-    let mut path = Vec::with_capacity(name.len() + 1);
-    path.extend_from_slice(name.as_bytes());
-    path.push(0);
+    // A one-segment property path is the name itself (segments are
+    // NUL-separated, not NUL-terminated).
     // SAFETY: both buffers are live for the call.
-    let _ = unsafe { proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) };
+    let _ = unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
 }
 
 fn log(level: LogLevel, message: &str) {

@@ -6,15 +6,19 @@
 use std::path::Path;
 use wasmesh::scenario::{run, RunOptions, Scenario};
 
-/// Starts a chain with `config` and returns the error text (with the logs).
-fn refusal(config: serde_json::Value) -> String {
+/// Runs a scenario that expects the chain with `config` to fail to start
+/// with `log` among the plugin's log lines; returns whether it passed and
+/// the report.
+fn refused_with(config: &serde_json::Value, log: &str) -> (bool, String) {
     let yaml = format!(
-        "chain:\n  - name: rbac\n    wasm: rbac\n    config: {config}\nrequests:\n  - request: {{path: /}}\n    expect: {{status: 200}}\n"
+        "chain:\n  - name: rbac\n    wasm: rbac\n    config: {config}\nstart:\n  fails: true\n  error_contains: [\"proxy_on_configure returned false\"]\n  logs_contain: [{log}]\n",
+        log = serde_json::Value::String(log.to_string())
     );
-    let s = Scenario::from_yaml_str(&yaml, Path::new(env!("CARGO_MANIFEST_DIR"))).expect("scenario parses");
+    let s = Scenario::from_yaml_str(&yaml, Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("scenario parses");
     match run(&s, &RunOptions::default()) {
-        Ok(report) => panic!("configuration accepted: {config}\n{report}"),
-        Err(e) => e,
+        Ok(report) => (report.passed(), report.to_string()),
+        Err(e) => (false, e),
     }
 }
 
@@ -63,9 +67,28 @@ fn refused_with_the_field_path() {
         ),
     ];
     for (config, want) in cases {
-        let e = refusal(config.clone());
-        assert!(e.contains(want), "config {config}\nexpected: {want}\ngot: {e}");
+        let (ok, report) = refused_with(&config, want);
+        assert!(
+            ok,
+            "config {config}\nexpected the log line: {want}\n{report}"
+        );
     }
+}
+
+#[test]
+fn the_check_can_fail() {
+    // A valid configuration starts, so expecting a refusal fails...
+    let (ok, _) = refused_with(
+        &serde_json::json!({"policies": [{"name": "p", "rules": [{}]}]}),
+        "invalid configuration",
+    );
+    assert!(!ok);
+    // ...and a refusal with another message does not satisfy the expectation.
+    let (ok, _) = refused_with(
+        &serde_json::json!({"policies": [{"name": "p", "action": "NOPE"}]}),
+        "policies[1]",
+    );
+    assert!(!ok);
 }
 
 #[test]

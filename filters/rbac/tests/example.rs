@@ -12,7 +12,11 @@ fn example_config_is_the_scenario_config() {
     let text = std::fs::read_to_string(dir.join("config.json")).expect("config.json");
     let file: serde_json::Value = serde_json::from_str(&text).expect("config.json is JSON");
     let s = Scenario::from_file(&dir.join("scenario.yaml")).expect("scenario.yaml");
-    let inline = yaml_to_json(s.spec.chain[0].config.as_ref().expect("config")).expect("config as JSON");
-    assert_eq!(file, inline, "examples/rbac/config.json and scenario.yaml differ");
+    let inline =
+        yaml_to_json(s.spec.chain[0].config.as_ref().expect("config")).expect("config as JSON");
+    assert_eq!(
+        file, inline,
+        "examples/rbac/config.json and scenario.yaml differ"
+    );
     rbac::config::Config::from_json(text.as_bytes()).expect("the example configuration compiles");
 }

@@ -82,7 +82,10 @@ fn hundred_policies_of_five_rules_within_budget() {
         "rbac 100x5: median {:.0} ns, best {:.0} ns, empty chain {:.0} ns => filter cost median {:.0} ns, best {:.0} ns",
         step.median_ns, best, base, cost_median, cost_best
     );
-    assert!(cost_best <= 5000.0, "filter cost {cost_best:.0} ns > 5 µs\n{figures}");
+    assert!(
+        cost_best <= 5000.0,
+        "filter cost {cost_best:.0} ns > 5 µs\n{figures}"
+    );
 }
 
 #[test]
