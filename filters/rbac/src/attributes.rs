@@ -2,10 +2,11 @@
 //! derivations the glue needs to build them (client address behind trusted
 //! proxies, host forms, method check).
 
+use crate::headers::Headers;
+use std::borrow::Cow;
 use std::net::IpAddr;
 use wasmesh_common::cidr::parse_address_ip;
 use wasmesh_common::identity::Identity;
-use wasmesh_common::HeaderMap;
 
 /// A connection attribute the host may fail to provide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,32 +35,43 @@ impl<T> Observed<T> {
 /// port. A `hosts` value matches when it matches any of them, so
 /// `api.example.com` matches `API.example.com:8443` and `api.example.com.`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HostForms {
-    forms: Vec<String>,
+pub struct HostForms<'a> {
+    /// The authority, lower-cased.
+    lower: Cow<'a, str>,
+    /// `name:port` when the name had a trailing dot and a port (rare).
+    undotted_with_port: Option<String>,
+    /// Length of the bare name (no port, no trailing dot) within `lower`,
+    /// when it differs from `lower`.
+    bare: Option<usize>,
 }
 
-impl HostForms {
+impl<'a> HostForms<'a> {
     /// Derives the forms of `authority`.
-    pub fn new(authority: &str) -> HostForms {
-        let raw = authority.to_ascii_lowercase();
-        let (name, port) = split_host_port(&raw);
-        let name_nodot = name.strip_suffix('.').unwrap_or(name);
-        let mut forms = vec![raw.clone()];
-        let with_port = match port {
-            Some(p) => format!("{name_nodot}:{p}"),
-            None => name_nodot.to_string(),
+    pub fn new(authority: &'a str) -> HostForms<'a> {
+        let lower = if authority.bytes().any(|c| c.is_ascii_uppercase()) {
+            Cow::Owned(authority.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(authority)
         };
-        for f in [with_port, name_nodot.to_string()] {
-            if !forms.contains(&f) {
-                forms.push(f);
-            }
+        let (name, port) = split_host_port(&lower);
+        let name_nodot = name.strip_suffix('.').unwrap_or(name);
+        let undotted_with_port = match port {
+            Some(p) if name_nodot.len() != name.len() => Some(format!("{name_nodot}:{p}")),
+            _ => None,
+        };
+        let bare = (name_nodot.len() != lower.len()).then_some(name_nodot.len());
+        HostForms {
+            lower,
+            undotted_with_port,
+            bare,
         }
-        HostForms { forms }
     }
 
     /// The distinct forms, the request's own (lower-cased) first.
-    pub fn forms(&self) -> &[String] {
-        &self.forms
+    pub fn forms(&self) -> impl Iterator<Item = &str> + '_ {
+        std::iter::once(self.lower.as_ref())
+            .chain(self.undotted_with_port.as_deref())
+            .chain(self.bare.map(|n| &self.lower[..n]))
     }
 }
 
@@ -104,7 +116,7 @@ pub fn valid_method(method: &str) -> bool {
 /// itself, 1: the last `x-forwarded-for` entry, ...). When the chain is
 /// shorter, or that entry is not an IP address, the peer address is used, as
 /// Envoy does with `xff_num_trusted_hops`.
-pub fn remote_ip(headers: &HeaderMap, peer: Observed<IpAddr>, trusted: u32) -> Observed<IpAddr> {
+pub fn remote_ip(headers: &Headers, peer: Observed<IpAddr>, trusted: u32) -> Observed<IpAddr> {
     if trusted == 0 {
         return peer;
     }
@@ -160,13 +172,13 @@ pub fn identity_from_json(bytes: &[u8]) -> Option<Identity> {
 #[derive(Debug, Clone)]
 pub struct Attributes<'a> {
     /// Request headers (pseudo-headers included).
-    pub headers: &'a HeaderMap,
+    pub headers: &'a Headers<'a>,
     /// `:method`.
     pub method: &'a str,
     /// The normalised path (no query).
     pub path: &'a str,
     /// Forms of `:authority` (empty when no policy matches hosts).
-    pub host: HostForms,
+    pub host: HostForms<'a>,
     /// Peer address (`source.address`).
     pub peer_ip: Observed<IpAddr>,
     /// Original client address (see [`remote_ip`]).
@@ -187,7 +199,7 @@ impl<'a> Attributes<'a> {
     /// Attributes with only headers, method and path known; connection
     /// attributes `Unknown`, no TLS, no identity (tests and benchmarks fill
     /// in the rest).
-    pub fn new(headers: &'a HeaderMap, method: &'a str, path: &'a str) -> Self {
+    pub fn new(headers: &'a Headers<'a>, method: &'a str, path: &'a str) -> Self {
         Attributes {
             headers,
             method,
@@ -261,7 +273,9 @@ mod tests {
             ("", &[""]),
         ];
         for (authority, want) in cases {
-            assert_eq!(HostForms::new(authority).forms(), *want, "{authority}");
+            let forms = HostForms::new(authority);
+            let got: Vec<&str> = forms.forms().collect();
+            assert_eq!(got, *want, "{authority}");
         }
     }
 
@@ -278,22 +292,26 @@ mod tests {
     #[test]
     fn client_address_behind_proxies() {
         let peer = Observed::Known(ip("10.0.0.9"));
+        use wasmesh_common::HeaderMap;
         let one = HeaderMap::from_slice(&[("x-forwarded-for", "203.0.113.7, 198.51.100.2")]);
         let two = HeaderMap::from_slice(&[
             ("x-forwarded-for", "203.0.113.7"),
             ("x-forwarded-for", "198.51.100.2"),
         ]);
+        let (one, two) = (Headers::from_map(&one), Headers::from_map(&two));
         for h in [&one, &two] {
             assert_eq!(remote_ip(h, peer, 0), peer);
             assert_eq!(remote_ip(h, peer, 1), Observed::Known(ip("198.51.100.2")));
             assert_eq!(remote_ip(h, peer, 2), Observed::Known(ip("203.0.113.7")));
             assert_eq!(remote_ip(h, peer, 3), peer, "chain too short: the peer");
         }
-        let none = HeaderMap::new();
+        let none = Headers::default();
         assert_eq!(remote_ip(&none, peer, 1), peer);
         let junk = HeaderMap::from_slice(&[("x-forwarded-for", "unknown")]);
+        let junk = Headers::from_map(&junk);
         assert_eq!(remote_ip(&junk, peer, 1), peer);
         let v6 = HeaderMap::from_slice(&[("x-forwarded-for", "2001:db8::7")]);
+        let v6 = Headers::from_map(&v6);
         assert_eq!(remote_ip(&v6, peer, 1), Observed::Known(ip("2001:db8::7")));
         assert_eq!(remote_ip(&v6, Observed::Unknown, 0), Observed::Unknown);
     }

@@ -7,11 +7,12 @@
 
 use crate::attributes::{remote_ip, valid_method, Attributes, HostForms, Observed};
 use crate::config::Config;
+use crate::headers::Headers;
 use crate::path::{normalize, NormalizedPath};
 use crate::policy::Decision;
+use std::borrow::Cow;
 use std::net::IpAddr;
 use wasmesh_common::identity::Identity;
-use wasmesh_common::HeaderMap;
 
 /// Connection attributes, as the host reported them. Fields the policies do
 /// not need may be left at their defaults.
@@ -33,13 +34,13 @@ pub struct Connection {
 
 /// The outcome for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Verdict<'a> {
     /// Refused with 400 before any policy ran.
     BadRequest(String),
     /// Policies evaluated.
     Checked {
         /// The normalised path (and the query to forward).
-        path: NormalizedPath,
+        path: NormalizedPath<'a>,
         /// What the policies decided.
         decision: Decision,
     },
@@ -47,23 +48,23 @@ pub enum Verdict {
 
 /// Validates, normalises and evaluates one request. `raw_path` is the exact
 /// bytes of `:path` (the header map may hold a lossy copy).
-pub fn authorize(
+pub fn authorize<'a>(
     config: &Config,
-    headers: &HeaderMap,
-    raw_path: &[u8],
+    headers: &Headers,
+    raw_path: &'a [u8],
     conn: &Connection,
-) -> Verdict {
+) -> Verdict<'a> {
+    let (methods, paths) = headers.pseudo_counts();
     let method = headers.method();
-    if headers.count(":method") != 1 || !valid_method(method) {
+    if methods != 1 || !valid_method(method) {
         return Verdict::BadRequest("method must be one upper-case token".into());
     }
-    let paths = headers.count(":path");
     if paths > 1 {
         return Verdict::BadRequest("several :path headers".into());
     }
     let path = if paths == 0 && method == "CONNECT" {
         NormalizedPath {
-            path: String::new(),
+            path: Cow::Borrowed(""),
             query: None,
         }
     } else {

@@ -440,7 +440,7 @@ impl RbacConfig {
             return Err(root.field("numTrustedProxies").error("at most 64"));
         }
         Ok(Config {
-            engine: Engine { policies, needs },
+            engine: Engine::new(policies, needs),
             deny: DenyResponse {
                 status: d.status,
                 body: d.body.clone(),
@@ -714,7 +714,16 @@ fn compile_operation(
     needs: &mut Needs,
 ) -> Result<Vec<Condition>, ConfigError> {
     let mut c = Vec::new();
+    // Paths and methods first: cheapest and most selective.
     let fields: [FieldSpec; 4] = [
+        ("paths", "notPaths", &o.paths, &o.not_paths, Kind::Paths),
+        (
+            "methods",
+            "notMethods",
+            &o.methods,
+            &o.not_methods,
+            Kind::Methods,
+        ),
         ("hosts", "notHosts", &o.hosts, &o.not_hosts, Kind::Hosts),
         (
             "ports",
@@ -723,14 +732,6 @@ fn compile_operation(
             &o.not_ports,
             Kind::DestinationPort,
         ),
-        (
-            "methods",
-            "notMethods",
-            &o.methods,
-            &o.not_methods,
-            Kind::Methods,
-        ),
-        ("paths", "notPaths", &o.paths, &o.not_paths, Kind::Paths),
     ];
     for (yes, no, values, not_values, kind) in fields {
         field(&mut c, path, (yes, no), (values, not_values), kind, needs)?;

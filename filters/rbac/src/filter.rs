@@ -1,21 +1,24 @@
 //! Proxy-wasm glue: reads the request, asks the engine, applies the answer.
 //!
-//! Per request: one host call for all request headers, one property read per
-//! attribute the policies use (see [`crate::policy::Needs`]), one metric
-//! increment per counter touched, and `:path` is rewritten only when
-//! normalisation changed it.
+//! Per request: one host call for all request headers (read in place), one
+//! property read per connection attribute the policies use (see
+//! [`crate::policy::Needs`]), one metric increment per counter touched, and
+//! `:path` is rewritten only when normalisation changed it. Log lines are
+//! assembled without `format!` machinery and only when they will be kept.
 
 use crate::attributes::identity_from_json;
 use crate::authz::{authorize, Connection, Verdict};
 use crate::config::Config;
+use crate::headers::Headers;
 use crate::policy::{Decision, Match, Outcome};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType, Status};
+use std::net::IpAddr;
+use std::ptr::null_mut;
 use std::rc::Rc;
 use wasmesh_common::cidr::parse_address_ip;
-use wasmesh_common::identity::IDENTITY_PROPERTY;
-use wasmesh_common::{host, HeaderMap};
+use wasmesh_common::host;
 
 const NAME: &str = "rbac";
 
@@ -24,10 +27,11 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { state: None }) });
 }}
 
+// Raw host calls, declared here because the SDK's wrappers either lack an
+// argument (`details` of a local reply), copy more than needed (header maps
+// into owned strings), or panic on a status the host may legitimately return.
 #[link(wasm_import_module = "env")]
 extern "C" {
-    // Declared here (the SDK's wrapper has no `details` argument and panics
-    // on errors) so that the response code details can name the policy.
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -38,14 +42,61 @@ extern "C" {
         headers_size: usize,
         grpc_status: i32,
     ) -> Status;
-    // The SDK's `set_property` panics when the host refuses; filter state is
-    // best effort here.
     fn proxy_set_property(
         path_data: *const u8,
         path_size: usize,
         value_data: *const u8,
         value_size: usize,
     ) -> Status;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> Status;
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> Status;
+}
+
+/// Takes ownership of a buffer the host allocated through the SDK's
+/// `proxy_on_memory_allocate` (the global allocator).
+///
+/// SAFETY: `data`/`size` must come from a successful host call that
+/// allocated them with `proxy_on_memory_allocate`.
+unsafe fn host_buffer(data: *mut u8, size: usize) -> Option<Vec<u8>> {
+    if data.is_null() {
+        return None;
+    }
+    Some(Vec::from_raw_parts(data, size, size))
+}
+
+/// The request header map, serialised (see [`Headers::parse`]).
+fn request_header_buffer() -> Vec<u8> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: out-pointers to locals; the buffer is taken over below.
+    match unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) } {
+        Status::Ok => unsafe { host_buffer(data, size) }.unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// A property by its NUL-separated path (`b"source\0address"`).
+fn property(path: &[u8]) -> Option<Vec<u8>> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: `path` is live; out-pointers to locals.
+    match unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) } {
+        Status::Ok => unsafe { host_buffer(data, size) },
+        _ => None,
+    }
+}
+
+fn property_text(path: &[u8]) -> Option<String> {
+    property(path)
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|s| !s.is_empty())
 }
 
 /// Proxy-wasm map serialisation: count, (key len, value len)*, then each
@@ -72,7 +123,10 @@ fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
 }
 
 fn send_local_response(status: u32, details: &str, body: &str, headers: &[(&str, &str)]) {
-    let h = serialize_pairs(headers);
+    send_local_response_raw(status, details, body, &serialize_pairs(headers));
+}
+
+fn send_local_response_raw(status: u32, details: &str, body: &str, h: &[u8]) {
     // SAFETY: every pointer/length pair describes a live buffer for the call.
     let _ = unsafe {
         proxy_send_local_response(
@@ -99,16 +153,11 @@ fn log(level: LogLevel, message: &str) {
     host::log(level, NAME, message);
 }
 
-/// Metric ids, defined once per VM.
-struct Metrics {
-    allowed: u32,
-    denied: u32,
-    shadow_allowed: u32,
-    shadow_denied: u32,
-    logged: u32,
-    not_logged: u32,
-    invalid_request: u32,
-    per_policy: Vec<u32>,
+/// The host's log level, asked once per second (on the root context's tick)
+/// rather than on every request: debug lines are only assembled when they
+/// will be kept, and allowed requests make no host call for it.
+fn host_log_level() -> u32 {
+    hostcalls::get_log_level().map_or(LogLevel::Trace as u32, |l| l as u32)
 }
 
 fn counter(name: &str) -> u32 {
@@ -121,9 +170,41 @@ fn inc(id: u32) {
     }
 }
 
-impl Metrics {
-    fn define(config: &Config) -> Metrics {
-        Metrics {
+/// Metric ids, defined once per VM.
+struct Metrics {
+    allowed: u32,
+    denied: u32,
+    shadow_allowed: u32,
+    shadow_denied: u32,
+    logged: u32,
+    not_logged: u32,
+    invalid_request: u32,
+}
+
+/// What is known about a policy once configured: its counter and the words
+/// used about it in responses and logs.
+struct PolicyInfo {
+    matched: u32,
+    /// `rbac_access_denied_matched_policy[<name>]`.
+    details: String,
+    /// `DENY policy [<name>]`.
+    label: String,
+}
+
+struct State {
+    config: Config,
+    metrics: Metrics,
+    policies: Vec<PolicyInfo>,
+    has_audit: bool,
+    /// The deny response headers, serialised once.
+    deny_headers: Vec<u8>,
+    /// The host's log level (see [`host_log_level`]).
+    log_level: std::cell::Cell<u32>,
+}
+
+impl State {
+    fn new(config: Config) -> State {
+        let metrics = Metrics {
             allowed: counter("rbac.allowed"),
             denied: counter("rbac.denied"),
             shadow_allowed: counter("rbac.shadow_allowed"),
@@ -131,20 +212,60 @@ impl Metrics {
             logged: counter("rbac.logged"),
             not_logged: counter("rbac.not_logged"),
             invalid_request: counter("rbac.invalid_request"),
-            per_policy: config
-                .engine
-                .policies()
-                .iter()
-                .map(|p| counter(&format!("rbac.policy.{}.matched", p.name())))
-                .collect(),
+        };
+        let policies = config
+            .engine
+            .policies()
+            .iter()
+            .map(|p| PolicyInfo {
+                matched: counter(&format!("rbac.policy.{}.matched", p.name())),
+                details: format!("rbac_access_denied_matched_policy[{}]", p.name()),
+                label: format!("{} policy [{}]", p.action().as_str(), p.name()),
+            })
+            .collect();
+        let deny = &config.deny;
+        let mut hdrs: Vec<(&str, &str)> = deny
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if !deny.body.is_empty() && !deny.headers.iter().any(|(k, _)| k == "content-type") {
+            hdrs.push(("content-type", "text/plain"));
+        }
+        let deny_headers = serialize_pairs(&hdrs);
+        State {
+            has_audit: config.engine.has_audit(),
+            deny_headers,
+            log_level: std::cell::Cell::new(host_log_level()),
+            config,
+            metrics,
+            policies,
         }
     }
-}
 
-struct State {
-    config: Config,
-    metrics: Metrics,
-    has_audit: bool,
+    fn enabled(&self, level: LogLevel) -> bool {
+        self.log_level.get() <= level as u32
+    }
+
+    fn name(&self, m: Option<Match>) -> &str {
+        match m {
+            Some(m) => self.config.engine.policies()[m.policy].name(),
+            None => "none",
+        }
+    }
+
+    /// `DENY policy [x] rule 2` / `no ALLOW policy matched`.
+    fn describe(&self, line: &mut String, o: &Outcome) {
+        match o.by {
+            Some(m) => {
+                line.push_str(&self.policies[m.policy].label);
+                line.push_str(" rule ");
+                push_number(line, m.rule as u64);
+            }
+            None if o.allowed => line.push_str("no ALLOW policy exists"),
+            None => line.push_str("no ALLOW policy matched"),
+        }
+    }
 }
 
 struct Root {
@@ -158,19 +279,20 @@ impl RootContext for Root {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         match Config::from_json(&bytes) {
             Ok(config) => {
-                let metrics = Metrics::define(&config);
-                let has_audit = config.engine.has_audit();
-                self.state = Some(Rc::new(State {
-                    config,
-                    metrics,
-                    has_audit,
-                }));
+                self.state = Some(Rc::new(State::new(config)));
+                self.set_tick_period(std::time::Duration::from_secs(1));
                 true
             }
             Err(e) => {
                 host::log_config_error(NAME, &e);
                 false
             }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(state) = &self.state {
+            state.log_level.set(host_log_level());
         }
     }
 
@@ -195,117 +317,198 @@ struct Rbac {
 
 impl Context for Rbac {}
 
-fn describe(o: &Outcome, state: &State) -> String {
-    match o.by {
-        Some(m) => {
-            let p = &state.config.engine.policies()[m.policy];
-            format!(
-                "{} policy [{}] rule {}",
-                p.action().as_str(),
-                p.name(),
-                m.rule
-            )
+fn push_number(line: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
-        None if o.allowed => "no ALLOW policy exists".to_string(),
-        None => "no ALLOW policy matched".to_string(),
+    }
+    for &d in &digits[i..] {
+        line.push(d as char);
     }
 }
 
-fn policy_name(m: Option<Match>, state: &State) -> &str {
-    match m {
-        Some(m) => state.config.engine.policies()[m.policy].name(),
-        None => "none",
+fn push_ip(line: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    line.push('.');
+                }
+                push_number(line, u64::from(*o));
+            }
+        }
+        IpAddr::V6(v6) => line.push_str(&v6.to_string()),
     }
+}
+
+/// ` (peer=…, request_principal=…, source_ip=…)`, the parts that are known.
+fn push_who(line: &mut String, c: &Connection) {
+    let mut first = true;
+    let mut sep = |line: &mut String| {
+        line.push_str(if first { " (" } else { ", " });
+        first = false;
+    };
+    if let Some(u) = &c.peer_uri {
+        sep(line);
+        line.push_str("peer=");
+        line.push_str(u);
+    }
+    if let Some(id) = &c.identity {
+        sep(line);
+        line.push_str("request_principal=");
+        line.push_str(&id.principal);
+    }
+    if let Some(ip) = c.peer_ip {
+        sep(line);
+        line.push_str("source_ip=");
+        push_ip(line, ip);
+    }
+    if !first {
+        line.push(')');
+    }
+}
+
+/// `<what>: <METHOD> <path> (who…): ` — the common start of a log line.
+fn line_start(what: &str, method: &str, path: &str, conn: &Connection) -> String {
+    let mut line = String::with_capacity(192);
+    line.push_str(what);
+    line.push_str(": ");
+    line.push_str(method);
+    line.push(' ');
+    line.push_str(path);
+    push_who(&mut line, conn);
+    line.push_str(": ");
+    line
 }
 
 /// Truncated, escaped text of a client-supplied value for a log line.
-fn loggable(bytes: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]);
-    format!("\"{}\"", crate::json::escape(&s))
+fn loggable(line: &mut String, text: &str) {
+    let end = text.char_indices().nth(256).map_or(text.len(), |(i, _)| i);
+    line.push('"');
+    line.push_str(&crate::json::escape(&text[..end]));
+    line.push('"');
+}
+
+/// The connection properties the policies need, one host call each.
+fn connection(config: &Config) -> Connection {
+    let needs = config.engine.needs();
+    let ip = |path: &[u8]| property_text(path).and_then(|a| parse_address_ip(&a));
+    Connection {
+        peer_ip: if needs.peer_ip || needs.remote_ip {
+            ip(b"source\0address")
+        } else {
+            None
+        },
+        destination_ip: if needs.destination_ip {
+            ip(b"destination\0address")
+        } else {
+            None
+        },
+        destination_port: if needs.destination_port {
+            property(b"destination\0port")
+                .and_then(|b| {
+                    b.get(..8)
+                        .and_then(|b| b.try_into().ok())
+                        .map(i64::from_le_bytes)
+                })
+                .and_then(|p| u32::try_from(p).ok())
+        } else {
+            None
+        },
+        sni: if needs.sni {
+            property_text(b"connection\0requested_server_name")
+        } else {
+            None
+        },
+        peer_uri: if needs.peer_uri {
+            property_text(b"connection\0uri_san_peer_certificate")
+        } else {
+            None
+        },
+        identity: if needs.identity {
+            property(wasmesh_common::identity::IDENTITY_PROPERTY.as_bytes())
+                .and_then(|b| identity_from_json(&b))
+        } else {
+            None
+        },
+    }
 }
 
 impl Rbac {
     fn decide(&mut self, state: &State) -> Action {
         let config = &state.config;
-        let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-        let raw_path: Vec<u8> = pairs
-            .iter()
-            .find(|(k, _)| k == ":path")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        let headers = HeaderMap::from_pairs(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-                .collect(),
-        );
+        let buffer = request_header_buffer();
+        let headers = Headers::parse(&buffer).unwrap_or_default();
+        let raw_path = headers.get(":path").unwrap_or("").as_bytes();
         let conn = connection(config);
-        let (path, decision) = match authorize(config, &headers, &raw_path, &conn) {
+        let (path, decision) = match authorize(config, &headers, raw_path, &conn) {
             Verdict::BadRequest(why) => {
                 inc(state.metrics.invalid_request);
-                log(
-                    LogLevel::Info,
-                    &format!(
-                        "bad request: {} {}: {why}",
-                        loggable(headers.method().as_bytes()),
-                        loggable(&raw_path)
-                    ),
-                );
+                let mut line = String::from("bad request: ");
+                loggable(&mut line, headers.method());
+                line.push(' ');
+                loggable(&mut line, headers.get(":path").unwrap_or(""));
+                line.push_str(": ");
+                line.push_str(&why);
+                log(LogLevel::Info, &line);
                 send_local_response(400, "rbac_invalid_request", "", &[]);
                 return Action::Pause;
             }
             Verdict::Checked { path, decision } => (path, decision),
         };
         let method = headers.method();
-        let caller = who(&conn);
-        self.report(state, &decision, method, &path.path, &caller);
+        self.report(state, &decision, method, &path.path, &conn);
 
         if !decision.enforced.allowed {
             inc(state.metrics.denied);
-            let name = policy_name(decision.enforced.by, state);
-            let details = format!("rbac_access_denied_matched_policy[{name}]");
-            log(
-                LogLevel::Info,
-                &format!(
-                    "access denied: {method} {}{caller}: {} ({details})",
-                    path.path,
-                    describe(&decision.enforced, state)
-                ),
-            );
+            let details = match decision.enforced.by {
+                Some(m) => state.policies[m.policy].details.as_str(),
+                None => "rbac_access_denied_matched_policy[none]",
+            };
+            let mut line = line_start("access denied", method, &path.path, &conn);
+            state.describe(&mut line, &decision.enforced);
+            line.push_str(" (");
+            line.push_str(details);
+            line.push(')');
+            log(LogLevel::Info, &line);
             let deny = &config.deny;
-            let mut hdrs: Vec<(&str, &str)> = deny
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            if !deny.body.is_empty() && !deny.headers.iter().any(|(k, _)| k == "content-type") {
-                hdrs.push(("content-type", "text/plain"));
+            match &self.dry_run_header {
+                None => {
+                    send_local_response_raw(deny.status, details, &deny.body, &state.deny_headers)
+                }
+                Some((k, v)) => {
+                    let mut hdrs: Vec<(&str, &str)> = deny
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    if !deny.body.is_empty()
+                        && !deny.headers.iter().any(|(k, _)| k == "content-type")
+                    {
+                        hdrs.push(("content-type", "text/plain"));
+                    }
+                    hdrs.push((k.as_str(), v.as_str()));
+                    send_local_response(deny.status, details, &deny.body, &hdrs);
+                }
             }
-            if let Some((k, v)) = &self.dry_run_header {
-                hdrs.push((k.as_str(), v.as_str()));
-            }
-            send_local_response(deny.status, &details, &deny.body, &hdrs);
             return Action::Pause;
         }
 
         inc(state.metrics.allowed);
-        log(
-            LogLevel::Debug,
-            &format!(
-                "allowed: {method} {}{caller}: {}",
-                path.path,
-                describe(&decision.enforced, state)
-            ),
-        );
-        if !path.path.is_empty() {
-            let forwarded = path.forwarded();
-            if forwarded.as_bytes() != raw_path.as_slice() {
-                let _ = hostcalls::set_map_value(
-                    MapType::HttpRequestHeaders,
-                    ":path",
-                    Some(&forwarded),
-                );
-            }
+        if state.enabled(LogLevel::Debug) {
+            let mut line = line_start("allowed", method, &path.path, &conn);
+            state.describe(&mut line, &decision.enforced);
+            log(LogLevel::Debug, &line);
+        }
+        if let Some(forwarded) = path.forwarded_if_changed(raw_path) {
+            let _ =
+                hostcalls::set_map_value(MapType::HttpRequestHeaders, ":path", Some(&forwarded));
         }
         Action::Continue
     }
@@ -317,26 +520,26 @@ impl Rbac {
         decision: &Decision,
         method: &str,
         path: &str,
-        caller: &str,
+        conn: &Connection,
     ) {
         for m in &decision.matched {
-            if let Some(id) = state.metrics.per_policy.get(m.policy) {
-                inc(*id);
-            }
+            inc(state.policies[m.policy].matched);
         }
         if state.has_audit {
             match decision.audit {
                 Some(m) => {
                     inc(state.metrics.logged);
-                    let name = policy_name(Some(m), state);
-                    set_filter_state("wasmesh.rbac.audit_policy", name);
-                    log(
-                        LogLevel::Info,
-                        &format!(
-                            "audit: {method} {path}{caller}: matched AUDIT policy [{name}] rule {}",
-                            m.rule
-                        ),
+                    set_filter_state("wasmesh.rbac.audit_policy", state.name(Some(m)));
+                    let mut line = line_start("audit", method, path, conn);
+                    line.push_str("matched ");
+                    state.describe(
+                        &mut line,
+                        &Outcome {
+                            allowed: true,
+                            by: Some(m),
+                        },
                     );
+                    log(LogLevel::Info, &line);
                 }
                 None => inc(state.metrics.not_logged),
             }
@@ -350,100 +553,36 @@ impl Rbac {
             });
             set_filter_state("wasmesh.rbac.shadow_result", result);
             if shadow.by.is_some() {
-                set_filter_state("wasmesh.rbac.shadow_policy", policy_name(shadow.by, state));
+                set_filter_state("wasmesh.rbac.shadow_policy", state.name(shadow.by));
             }
-            let differs = shadow.allowed != decision.enforced.allowed;
-            log(
-                if differs {
-                    LogLevel::Info
+            let level = if shadow.allowed != decision.enforced.allowed {
+                LogLevel::Info
+            } else {
+                LogLevel::Debug
+            };
+            if level == LogLevel::Info || state.enabled(level) {
+                let mut line = line_start("dry-run", method, path, conn);
+                line.push_str("shadow ");
+                line.push_str(result);
+                line.push_str(" by ");
+                state.describe(&mut line, &shadow);
+                line.push_str("; enforced ");
+                line.push_str(if decision.enforced.allowed {
+                    "allowed"
                 } else {
-                    LogLevel::Debug
-                },
-                &format!(
-                    "dry-run: {method} {path}{caller}: shadow {result} by {}; enforced {}",
-                    describe(&shadow, state),
-                    if decision.enforced.allowed {
-                        "allowed"
-                    } else {
-                        "denied"
-                    }
-                ),
-            );
+                    "denied"
+                });
+                log(level, &line);
+            }
             if let Some(h) = &state.config.dry_run_header {
-                let value = match shadow.by {
-                    Some(m) => format!("{result}; policy={}", policy_name(Some(m), state)),
-                    None => result.to_string(),
-                };
+                let mut value = String::from(result);
+                if shadow.by.is_some() {
+                    value.push_str("; policy=");
+                    value.push_str(state.name(shadow.by));
+                }
                 self.dry_run_header = Some((h.clone(), value));
             }
         }
-    }
-}
-
-/// The connection properties the policies need, one host call each.
-fn connection(config: &Config) -> Connection {
-    let needs = config.engine.needs();
-    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
-    let ip = |path: &[&str]| host::property_string(path).and_then(|a| parse_address_ip(&a));
-    Connection {
-        peer_ip: if needs.peer_ip || needs.remote_ip {
-            ip(&["source", "address"])
-        } else {
-            None
-        },
-        destination_ip: if needs.destination_ip {
-            ip(&["destination", "address"])
-        } else {
-            None
-        },
-        destination_port: if needs.destination_port {
-            host::property_i64(&["destination", "port"]).and_then(|p| u32::try_from(p).ok())
-        } else {
-            None
-        },
-        sni: if needs.sni {
-            nonempty(host::property_string(&[
-                "connection",
-                "requested_server_name",
-            ]))
-        } else {
-            None
-        },
-        peer_uri: if needs.peer_uri {
-            nonempty(host::property_string(&[
-                "connection",
-                "uri_san_peer_certificate",
-            ]))
-        } else {
-            None
-        },
-        identity: if needs.identity {
-            hostcalls::get_property(vec![IDENTITY_PROPERTY])
-                .ok()
-                .flatten()
-                .and_then(|b| identity_from_json(&b))
-        } else {
-            None
-        },
-    }
-}
-
-/// ` (peer=…, request_principal=…, source_ip=…)` for log lines, when known.
-fn who(c: &Connection) -> String {
-    let mut parts = Vec::new();
-    if let Some(u) = &c.peer_uri {
-        parts.push(format!("peer={u}"));
-    }
-    if let Some(id) = &c.identity {
-        parts.push(format!("request_principal={}", id.principal));
-    }
-    if let Some(ip) = c.peer_ip {
-        parts.push(format!("source_ip={ip}"));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join(", "))
     }
 }
 

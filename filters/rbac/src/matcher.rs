@@ -249,6 +249,22 @@ impl PathTemplate {
         })
     }
 
+    /// The literal text every matching path starts with: `/api/v1/` for
+    /// `/api/v1/{*}/items`, `/` for `/{*}`.
+    pub fn literal_prefix(&self) -> String {
+        let mut out = String::from("/");
+        for seg in &self.head {
+            match seg {
+                Segment::Literal(l) => {
+                    out.push_str(l);
+                    out.push('/');
+                }
+                Segment::One => return out,
+            }
+        }
+        out
+    }
+
     /// Whether the whole of `path` (normalised, no query) matches.
     pub fn matches(&self, path: &str) -> bool {
         let Some(mut rest) = path.strip_prefix('/') else {

@@ -19,6 +19,7 @@
 //! The result is what every policy sees and, when it differs from what the
 //! client sent, what the upstream receives.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// How far normalisation goes — Istio's `meshConfig.pathNormalization` names.
@@ -69,22 +70,34 @@ impl fmt::Display for PathError {
     }
 }
 
-/// A normalised request target.
+/// A normalised request target (borrowing the request's own text when it
+/// was already normal).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NormalizedPath {
+pub struct NormalizedPath<'a> {
     /// The normalised path, without query or fragment: what policies match.
-    pub path: String,
+    pub path: Cow<'a, str>,
     /// The query string as sent (without `?`), if there was one.
-    pub query: Option<String>,
+    pub query: Option<Cow<'a, str>>,
 }
 
-impl NormalizedPath {
+impl NormalizedPath<'_> {
+    /// The `:path` to forward when it differs from `raw` (normalisation
+    /// changed the path, or a fragment was dropped); `None` when `raw` can go
+    /// as it is.
+    pub fn forwarded_if_changed(&self, raw: &[u8]) -> Option<String> {
+        if matches!(self.path, Cow::Borrowed(_)) && !raw.contains(&b'#') {
+            return None;
+        }
+        let f = self.forwarded();
+        (f.as_bytes() != raw).then_some(f)
+    }
+
     /// The `:path` to forward: normalised path plus the original query
     /// (the fragment, if any, is dropped).
     pub fn forwarded(&self) -> String {
         match &self.query {
             Some(q) => format!("{}?{}", self.path, q),
-            None => self.path.clone(),
+            None => self.path.to_string(),
         }
     }
 }
@@ -111,7 +124,7 @@ fn push_escape(out: &mut Vec<u8>, b: u8) {
 }
 
 /// Normalises a raw `:path` value (query and fragment included).
-pub fn normalize(raw: &[u8], mode: PathNormalization) -> Result<NormalizedPath, PathError> {
+pub fn normalize(raw: &[u8], mode: PathNormalization) -> Result<NormalizedPath<'_>, PathError> {
     let end = raw
         .iter()
         .position(|&c| c == b'?' || c == b'#')
@@ -120,18 +133,27 @@ pub fn normalize(raw: &[u8], mode: PathNormalization) -> Result<NormalizedPath, 
     let query = if rest.first() == Some(&b'?') {
         let q = &rest[1..];
         let q_end = q.iter().position(|&c| c == b'#').unwrap_or(q.len());
-        Some(String::from_utf8_lossy(&q[..q_end]).into_owned())
+        Some(String::from_utf8_lossy(&q[..q_end]))
     } else {
         None
     };
     if path == b"*" {
         return Ok(NormalizedPath {
-            path: "*".into(),
+            path: Cow::Borrowed("*"),
             query,
         });
     }
     if path.first() != Some(&b'/') && path.first() != Some(&b'\\') {
         return Err(PathError::NotAbsolute);
+    }
+    if is_normal(path, mode.merges()) {
+        // Nothing to decode, resolve or merge (most requests): borrowed.
+        if let Ok(p) = std::str::from_utf8(path) {
+            return Ok(NormalizedPath {
+                path: Cow::Borrowed(p),
+                query,
+            });
+        }
     }
 
     // Steps 2 and 3: decode, escape, validate.
@@ -182,8 +204,36 @@ pub fn normalize(raw: &[u8], mode: PathNormalization) -> Result<NormalizedPath, 
         resolved
     };
     // Every byte is ASCII by construction (non-ASCII was escaped).
-    let path = String::from_utf8(out).unwrap_or_default();
+    let path = Cow::Owned(String::from_utf8(out).unwrap_or_default());
     Ok(NormalizedPath { path, query })
+}
+
+/// Whether `path` (starting with `/`) is already in normal form: plain
+/// printable ASCII without `%` or `\\`, no `.`/`..` segment, and no `//` when
+/// slashes are merged.
+fn is_normal(path: &[u8], merge: bool) -> bool {
+    let mut prev = 0u8;
+    let mut seg_start = 0usize;
+    for (i, &c) in path.iter().enumerate() {
+        if !(0x21..0x7f).contains(&c) || c == b'%' || c == b'\\' {
+            return false;
+        }
+        if c == b'/' {
+            if merge && prev == b'/' {
+                return false;
+            }
+            if is_dot_segment(&path[seg_start..i]) {
+                return false;
+            }
+            seg_start = i + 1;
+        }
+        prev = c;
+    }
+    !is_dot_segment(&path[seg_start..])
+}
+
+fn is_dot_segment(seg: &[u8]) -> bool {
+    seg == b"." || seg == b".."
 }
 
 /// RFC 3986 §5.2.4 for an absolute path: `.` segments vanish, `..` removes
@@ -237,7 +287,7 @@ mod tests {
     use PathNormalization::*;
 
     fn norm(raw: &str, mode: PathNormalization) -> Result<String, PathError> {
-        normalize(raw.as_bytes(), mode).map(|n| n.path)
+        normalize(raw.as_bytes(), mode).map(|n| n.path.into_owned())
     }
 
     #[test]
@@ -329,6 +379,17 @@ mod tests {
         let n = normalize(b"/a/../b?x=%2F&y#frag", PathNormalization::Base).unwrap();
         assert_eq!(n.path, "/b");
         assert_eq!(n.query.as_deref(), Some("x=%2F&y"));
+        assert_eq!(
+            n.forwarded_if_changed(b"/a/../b?x=%2F&y#frag").as_deref(),
+            Some("/b?x=%2F&y")
+        );
+        let same = normalize(b"/b?q", PathNormalization::Base).unwrap();
+        assert_eq!(same.forwarded_if_changed(b"/b?q"), None);
+        let frag = normalize(b"/b?q#f", PathNormalization::Base).unwrap();
+        assert_eq!(
+            frag.forwarded_if_changed(b"/b?q#f").as_deref(),
+            Some("/b?q")
+        );
         assert_eq!(n.forwarded(), "/b?x=%2F&y");
         let n = normalize(b"/b#frag", PathNormalization::Base).unwrap();
         assert_eq!(n.forwarded(), "/b");
@@ -356,7 +417,7 @@ mod tests {
     #[test]
     fn result_never_contains_dot_segments() {
         // Exhaustive over short paths built from tricky pieces.
-        let pieces = ["/", ".", "..", "%2e", "a", "\\", "%2F"];
+        let pieces = ["/", ".", "..", "%2e", "a", "\\", "%2F", "//"];
         let mut stack: Vec<String> = vec![String::new()];
         for _ in 0..4 {
             let mut next = Vec::new();
@@ -369,6 +430,14 @@ mod tests {
         }
         for s in stack {
             let raw = format!("/{s}");
+            // The fast path only takes paths the full procedure leaves alone.
+            for merge in [false, true] {
+                if is_normal(raw.as_bytes(), merge) {
+                    let slow = remove_dot_segments(raw.as_bytes());
+                    let slow = if merge { merge_slashes(&slow) } else { slow };
+                    assert_eq!(slow, raw.as_bytes(), "{raw} merge={merge}");
+                }
+            }
             for mode in [Base, MergeSlashes, DecodeAndMergeSlashes] {
                 if let Ok(n) = norm(&raw, mode) {
                     assert!(n.starts_with('/'), "{raw} -> {n}");

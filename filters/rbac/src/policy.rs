@@ -24,6 +24,7 @@
 //! treated the same way (a DENY matches, an ALLOW does not).
 
 use crate::attributes::{Attributes, Observed};
+use crate::index::PathIndex;
 use crate::matcher::{Glob, PathPattern, Pattern, PrefixedPattern};
 use crate::principal::RequestPrincipal;
 use serde_json::Value;
@@ -52,6 +53,11 @@ impl Action {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn mode_for_tests(self) -> Mode {
+        self.mode()
+    }
+
     fn mode(self) -> Mode {
         match self {
             Action::Allow => Mode::Strict,
@@ -62,7 +68,7 @@ impl Action {
 
 /// How ambiguous attributes are read (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// True if true under some reading (DENY, AUDIT).
     Broad,
     /// True only if true under every reading (ALLOW).
@@ -184,7 +190,7 @@ impl Leaf {
                 Observed::Known(p) => ports.contains(&p),
                 Observed::Unknown => mode.unknown(),
             },
-            Leaf::Hosts(ps) => a.host.forms().iter().any(|f| any_pattern(ps, f)),
+            Leaf::Hosts(ps) => a.host.forms().any(|f| any_pattern(ps, f)),
             Leaf::Methods(ps) => any_pattern(ps, a.method),
             Leaf::Paths(ps) => ps.iter().any(|p| p.matches(a.path)),
             Leaf::Header { name, patterns } => header_matches(a, name, patterns, mode),
@@ -237,9 +243,11 @@ pub(crate) struct Rule {
 }
 
 impl Rule {
-    fn matches(&self, a: &Attributes, mode: Mode) -> bool {
-        (self.from.is_empty() || self.from.iter().any(|s| all(s, a, mode)))
-            && (self.to.is_empty() || self.to.iter().any(|o| all(o, a, mode)))
+    /// Operations first: paths and methods are the cheapest and most
+    /// selective checks (AND has no side effects, so order is free).
+    pub(crate) fn matches(&self, a: &Attributes, mode: Mode) -> bool {
+        (self.to.is_empty() || self.to.iter().any(|o| all(o, a, mode)))
+            && (self.from.is_empty() || self.from.iter().any(|s| all(s, a, mode)))
             && all(&self.when, a, mode)
     }
 }
@@ -265,11 +273,6 @@ impl Policy {
     /// Whether it is only evaluated, not enforced.
     pub fn dry_run(&self) -> bool {
         self.dry_run
-    }
-    /// Index of the first matching rule.
-    fn matching_rule(&self, a: &Attributes) -> Option<usize> {
-        let mode = self.action.mode();
-        self.rules.iter().position(|r| r.matches(a, mode))
     }
 }
 
@@ -331,8 +334,13 @@ pub struct Decision {
 /// All policies, compiled.
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
-    pub(crate) policies: Vec<Policy>,
-    pub(crate) needs: Needs,
+    policies: Vec<Policy>,
+    needs: Needs,
+    /// Policy and rule index of each rule number.
+    owner: Vec<(u32, u32)>,
+    pub(crate) index: PathIndex,
+    has_dry_run: bool,
+    has_audit: bool,
 }
 
 fn outcome(policies: &[Policy], matched: &[Match], include_dry_run: bool) -> Outcome {
@@ -381,27 +389,62 @@ impl Engine {
         self.needs
     }
 
+    /// Compiles the engine: numbers the rules and indexes their paths.
+    pub(crate) fn new(policies: Vec<Policy>, needs: Needs) -> Engine {
+        let mut owner = Vec::new();
+        for (pi, p) in policies.iter().enumerate() {
+            for ri in 0..p.rules.len() {
+                owner.push((pi as u32, ri as u32));
+            }
+        }
+        let index = PathIndex::build(policies.iter().flat_map(|p| p.rules.iter()));
+        Engine {
+            has_dry_run: policies.iter().any(|p| p.dry_run),
+            has_audit: policies.iter().any(|p| p.action == Action::Audit),
+            policies,
+            needs,
+            owner,
+            index,
+        }
+    }
+
     /// Whether any policy is `dryRun`.
     pub fn has_dry_run(&self) -> bool {
-        self.policies.iter().any(|p| p.dry_run)
+        self.has_dry_run
     }
 
     /// Whether any policy is AUDIT.
     pub fn has_audit(&self) -> bool {
-        self.policies.iter().any(|p| p.action == Action::Audit)
+        self.has_audit
     }
 
-    /// Evaluates every policy against the request.
+    /// Evaluates every policy against the request (every rule the path
+    /// index does not rule out).
     pub fn evaluate(&self, a: &Attributes) -> Decision {
-        let matched: Vec<Match> = self
-            .policies
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| p.matching_rule(a).map(|rule| Match { policy: i, rule }))
-            .collect();
+        let candidates = self.index.candidates(a.path);
+        let mut matched: Vec<Match> = Vec::new();
+        // Rule numbers ascend by policy, then rule: the first match of a
+        // policy is its first matching rule, and its other rules are skipped.
+        let mut done = u32::MAX;
+        for n in candidates.iter() {
+            let Some(&(pi, ri)) = self.owner.get(n as usize) else {
+                break;
+            };
+            if pi == done {
+                continue;
+            }
+            let p = &self.policies[pi as usize];
+            if p.rules[ri as usize].matches(a, p.action.mode()) {
+                matched.push(Match {
+                    policy: pi as usize,
+                    rule: ri as usize,
+                });
+                done = pi;
+            }
+        }
         let enforced = outcome(&self.policies, &matched, false);
         let shadow = self
-            .has_dry_run()
+            .has_dry_run
             .then(|| outcome(&self.policies, &matched, true));
         let audit = matched
             .iter()

@@ -746,7 +746,7 @@ fn bad_requests() {
         wasmesh_common::HeaderMap::from_pairs(pairs)
     };
     assert!(matches!(
-        rbac::authz::authorize(&c, &h, b"", &r.conn),
+        rbac::authz::authorize(&c, &rbac::headers::Headers::from_map(&h), b"", &r.conn),
         Verdict::Checked { .. }
     ));
 }

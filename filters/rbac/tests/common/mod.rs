@@ -104,8 +104,14 @@ pub fn config(v: serde_json::Value) -> Config {
     Config::from_json(v.to_string().as_bytes()).unwrap_or_else(|e| panic!("config refused: {e}"))
 }
 
-pub fn verdict(c: &Config, r: &Req) -> Verdict {
-    authorize(c, &r.header_map(), r.path.as_bytes(), &r.conn)
+pub fn verdict<'r>(c: &Config, r: &'r Req) -> Verdict<'r> {
+    let map = r.header_map();
+    authorize(
+        c,
+        &rbac::headers::Headers::from_map(&map),
+        r.path.as_bytes(),
+        &r.conn,
+    )
 }
 
 /// `allow`, `allow[<policy>]`, `deny[<policy>]`, `deny[none]` or `400`.
