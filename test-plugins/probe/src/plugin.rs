@@ -48,8 +48,10 @@ const RESP_TRAILERS: usize = 5;
 const LOG: usize = 6;
 const CALLBACK: usize = 7;
 
-fn info(plugin: &str, msg: &str) {
-    raw::log(2, &format!("[{plugin}] {msg}"));
+/// Logs at INFO. The host shows the plugin's name with every line, so the
+/// first argument only documents who speaks.
+fn info(_plugin: &str, msg: &str) {
+    raw::log(2, msg);
 }
 
 /// A result key safe for a header name: lower case, `:` dropped, other
@@ -369,7 +371,8 @@ impl Probe {
     /// The callback's result: pause if a command asked for it.
     fn finish(&mut self, env: Env, out: Out) -> Action {
         self.flush(&env, &out);
-        if out.pause {
+        // Outstanding callouts keep the stream paused until the last answer.
+        if out.pause || self.pending > 0 {
             self.paused = Some(env);
             Action::Pause
         } else {
@@ -582,14 +585,14 @@ impl Probe {
                 k("body"),
                 res_str(raw::get_buffer(env.buffer, 0, usize::MAX)),
             ),
-            "read" => out.put(
-                k("read"),
-                res_str(raw::get_buffer(
-                    env.buffer,
-                    num(&a0) as usize,
-                    num(&a1) as usize,
-                )),
-            ),
+            "read" => {
+                let kind = if c.arg(2).is_empty() { "str" } else { c.arg(2) };
+                let r = raw::get_buffer(env.buffer, num(&a0) as usize, num(&a1) as usize);
+                out.put(
+                    k("read"),
+                    r.map_or_else(status, |b| cmd::render_value(kind, &b)),
+                );
+            }
             "bodystatus" => out.put(
                 k("bodystatus"),
                 raw::buffer_status(env.buffer)
@@ -702,7 +705,6 @@ impl Probe {
                     Ok(token) => {
                         self.calls.insert(token, key.clone());
                         self.pending += 1;
-                        out.pause = true;
                         out.put(key, "OK");
                     }
                     Err(s) => out.put(key, sdk_status(s)),
@@ -729,7 +731,6 @@ impl Probe {
                         GRPC_CALL.with(|g| g.set(token));
                         self.calls.insert(token, key.clone());
                         self.pending += 1;
-                        out.pause = true;
                         out.put(key, "OK");
                     }
                     Err(s) => out.put(key, sdk_status(s)),
