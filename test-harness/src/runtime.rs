@@ -69,16 +69,21 @@ impl Runtime {
 
     /// Compiles (or returns the cached compilation of) the module at `path`.
     pub fn load(&self, path: &Path) -> Result<LoadedModule, String> {
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
         if let Some((t, m)) = self.modules.lock().expect("lock").get(path) {
             if *t == mtime {
                 return Ok(m.clone());
             }
         }
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let m = self.load_bytes(path, &bytes)?;
-        self.modules.lock().expect("lock").insert(path.to_path_buf(), (mtime, m.clone()));
+        self.modules
+            .lock()
+            .expect("lock")
+            .insert(path.to_path_buf(), (mtime, m.clone()));
         Ok(m)
     }
 
@@ -86,10 +91,12 @@ impl Runtime {
     pub fn load_bytes(&self, name: &Path, bytes: &[u8]) -> Result<LoadedModule, String> {
         let module = Module::new(&self.engine, bytes)
             .map_err(|e| format!("Failed to load Wasm module {}: {e:#}", name.display()))?;
-        let pre = self
-            .linker
-            .instantiate_pre(&module)
-            .map_err(|e| format!("Failed to load Wasm module {} due to a missing import: {e:#}", name.display()))?;
+        let pre = self.linker.instantiate_pre(&module).map_err(|e| {
+            format!(
+                "Failed to load Wasm module {} due to a missing import: {e:#}",
+                name.display()
+            )
+        })?;
         Ok(LoadedModule {
             path: name.to_path_buf(),
             pre,

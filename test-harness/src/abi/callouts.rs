@@ -70,7 +70,11 @@ fn next_grpc_token(s: &mut VmState, stream: bool) -> u32 {
     loop {
         let t = s.next_grpc_token;
         s.next_grpc_token = s.next_grpc_token.wrapping_add(1);
-        if t != 0 && (t % 2 == 0) == stream && !s.grpc_calls.contains(&t) && !s.grpc_streams.contains(&t) {
+        if t != 0
+            && t.is_multiple_of(2) == stream
+            && !s.grpc_calls.contains(&t)
+            && !s.grpc_streams.contains(&t)
+        {
             return t;
         }
     }
@@ -262,7 +266,7 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
             };
             let token = token as u32;
             let s = c.data_mut();
-            if token % 2 == 1 {
+            if !token.is_multiple_of(2) {
                 return Status::BadArgument.code();
             }
             if !s.grpc_streams.contains(&token) {
@@ -277,7 +281,11 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
                 cluster: String::new(),
                 headers: Vec::new(),
                 body: msg,
-                trailers: if end != 0 { vec![(b"end_stream".to_vec(), b"1".to_vec())] } else { Vec::new() },
+                trailers: if end != 0 {
+                    vec![(b"end_stream".to_vec(), b"1".to_vec())]
+                } else {
+                    Vec::new()
+                },
                 timeout_ms: 0,
                 grpc: Some((String::new(), String::new())),
                 grpc_stream: true,
@@ -286,15 +294,19 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
         },
     )?;
     for name in ["proxy_grpc_cancel", "proxy_grpc_close"] {
-        l.func_wrap("env", name, |mut c: Caller<'_, VmState>, token: i32| -> i32 {
-            let token = token as u32;
-            let s = c.data_mut();
-            if s.grpc_calls.remove(&token) || s.grpc_streams.remove(&token) {
-                Status::Ok.code()
-            } else {
-                Status::NotFound.code()
-            }
-        })?;
+        l.func_wrap(
+            "env",
+            name,
+            |mut c: Caller<'_, VmState>, token: i32| -> i32 {
+                let token = token as u32;
+                let s = c.data_mut();
+                if s.grpc_calls.remove(&token) || s.grpc_streams.remove(&token) {
+                    Status::Ok.code()
+                } else {
+                    Status::NotFound.code()
+                }
+            },
+        )?;
     }
     l.func_wrap(
         "env",
@@ -318,7 +330,10 @@ mod tests {
     #[test]
     fn grpc_service_forms() {
         let known = |n: &str| n == "grpc-backend";
-        assert_eq!(grpc_cluster(b"grpc-backend", known).as_deref(), Some("grpc-backend"));
+        assert_eq!(
+            grpc_cluster(b"grpc-backend", known).as_deref(),
+            Some("grpc-backend")
+        );
         // GrpcService{envoy_grpc{cluster_name: "grpc-backend"}}
         let mut inner = vec![0x0a, 12];
         inner.extend_from_slice(b"grpc-backend");

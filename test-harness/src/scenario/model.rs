@@ -170,6 +170,10 @@ pub struct Step {
     #[serde(default)]
     pub properties: BTreeMap<String, serde_yaml::Value>,
     pub upstream: Option<UpstreamSpec>,
+    /// Shut the plugins down after this step (`proxy_on_done` on every root
+    /// context, `proxy_on_delete` now or after `proxy_done`).
+    #[serde(default)]
+    pub shutdown: bool,
     /// Run this step this many times (each a new stream); expectations apply
     /// to the last one, metrics and logs to all.
     pub repeat: Option<usize>,
