@@ -457,10 +457,6 @@ impl Probe {
                 k(&format!("clock-{a0}")),
                 raw::clock(num(&a0)).map_or_else(cmd::errno_name, |t| t.to_string()),
             ),
-            "clockres" => out.put(
-                k(&format!("clockres-{a0}")),
-                raw::clock_res(num(&a0)).map_or_else(cmd::errno_name, |t| t.to_string()),
-            ),
             "random" => {
                 let n = num(&a0) as usize;
                 let mut buf = vec![0u8; n];
