@@ -230,6 +230,9 @@ enum Dir {
 
 #[derive(Default, Clone)]
 struct FilterDir {
+    /// The body callback in progress ends the stream and no trailers existed
+    /// before it: trailers that exist afterwards were added by the filter.
+    trailers_addable: bool,
     headers_done: bool,
     stop_all: bool,
     buffering: bool,
@@ -992,6 +995,16 @@ impl Worker {
             }
         }
         let buffering = self.dirs(sid, dir).map(|d| d[k].buffering).unwrap_or(false);
+        let no_trailers = {
+            let d = self.streams[&sid].data.borrow();
+            match dir {
+                Dir::Req => d.req_trailers.is_none(),
+                Dir::Resp => d.resp_trailers.is_none(),
+            }
+        };
+        if let Some(d) = self.dirs(sid, dir) {
+            d[k].trailers_addable = eos && no_trailers;
+        }
         {
             let s = &self.streams[&sid];
             let mut st = s.data.borrow_mut();
@@ -1017,7 +1030,7 @@ impl Worker {
                     d[k].buffering = false;
                 }
                 let body = self.take_body(sid, dir, i);
-                self.data_at(sid, dir, k + 1, body, eos);
+                self.forward_body(sid, dir, k, body, eos);
             }
             Outcome::Stop => {
                 if let Some(d) = self.dirs(sid, dir) {
@@ -1025,6 +1038,28 @@ impl Worker {
                 }
             }
             Outcome::Gone => {}
+        }
+    }
+
+    /// Passes a body on from position `k`; if the filter added trailers in
+    /// its last body callback, the data goes on without end of stream and
+    /// the new trailers follow (Envoy's `addDecodedTrailers` /
+    /// `addEncodedTrailers`).
+    fn forward_body(&mut self, sid: u64, dir: Dir, k: usize, body: Vec<u8>, eos: bool) {
+        let added = eos
+            && self.dirs(sid, dir).is_some_and(|d| d[k].trailers_addable)
+            && self.streams.get(&sid).is_some_and(|s| {
+                let d = s.data.borrow();
+                match dir {
+                    Dir::Req => d.req_trailers.is_some(),
+                    Dir::Resp => d.resp_trailers.is_some(),
+                }
+            });
+        if added {
+            self.data_at(sid, dir, k + 1, body, false);
+            self.trailers_at(sid, dir, k + 1);
+        } else {
+            self.data_at(sid, dir, k + 1, body, eos);
         }
     }
 
@@ -1140,7 +1175,7 @@ impl Worker {
             };
             let body = self.take_body(sid, dir, i);
             self.close_window(sid, i, all);
-            self.data_at(sid, dir, k + 1, body, eos);
+            self.forward_body(sid, dir, k, body, eos);
         }
     }
 
@@ -1380,11 +1415,8 @@ impl Worker {
         s.response_started = true;
         {
             let mut d = s.data.borrow_mut();
-            d.code_details = Some(if reply.details.is_empty() {
-                "via_wasm".into()
-            } else {
-                reply.details.clone()
-            });
+            // Envoy records the details as given, even when empty.
+            d.code_details = Some(reply.details.clone());
             d.resp_headers = Some(headers.clone());
             d.resp_trailers = None;
             for slot in d.slots.iter_mut() {
@@ -1654,6 +1686,11 @@ impl Worker {
         }
         if let Some(s) = self.streams.get_mut(&sid) {
             s.failed[i] = true;
+            if s.local_reply_by.is_some() {
+                // Already answering (e.g. with the failure reply of another
+                // plugin on the same VM): let that reply through.
+                return Outcome::Continue;
+            }
         }
         self.local_reply(
             sid,

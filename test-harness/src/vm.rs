@@ -111,12 +111,17 @@ pub struct VmState {
     pub(crate) metric_ids: crate::FastMap<u32, usize>,
     pub(crate) next_metric: [u32; 3],
     pub(crate) next_http_token: u32,
-    pub(crate) next_grpc_token: u32,
+    pub(crate) next_grpc_call: u32,
+    pub(crate) next_grpc_stream: u32,
     pub(crate) grpc_calls: HashSet<u32>,
-    pub(crate) grpc_streams: HashSet<u32>,
+    /// Open gRPC streams and the cluster each was opened to.
+    pub(crate) grpc_streams: crate::FastMap<u32, String>,
     pub(crate) pending_done: HashSet<u32>,
     pub(crate) done_called: Vec<u32>,
     pub(crate) rng: u64,
+    /// A trap that happened inside a host call (in the module's allocator):
+    /// the callback is treated as having trapped.
+    pub(crate) fatal: Option<String>,
 }
 
 impl VmState {
@@ -310,12 +315,14 @@ impl Vm {
             metric_ids: Default::default(),
             next_metric: [0, 1, 2],
             next_http_token: 1,
-            next_grpc_token: 1,
+            next_grpc_call: 1,
+            next_grpc_stream: 2,
             grpc_calls: HashSet::new(),
-            grpc_streams: HashSet::new(),
+            grpc_streams: Default::default(),
             pending_done: HashSet::new(),
             done_called: Vec::new(),
             rng: seed,
+            fatal: None,
         };
         let mut store = Store::new(runtime.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -423,16 +430,19 @@ impl Vm {
         }
         self.store.set_epoch_deadline(self.budget_ticks);
         let r = f(&mut self.store);
-        {
+        let fatal = {
             let s = self.store.data_mut();
             s.current = 0;
             s.effective = 0;
-        }
-        r.map_err(|e| {
-            let trap = Trap {
-                function,
-                message: trap_message(&e),
-            };
+            s.fatal.take()
+        };
+        let r = match (r, fatal) {
+            (Ok(_), Some(msg)) => Err(msg),
+            (Ok(v), None) => Ok(v),
+            (Err(e), _) => Err(trap_message(&e)),
+        };
+        r.map_err(|message| {
+            let trap = Trap { function, message };
             let s = self.store.data();
             let plugin = s.plugin_of(ctx).map(|p| p.name.clone()).unwrap_or_default();
             s.host.log(LogLevel::Critical, &plugin, &trap.to_string());
@@ -746,12 +756,34 @@ impl Vm {
             status_message,
             close,
         } = answer;
-        let outstanding = {
+        let (unary, stream) = {
             let s = self.store.data();
-            s.grpc_calls.contains(&token) || s.grpc_streams.contains(&token)
+            (s.grpc_calls.contains(&token), s.grpc_streams.contains_key(&token))
         };
-        if !outstanding || !self.store.data().contexts.contains_key(&root) {
+        if !(unary || stream) || !self.store.data().contexts.contains_key(&root) {
             return Ok(());
+        }
+        if unary {
+            // Envoy's unary handler: success -> proxy_on_grpc_receive only,
+            // failure -> proxy_on_grpc_close only; either ends the call.
+            self.store.data_mut().grpc_calls.remove(&token);
+            if status == 0 {
+                let Some(f) = self.exports.on_grpc_receive.clone() else { return Ok(()) };
+                let msg = message.unwrap_or_default();
+                let n = msg.len() as i32;
+                self.store.data_mut().callout = Some(CalloutView {
+                    body: Some(msg),
+                    ..Default::default()
+                });
+                let r = self.invoke("proxy_on_grpc_receive", root, |s| f.call(s, (root as i32, token as i32, n)));
+                self.store.data_mut().callout = None;
+                return r;
+            }
+            let Some(f) = self.exports.on_grpc_close.clone() else { return Ok(()) };
+            self.store.data_mut().status = (status, status_message.into_bytes());
+            let r = self.invoke("proxy_on_grpc_close", root, |s| f.call(s, (root as i32, token as i32, status as i32)));
+            self.store.data_mut().status = (0, Vec::new());
+            return r;
         }
         if let (Some(md), Some(f)) = (
             initial,

@@ -66,15 +66,18 @@ fn proto_field(b: &[u8], field: u64) -> Option<&[u8]> {
 }
 
 fn next_grpc_token(s: &mut VmState, stream: bool) -> u32 {
-    // Calls get odd tokens, streams even ones, as Envoy allocates them.
+    // Envoy numbers calls 1, 3, 5, ... and streams 2, 4, 6, ... per VM.
     loop {
-        let t = s.next_grpc_token;
-        s.next_grpc_token = s.next_grpc_token.wrapping_add(1);
-        if t != 0
-            && t.is_multiple_of(2) == stream
-            && !s.grpc_calls.contains(&t)
-            && !s.grpc_streams.contains(&t)
-        {
+        let t = if stream { s.next_grpc_stream } else { s.next_grpc_call };
+        if stream {
+            s.next_grpc_stream = s.next_grpc_stream.wrapping_add(2);
+            if s.next_grpc_stream == 0 {
+                s.next_grpc_stream = 2;
+            }
+        } else {
+            s.next_grpc_call = s.next_grpc_call.wrapping_add(2);
+        }
+        if t != 0 && !s.grpc_calls.contains(&t) && !s.grpc_streams.contains_key(&t) {
             return t;
         }
     }
@@ -121,7 +124,9 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
                 .map(|(k, v)| (k.to_ascii_lowercase(), v))
                 .collect();
             let has = |n: &[u8]| headers.iter().any(|(k, _)| k == n);
-            if !has(b":path") || !has(b":method") || !(has(b":authority") || has(b"host")) {
+            // Envoy checks `Path()`, `Method()` and `Host()` — the latter is
+            // `:authority`; a plain `host` entry does not count.
+            if !has(b":path") || !has(b":method") || !has(b":authority") {
                 return Status::BadArgument.code();
             }
             if !b.is_empty() {
@@ -234,7 +239,7 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
                 return Status::ParseFailure.code();
             };
             let token = next_grpc_token(s, true);
-            s.grpc_streams.insert(token);
+            s.grpc_streams.insert(token, cluster.clone());
             let root_ctx = s.root_of(s.active());
             s.calls.push(OutgoingCall {
                 token,
@@ -269,16 +274,16 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
             if !token.is_multiple_of(2) {
                 return Status::BadArgument.code();
             }
-            if !s.grpc_streams.contains(&token) {
+            let Some(cluster) = s.grpc_streams.get(&token).cloned() else {
                 return Status::NotFound.code();
-            }
+            };
             // A message on a stream is answered like a unary call on the
             // same token; `end_stream` asks the peer to close.
             let root_ctx = s.root_of(s.active());
             s.calls.push(OutgoingCall {
                 token,
                 root_ctx,
-                cluster: String::new(),
+                cluster,
                 headers: Vec::new(),
                 body: msg,
                 trailers: if end != 0 {
@@ -300,7 +305,7 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
             |mut c: Caller<'_, VmState>, token: i32| -> i32 {
                 let token = token as u32;
                 let s = c.data_mut();
-                if s.grpc_calls.remove(&token) || s.grpc_streams.remove(&token) {
+                if s.grpc_calls.remove(&token) || s.grpc_streams.remove(&token).is_some() {
                     Status::Ok.code()
                 } else {
                     Status::NotFound.code()

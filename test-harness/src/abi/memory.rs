@@ -59,7 +59,15 @@ pub fn write_u64(caller: &mut Caller<'_, VmState>, ptr: i32, v: u64) -> bool {
 pub fn alloc(caller: &mut Caller<'_, VmState>, size: usize) -> Option<u32> {
     let f = caller.data().malloc.clone()?;
     let size32 = u32::try_from(size).ok()?;
-    let ptr = f.call(&mut *caller, size32 as i32).ok()? as u32;
+    let ptr = match f.call(&mut *caller, size32 as i32) {
+        Ok(p) => p as u32,
+        Err(e) => {
+            // A trap in the module's allocator fails the VM like any other
+            // trap (cpp-host's allocMemory goes through the VM's fail()).
+            caller.data_mut().fatal = Some(format!("trap in the module's allocator: {e}"));
+            return None;
+        }
+    };
     if ptr == 0 {
         return None;
     }

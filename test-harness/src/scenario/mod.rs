@@ -339,6 +339,14 @@ fn check(
                 out.push(format!("upstream_body: expected {want:?}, got {got:?}"));
             }
         }
+        if let Some(want) = &e.upstream_trailers {
+            for (k, v) in want {
+                let got = header(o.upstream_trailers.as_ref(), k);
+                if got.as_deref() != Some(v.as_str()) {
+                    out.push(format!("upstream_trailers.{k}: expected {v:?}, got {}", show(got)));
+                }
+            }
+        }
         if let Some(want) = &e.upstream_cluster {
             if o.upstream_cluster.as_deref() != Some(want.as_str()) {
                 out.push(format!(

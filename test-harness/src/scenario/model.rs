@@ -228,6 +228,7 @@ pub struct Expect {
     #[serde(default)]
     pub upstream_headers_absent: Vec<String>,
     pub upstream_body: Option<String>,
+    pub upstream_trailers: Option<BTreeMap<String, String>>,
     pub upstream_cluster: Option<String>,
     pub response_headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
@@ -256,12 +257,13 @@ pub struct Expect {
 #[serde(untagged)]
 pub enum MetricExpect {
     Value(i64),
+    /// Tried before `Histogram`, whose fields are all optional.
+    Absent {
+        absent: bool,
+    },
     Histogram {
         count: Option<u64>,
         sum: Option<u64>,
-    },
-    Absent {
-        absent: bool,
     },
 }
 

@@ -278,6 +278,7 @@ pub struct Session {
     clusters: BTreeMap<String, ClusterSpec>,
     cluster_next: HashMap<String, usize>,
     grpc_next: HashMap<String, usize>,
+    grpc_streams_started: std::collections::HashSet<(usize, usize, u64, u32)>,
     queue: BinaryHeap<Reverse<(i64, u64, usize)>>,
     events: crate::FastMap<usize, Event>,
     seq: u64,
@@ -348,6 +349,7 @@ impl Session {
             clusters: s.clusters.clone(),
             cluster_next: HashMap::new(),
             grpc_next: HashMap::new(),
+            grpc_streams_started: Default::default(),
             queue: BinaryHeap::new(),
             events: Default::default(),
             seq: 0,
@@ -436,67 +438,8 @@ impl Session {
                 .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
-        if c.call.grpc.is_some() {
-            let cluster = if c.call.cluster.is_empty() {
-                "(stream)".to_string()
-            } else {
-                c.call.cluster.clone()
-            };
-            self.calls.push((
-                cluster.clone(),
-                "grpc".into(),
-                c.call
-                    .grpc
-                    .clone()
-                    .map(|g| format!("/{}/{}", g.0, g.1))
-                    .unwrap_or_default(),
-            ));
-            let spec = self.next_grpc(&cluster);
-            let (delay, answer) = match spec {
-                Some(g) => (
-                    g.delay_ms,
-                    GrpcAnswer {
-                        initial_metadata: Some(HeaderMap::from_pairs(g.initial_metadata.iter())),
-                        message: g.body.map(|b| b.into_bytes()),
-                        trailing_metadata: Some(HeaderMap::from_pairs(g.trailing_metadata.iter())),
-                        status: g.status,
-                        status_message: g.message,
-                        close: !c.call.grpc_stream
-                            || c.call.trailers.iter().any(|(k, _)| k == b"end_stream"),
-                    },
-                ),
-                None => (
-                    0,
-                    GrpcAnswer {
-                        status: 14,
-                        status_message: "no healthy upstream".into(),
-                        close: true,
-                        ..Default::default()
-                    },
-                ),
-            };
-            let timeout = c.call.timeout_ms as u64;
-            let (delay, answer) = if timeout > 0 && delay > timeout {
-                (
-                    timeout,
-                    GrpcAnswer {
-                        status: 4,
-                        status_message: "upstream request timeout".into(),
-                        close: true,
-                        ..Default::default()
-                    },
-                )
-            } else {
-                (delay, answer)
-            };
-            self.schedule(
-                now + delay as i64 * 1_000_000,
-                Event::Callout {
-                    worker,
-                    callout: c,
-                    answer: Answer::Grpc(answer),
-                },
-            );
+        if let Some((service, method)) = c.call.grpc.clone() {
+            self.dispatch_grpc(worker, c, &service, &method, now);
             return;
         }
         self.calls
@@ -545,6 +488,94 @@ impl Session {
                 answer: Answer::Http(answer),
             },
         );
+    }
+
+    fn dispatch_grpc(&mut self, worker: usize, c: Callout, service: &str, method: &str, now: i64) {
+        let cluster = c.call.cluster.clone();
+        let at = |ms: u64| now + ms as i64 * 1_000_000;
+        let md = |m: &BTreeMap<String, String>| Some(HeaderMap::from_pairs(m.iter()));
+        let unavailable = || GrpcAnswer {
+            status: 14,
+            status_message: "no healthy upstream".into(),
+            close: true,
+            ..Default::default()
+        };
+        if c.call.grpc_stream {
+            if !service.is_empty() || !method.is_empty() {
+                // Opening a stream sends nothing back by itself.
+                self.calls.push((cluster, "grpc".into(), format!("/{service}/{method}")));
+                return;
+            }
+            let key = (worker, c.id.vm, c.id.generation, c.id.token);
+            let first = self.grpc_streams_started.insert(key);
+            let end = c.call.trailers.iter().any(|(k, _)| k == b"end_stream");
+            let close_with = |g: Option<GrpcAnswerSpec>, first: bool| match g {
+                Some(g) => (
+                    g.delay_ms,
+                    GrpcAnswer {
+                        initial_metadata: if first { md(&g.initial_metadata) } else { None },
+                        message: None,
+                        trailing_metadata: md(&g.trailing_metadata),
+                        status: g.status,
+                        status_message: g.message,
+                        close: true,
+                    },
+                ),
+                None => (0, unavailable()),
+            };
+            match self.next_grpc(&cluster) {
+                Some(g) if g.body.is_some() => {
+                    let answer = GrpcAnswer {
+                        initial_metadata: if first { md(&g.initial_metadata) } else { None },
+                        message: g.body.clone().map(String::into_bytes),
+                        trailing_metadata: None,
+                        status: 0,
+                        status_message: String::new(),
+                        close: false,
+                    };
+                    let delay = g.delay_ms;
+                    self.schedule(at(delay), Event::Callout { worker, callout: c.clone(), answer: Answer::Grpc(answer) });
+                    if end {
+                        // The module ended its side: the peer closes with its next answer.
+                        let (d, a) = close_with(self.next_grpc(&cluster), false);
+                        self.schedule(at(d.max(delay)), Event::Callout { worker, callout: c, answer: Answer::Grpc(a) });
+                    }
+                }
+                other => {
+                    let (d, a) = close_with(other, first);
+                    self.schedule(at(d), Event::Callout { worker, callout: c, answer: Answer::Grpc(a) });
+                }
+            }
+            return;
+        }
+        self.calls.push((cluster.clone(), "grpc".into(), format!("/{service}/{method}")));
+        let (delay, answer) = match self.next_grpc(&cluster) {
+            Some(g) => (
+                g.delay_ms,
+                GrpcAnswer {
+                    initial_metadata: md(&g.initial_metadata),
+                    message: g.body.map(String::into_bytes),
+                    trailing_metadata: md(&g.trailing_metadata),
+                    status: g.status,
+                    status_message: g.message,
+                    close: true,
+                },
+            ),
+            None => (0, unavailable()),
+        };
+        let timeout = c.call.timeout_ms as u64;
+        let (delay, answer) = if timeout > 0 && delay > timeout {
+            let a = GrpcAnswer {
+                status: 4,
+                status_message: "upstream request timeout".into(),
+                close: true,
+                ..Default::default()
+            };
+            (timeout, a)
+        } else {
+            (delay, answer)
+        };
+        self.schedule(at(delay), Event::Callout { worker, callout: c, answer: Answer::Grpc(answer) });
     }
 
     fn next_http(&mut self, cluster: &str) -> Option<CalloutAnswer> {
