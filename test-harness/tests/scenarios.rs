@@ -16,11 +16,18 @@ fn main() {
             dirs.push(e.path().join("scenarios"));
         }
     }
-    let files: Vec<PathBuf> = discover(&dirs).into_iter().filter(|p| looks_like_scenario(p)).collect();
+    let files: Vec<PathBuf> = discover(&dirs)
+        .into_iter()
+        .filter(|p| looks_like_scenario(p))
+        .collect();
     let trials = files
         .into_iter()
         .map(|path| {
-            let name = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+            let name = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
             Trial::test(name, move || {
                 let s = Scenario::from_file(&path).map_err(Failed::from)?;
                 let report = run(&s, &RunOptions::default()).map_err(Failed::from)?;
