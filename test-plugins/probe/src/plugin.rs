@@ -103,6 +103,9 @@ struct RootState {
     configured_tick: u32,
     ticks: u64,
     paused: Vec<Paused>,
+    /// `done-call=CLUSTER`: on_done calls this cluster and finishes with
+    /// proxy_done when the answer arrives.
+    done_call: Option<String>,
 }
 
 struct ProbeRoot {
@@ -121,6 +124,7 @@ impl ProbeRoot {
                 configured_tick: 0,
                 ticks: 0,
                 paused: Vec::new(),
+                done_call: None,
             })),
         }
     }
@@ -132,8 +136,47 @@ impl ProbeRoot {
 
 impl Context for ProbeRoot {
     fn on_done(&mut self) -> bool {
-        info(&self.plugin(), "root on_done");
-        true
+        let p = self.plugin();
+        let Some(cluster) = self.state.borrow().done_call.clone() else {
+            info(&p, "root on_done");
+            return true;
+        };
+        let headers = vec![
+            (":method", "GET"),
+            (":path", "/shutdown"),
+            (":authority", cluster.as_str()),
+        ];
+        match hostcalls::dispatch_http_call(&cluster, headers, None, vec![], Duration::from_secs(5))
+        {
+            Ok(_) => {
+                info(&p, &format!("root on_done: waiting for {cluster}"));
+                false
+            }
+            Err(s) => {
+                info(
+                    &p,
+                    &format!("root on_done: cannot call {cluster}: {}", sdk_status(s)),
+                );
+                true
+            }
+        }
+    }
+
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _headers: usize,
+        _body: usize,
+        _trailers: usize,
+    ) {
+        let p = self.plugin();
+        info(&p, &format!("proxy_done: {}", status(raw::done())));
+    }
+}
+
+impl Drop for ProbeRoot {
+    fn drop(&mut self) {
+        info(&self.plugin(), "root on_delete");
     }
 }
 
@@ -164,6 +207,7 @@ impl RootContext for ProbeRoot {
                     Ok(t) => info(&p, &format!("queue-registered {v} {t}")),
                     Err(s) => info(&p, &format!("queue-register {v} failed: {}", status(s))),
                 },
+                "done-call" => self.state.borrow_mut().done_call = Some(v),
                 "fail-configure" => {
                     info(&p, "failing on_configure as asked (fail-configure)");
                     return false;
