@@ -630,6 +630,9 @@ impl Worker {
     /// Runs `proxy_on_queue_ready` for items enqueued for this worker's VMs.
     pub fn poll_queues(&mut self) {
         for _ in 0..64 {
+            if !self.host.has_notifications() {
+                return;
+            }
             let ids: Vec<u64> = self.vms.iter().map(|v| v.vm.instance_id()).collect();
             let notes = self.host.take_notifications(&ids);
             if notes.is_empty() {
