@@ -12,6 +12,7 @@ pub mod bench;
 pub mod chain;
 pub mod headers;
 pub mod host;
+pub mod package;
 pub mod pairs;
 pub mod properties;
 pub mod runtime;
