@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod scenario;
 pub mod stream_data;
 pub mod types;
+pub mod validate;
 pub mod vm;
 
 pub use chain::{ChainConfig, FailurePolicy, PluginConfig, Worker};

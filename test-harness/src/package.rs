@@ -372,6 +372,128 @@ pub fn validate_tag(tag: &str) -> Result<(), String> {
     }
 }
 
+// ---- keeping the Istio manifests' `sha256` in sync -----------------------
+
+/// One `WasmPlugin` whose `sha256` differs from the image `wasmesh package`
+/// builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleDigest {
+    pub file: PathBuf,
+    pub plugin: String,
+    pub filter: &'static str,
+    pub written: String,
+    pub expected: String,
+}
+
+/// Compares the `spec.sha256` of every `WasmPlugin` in the `.yaml` files of
+/// `dir` with `digest(filter)` (the image digest of that filter), and with
+/// `update` rewrites stale values in place (only the value on the `sha256:`
+/// line changes; comments and layout stay). Returns the stale entries (all
+/// of them, also when they were just rewritten).
+pub fn sync_wasm_plugin_digests(
+    dir: &Path,
+    digest: &dyn Fn(Filter) -> Result<String, String>,
+    update: bool,
+) -> Result<Vec<StaleDigest>, String> {
+    let mut stale = Vec::new();
+    for file in crate::scenario::discover(&[dir.to_path_buf()]) {
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let mut out_docs = Vec::new();
+        let mut changed = false;
+        for chunk in split_yaml_docs(&text) {
+            let doc: serde_yaml::Value = match serde_yaml::from_str(&chunk) {
+                Ok(d) => d,
+                Err(_) => {
+                    out_docs.push(chunk);
+                    continue;
+                }
+            };
+            if doc.get("kind").and_then(|k| k.as_str()) != Some("WasmPlugin") {
+                out_docs.push(chunk);
+                continue;
+            }
+            let name = doc
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .to_string();
+            let spec = doc.get("spec").cloned().unwrap_or_default();
+            let Some(filter) = crate::validate::filter_of_wasm_plugin(&spec) else {
+                out_docs.push(chunk);
+                continue;
+            };
+            let expected = digest(filter)?;
+            let written = spec
+                .get("sha256")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
+            if written == expected {
+                out_docs.push(chunk);
+                continue;
+            }
+            stale.push(StaleDigest {
+                file: file.clone(),
+                plugin: name.clone(),
+                filter: filter.artifact,
+                written,
+                expected: expected.clone(),
+            });
+            if update {
+                out_docs.push(replace_spec_sha256(&chunk, &expected).ok_or_else(|| {
+                    format!(
+                        "{}: WasmPlugin {name} has no `sha256:` line under spec",
+                        file.display()
+                    )
+                })?);
+                changed = true;
+            } else {
+                out_docs.push(chunk);
+            }
+        }
+        if changed {
+            std::fs::write(&file, out_docs.concat())
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+        }
+    }
+    Ok(stale)
+}
+
+/// Splits YAML text into documents, each keeping its own `---` line, so that
+/// concatenating them gives the text back.
+fn split_yaml_docs(text: &str) -> Vec<String> {
+    let mut docs = vec![String::new()];
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" && !docs.last().is_some_and(|d| d.trim().is_empty()) {
+            docs.push(String::new());
+        }
+        if let Some(d) = docs.last_mut() {
+            d.push_str(line);
+        }
+    }
+    docs
+}
+
+/// Replaces the value of the first indented `sha256:` line (the spec's).
+fn replace_spec_sha256(doc: &str, hex: &str) -> Option<String> {
+    let mut out = String::with_capacity(doc.len());
+    let mut done = false;
+    for line in doc.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        if !done && !indent.is_empty() && trimmed.starts_with("sha256:") {
+            let eol = if line.ends_with('\n') { "\n" } else { "" };
+            out.push_str(&format!("{indent}sha256: {hex}{eol}"));
+            done = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    done.then_some(out)
+}
+
 // ---- reading images back (tests, and checks of pulled images) -----------
 
 /// A layout read back from disk: the manifest `index.json` points at (for
@@ -559,7 +681,7 @@ mod tests {
         assert_eq!(&tar[100..108], b"0000644\0");
         assert_eq!(&tar[124..136], b"00000000003\0");
         assert_eq!(&tar[136..148], b"00000000000\0");
-        assert_eq!(&tar[257..265], b"ustar\000");
+        assert_eq!(&tar[257..265], b"ustar\x0000");
         // The checksum field holds the sum of the header with it as spaces.
         let mut h = tar[..512].to_vec();
         let stored = u32::from_str_radix(std::str::from_utf8(&h[148..154]).unwrap(), 8).unwrap();
