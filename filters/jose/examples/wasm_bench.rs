@@ -43,9 +43,15 @@ fn rsa_cases(bits: usize, seed: u64, algs: &[Algorithm]) -> Vec<Case> {
     algs.iter()
         .map(|&alg| {
             let sig = match alg {
-                Algorithm::RS256 => sk.sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(MSG)),
-                Algorithm::RS384 => sk.sign(rsa::Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(MSG)),
-                Algorithm::RS512 => sk.sign(rsa::Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(MSG)),
+                Algorithm::RS256 => {
+                    sk.sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(MSG))
+                }
+                Algorithm::RS384 => {
+                    sk.sign(rsa::Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(MSG))
+                }
+                Algorithm::RS512 => {
+                    sk.sign(rsa::Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(MSG))
+                }
                 Algorithm::PS256 => {
                     sk.sign_with_rng(&mut rng, rsa::Pss::new::<Sha256>(), &Sha256::digest(MSG))
                 }
@@ -58,7 +64,13 @@ fn rsa_cases(bits: usize, seed: u64, algs: &[Algorithm]) -> Vec<Case> {
                 _ => unreachable!(),
             }
             .expect("rsa sign");
-            Case { label: format!("{alg} ({bits}-bit)"), alg, key: key.clone(), msg: MSG.to_vec(), sig }
+            Case {
+                label: format!("{alg} ({bits}-bit)"),
+                alg,
+                key: key.clone(),
+                msg: MSG.to_vec(),
+                sig,
+            }
         })
         .collect()
 }
@@ -67,7 +79,14 @@ fn cases(quick: bool) -> Vec<Case> {
     let mut v = rsa_cases(
         2048,
         1,
-        &[Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512],
+        &[
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+        ],
     );
     if !quick {
         v.extend(rsa_cases(4096, 2, &[Algorithm::RS256]));
@@ -79,7 +98,13 @@ fn cases(quick: bool) -> Vec<Case> {
         let pt = sk.verifying_key().to_encoded_point(false);
         let sig: p256::ecdsa::Signature = sk.sign(MSG);
         let key = [pt.x().unwrap().as_slice(), pt.y().unwrap().as_slice()].concat();
-        v.push(Case { label: "ES256".into(), alg: Algorithm::ES256, key, msg: MSG.to_vec(), sig: sig.to_bytes().to_vec() });
+        v.push(Case {
+            label: "ES256".into(),
+            alg: Algorithm::ES256,
+            key,
+            msg: MSG.to_vec(),
+            sig: sig.to_bytes().to_vec(),
+        });
     }
     {
         use p384::ecdsa::signature::Signer;
@@ -87,12 +112,24 @@ fn cases(quick: bool) -> Vec<Case> {
         let pt = sk.verifying_key().to_encoded_point(false);
         let sig: p384::ecdsa::Signature = sk.sign(MSG);
         let key = [pt.x().unwrap().as_slice(), pt.y().unwrap().as_slice()].concat();
-        v.push(Case { label: "ES384".into(), alg: Algorithm::ES384, key, msg: MSG.to_vec(), sig: sig.to_bytes().to_vec() });
+        v.push(Case {
+            label: "ES384".into(),
+            alg: Algorithm::ES384,
+            key,
+            msg: MSG.to_vec(),
+            sig: sig.to_bytes().to_vec(),
+        });
     }
     {
         let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([5; 32]));
         let sig = kp.sk.sign(MSG, None);
-        v.push(Case { label: "EdDSA".into(), alg: Algorithm::EdDSA, key: kp.pk.to_vec(), msg: MSG.to_vec(), sig: sig.to_vec() });
+        v.push(Case {
+            label: "EdDSA".into(),
+            alg: Algorithm::EdDSA,
+            key: kp.pk.to_vec(),
+            msg: MSG.to_vec(),
+            sig: sig.to_vec(),
+        });
     }
     {
         use hmac::Mac;
@@ -100,7 +137,13 @@ fn cases(quick: bool) -> Vec<Case> {
         let mut m = <hmac::Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(&secret).unwrap();
         m.update(MSG);
         let sig = m.finalize().into_bytes().to_vec();
-        v.push(Case { label: "HS256".into(), alg: Algorithm::HS256, key: secret, msg: MSG.to_vec(), sig });
+        v.push(Case {
+            label: "HS256".into(),
+            alg: Algorithm::HS256,
+            key: secret,
+            msg: MSG.to_vec(),
+            sig,
+        });
     }
     v
 }
@@ -109,7 +152,9 @@ fn native_key(alg: Algorithm, k: &[u8]) -> PublicKey {
     match alg.key_type() {
         KeyType::Rsa => {
             let n_len = u32::from_le_bytes(k[..4].try_into().unwrap()) as usize;
-            PublicKey::Rsa(RsaPublicKey::from_components(&k[4..4 + n_len], &k[4 + n_len..]).unwrap())
+            PublicKey::Rsa(
+                RsaPublicKey::from_components(&k[4..4 + n_len], &k[4 + n_len..]).unwrap(),
+            )
         }
         KeyType::EcP256 => PublicKey::Ec(EcPublicKey::p256(&k[..32], &k[32..]).unwrap()),
         KeyType::EcP384 => PublicKey::Ec(EcPublicKey::p384(&k[..48], &k[48..]).unwrap()),
@@ -121,7 +166,10 @@ fn native_key(alg: Algorithm, k: &[u8]) -> PublicKey {
 /// CPU time of this thread in seconds (the machine is shared, so wall time
 /// would include other processes' slices), falling back to wall time.
 fn cpu_now(start: Instant) -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we pass and reads nothing else.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     if rc == 0 {
@@ -161,7 +209,8 @@ struct Wasm {
 impl Wasm {
     fn load(path: &PathBuf) -> Result<Wasm> {
         let engine = Engine::default();
-        let module = Module::from_file(&engine, path).map_err(|e| anyhow!("loading {}: {e}", path.display()))?;
+        let module = Module::from_file(&engine, path)
+            .map_err(|e| anyhow!("loading {}: {e}", path.display()))?;
         let mut store = Store::new(&engine, ());
         let mut linker = Linker::new(&engine);
         linker.define_unknown_imports_as_traps(&module)?;
@@ -169,7 +218,9 @@ impl Wasm {
         if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
             init.call(&mut store, ())?;
         }
-        let memory = instance.get_memory(&mut store, "memory").ok_or_else(|| anyhow!("no memory export"))?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| anyhow!("no memory export"))?;
         Ok(Wasm {
             alloc: instance.get_typed_func(&mut store, "alloc")?,
             verify_n: instance.get_typed_func(&mut store, "verify_n")?,
@@ -198,29 +249,53 @@ fn main() -> Result<()> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = std::process::Command::new(cargo)
             .current_dir(&root)
-            .args(["build", "--release", "--target", "wasm32-wasip1", "-p", "jose-bench"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip1",
+                "-p",
+                "jose-bench",
+            ])
             .status()?;
         anyhow::ensure!(st.success(), "building jose-bench failed");
     }
     let size = std::fs::metadata(&wasm_path)?.len();
-    println!("jose_bench.wasm: {} bytes ({:.1} KiB)", size, size as f64 / 1024.0);
+    println!(
+        "jose_bench.wasm: {} bytes ({:.1} KiB)",
+        size,
+        size as f64 / 1024.0
+    );
     let mut w = Wasm::load(&wasm_path)?;
     let runs = if quick { 3 } else { 7 };
     let target = Duration::from_millis(if quick { 30 } else { 150 });
-    println!("{:<18} {:>12} {:>12} {:>14} {:>14}", "algorithm", "wasm µs", "native µs", "wasm key µs", "native key µs");
+    println!(
+        "{:<18} {:>12} {:>12} {:>14} {:>14}",
+        "algorithm", "wasm µs", "native µs", "wasm key µs", "native key µs"
+    );
     for c in cases(quick) {
         let id = alg_id(c.alg);
         let (kp, kl) = w.put(&c.key)?;
         let (mp, ml) = w.put(&c.msg)?;
         let (sp, sl) = w.put(&c.sig)?;
         // Sanity: the signature verifies inside wasm and natively, a corrupted one does not.
-        let ok = w.verify_n.call(&mut w.store, (id, kp, kl, mp, ml, sp, sl, 1))?;
+        let ok = w
+            .verify_n
+            .call(&mut w.store, (id, kp, kl, mp, ml, sp, sl, 1))?;
         anyhow::ensure!(ok == 1, "{}: wasm verify returned {ok}", c.label);
         let nk = native_key(c.alg, &c.key);
-        anyhow::ensure!(verify(c.alg, &nk, &c.msg, &c.sig), "{}: native verify failed", c.label);
+        anyhow::ensure!(
+            verify(c.alg, &nk, &c.msg, &c.sig),
+            "{}: native verify failed",
+            c.label
+        );
         let mut bad = c.sig.clone();
         bad[0] ^= 1;
-        anyhow::ensure!(!verify(c.alg, &nk, &c.msg, &bad), "{}: corrupted signature verified", c.label);
+        anyhow::ensure!(
+            !verify(c.alg, &nk, &c.msg, &bad),
+            "{}: corrupted signature verified",
+            c.label
+        );
 
         let wasm_us = {
             let (vf, store) = (&w.verify_n, &mut w.store);
@@ -237,7 +312,12 @@ fn main() -> Result<()> {
         let native_us = measure(
             |n| {
                 for _ in 0..n {
-                    anyhow::ensure!(verify(c.alg, &nk, std::hint::black_box(&c.msg), std::hint::black_box(&c.sig)));
+                    anyhow::ensure!(verify(
+                        c.alg,
+                        &nk,
+                        std::hint::black_box(&c.msg),
+                        std::hint::black_box(&c.sig)
+                    ));
                 }
                 Ok(())
             },
@@ -271,13 +351,21 @@ fn main() -> Result<()> {
             c.label, wasm_us, native_us, wasm_key_us, native_key_us
         );
     }
-    if !quick && std::process::Command::new("openssl").arg("version").output().is_ok() {
+    if !quick
+        && std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok()
+    {
         println!("\nreference: openssl speed -seconds 1 rsa2048 ecdsap256 (native)");
         if let Ok(out) = std::process::Command::new("openssl")
             .args(["speed", "-seconds", "1", "rsa2048", "ecdsap256"])
             .output()
         {
-            for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("rsa") || l.contains("ecdsa") || l.contains("sign")) {
+            for line in String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.contains("rsa") || l.contains("ecdsa") || l.contains("sign"))
+            {
                 println!("  {line}");
             }
         }

@@ -421,7 +421,10 @@ impl Field<12> for P384F {
 
 fn to_mont_affine<const N: usize, F: Field<N>>(x: &Fe<N>, y: &Fe<N>) -> Affine<N> {
     let c = F::curve();
-    Affine { x: F::mul(x, &c.p_rr), y: F::mul(y, &c.p_rr) }
+    Affine {
+        x: F::mul(x, &c.p_rr),
+        y: F::mul(y, &c.p_rr),
+    }
 }
 
 #[inline(always)]
@@ -455,16 +458,32 @@ fn double<const N: usize, F: Field<N>>(p: &Jacobian<N>) -> Jacobian<N> {
     let g2x4 = fadd::<N, F>(&g2x2, &g2x2);
     let g2x8 = fadd::<N, F>(&g2x4, &g2x4);
     let y3 = fsub::<N, F>(&F::mul(&alpha, &fsub::<N, F>(&beta4, &x3)), &g2x8);
-    Jacobian { x: x3, y: y3, z: z3 }
+    Jacobian {
+        x: x3,
+        y: y3,
+        z: z3,
+    }
 }
 
 /// `p + q` for affine `q` (negated when `neg`); "madd-2007-bl" (7M + 4S),
 /// with the exceptional cases (p at infinity, p == ±q) handled.
-fn add_affine<const N: usize, F: Field<N>>(p: &Jacobian<N>, q: &Affine<N>, neg: bool) -> Jacobian<N> {
+fn add_affine<const N: usize, F: Field<N>>(
+    p: &Jacobian<N>,
+    q: &Affine<N>,
+    neg: bool,
+) -> Jacobian<N> {
     let c = F::curve();
-    let qy = if neg { fsub::<N, F>(&[0; N], &q.y) } else { q.y };
+    let qy = if neg {
+        fsub::<N, F>(&[0; N], &q.y)
+    } else {
+        q.y
+    };
     if is_zero(&p.z) {
-        return Jacobian { x: q.x, y: qy, z: c.p_one };
+        return Jacobian {
+            x: q.x,
+            y: qy,
+            z: c.p_one,
+        };
     }
     let z1z1 = F::sqr(&p.z);
     let u2 = F::mul(&q.x, &z1z1);
@@ -475,7 +494,11 @@ fn add_affine<const N: usize, F: Field<N>>(p: &Jacobian<N>, q: &Affine<N>, neg: 
         return if is_zero(&sy) {
             double::<N, F>(p)
         } else {
-            Jacobian { x: c.p_one, y: c.p_one, z: [0; N] }
+            Jacobian {
+                x: c.p_one,
+                y: c.p_one,
+                z: [0; N],
+            }
         };
     }
     let r = fadd::<N, F>(&sy, &sy);
@@ -487,10 +510,17 @@ fn add_affine<const N: usize, F: Field<N>>(p: &Jacobian<N>, q: &Affine<N>, neg: 
     let v2 = fadd::<N, F>(&v, &v);
     let x3 = fsub::<N, F>(&fsub::<N, F>(&F::sqr(&r), &j), &v2);
     let y1j = F::mul(&p.y, &j);
-    let y3 = fsub::<N, F>(&F::mul(&r, &fsub::<N, F>(&v, &x3)), &fadd::<N, F>(&y1j, &y1j));
+    let y3 = fsub::<N, F>(
+        &F::mul(&r, &fsub::<N, F>(&v, &x3)),
+        &fadd::<N, F>(&y1j, &y1j),
+    );
     let zh = fadd::<N, F>(&p.z, &h);
     let z3 = fsub::<N, F>(&fsub::<N, F>(&F::sqr(&zh), &z1z1), &hh);
-    Jacobian { x: x3, y: y3, z: z3 }
+    Jacobian {
+        x: x3,
+        y: y3,
+        z: z3,
+    }
 }
 
 /// Affine (Montgomery) coordinates of a finite Jacobian point.
@@ -502,7 +532,10 @@ fn to_affine<const N: usize, F: Field<N>>(p: &Jacobian<N>) -> Option<Affine<N>> 
     let zi = F::mul(&inv_mod(&z_plain, &c.p)?, &c.p_rr);
     let zi2 = F::sqr(&zi);
     let zi3 = F::mul(&zi2, &zi);
-    Some(Affine { x: F::mul(&p.x, &zi2), y: F::mul(&p.y, &zi3) })
+    Some(Affine {
+        x: F::mul(&p.x, &zi2),
+        y: F::mul(&p.y, &zi3),
+    })
 }
 
 /// `[P, 3P, 5P, ..., (2^(w-1) - 1) P]` in affine coordinates.
@@ -510,8 +543,14 @@ fn odd_multiples<const N: usize, F: Field<N>>(p: &Affine<N>, w: u32) -> Vec<Affi
     let count = 1usize << (w - 2);
     let mut out = Vec::with_capacity(count);
     out.push(*p);
-    let jp = Jacobian { x: p.x, y: p.y, z: F::curve().p_one };
-    let Some(p2) = to_affine::<N, F>(&double::<N, F>(&jp)) else { return out };
+    let jp = Jacobian {
+        x: p.x,
+        y: p.y,
+        z: F::curve().p_one,
+    };
+    let Some(p2) = to_affine::<N, F>(&double::<N, F>(&jp)) else {
+        return out;
+    };
     let mut cur = jp;
     for _ in 1..count {
         cur = add_affine::<N, F>(&cur, &p2, false);
@@ -581,7 +620,9 @@ fn new_key<const N: usize, F: Field<N>>(x: &[u8], y: &[u8]) -> Result<EcKey<N>, 
     }
     // Prime order and cofactor 1: every point on the curve other than
     // infinity (which has no affine coordinates) generates the group.
-    Ok(EcKey { table: odd_multiples::<N, F>(&q, Q_WINDOW) })
+    Ok(EcKey {
+        table: odd_multiples::<N, F>(&q, Q_WINDOW),
+    })
 }
 
 fn verify_digest<const N: usize, F: Field<N>>(key: &EcKey<N>, digest: &[u8], sig: &[u8]) -> bool {
@@ -589,9 +630,11 @@ fn verify_digest<const N: usize, F: Field<N>>(key: &EcKey<N>, digest: &[u8], sig
     if sig.len() != 8 * N || digest.len() != 4 * N {
         return false;
     }
-    let (Some(r), Some(s), Some(mut z)) =
-        (from_be::<N>(&sig[..4 * N]), from_be::<N>(&sig[4 * N..]), from_be::<N>(digest))
-    else {
+    let (Some(r), Some(s), Some(mut z)) = (
+        from_be::<N>(&sig[..4 * N]),
+        from_be::<N>(&sig[4 * N..]),
+        from_be::<N>(digest),
+    ) else {
         return false;
     };
     if is_zero(&r) || is_zero(&s) || geq(&r, &c.n) || geq(&s, &c.n) {
@@ -600,7 +643,9 @@ fn verify_digest<const N: usize, F: Field<N>>(key: &EcKey<N>, digest: &[u8], sig
     if geq(&z, &c.n) {
         z = c_sub(&z, &c.n).0;
     }
-    let Some(w) = inv_mod(&s, &c.n) else { return false };
+    let Some(w) = inv_mod(&s, &c.n) else {
+        return false;
+    };
     let w_m = mont_mul(&w, &c.n_rr, &c.n, c.n_inv); // w * R mod n
     let u1 = mont_mul(&z, &w_m, &c.n, c.n_inv);
     let u2 = mont_mul(&r, &w_m, &c.n, c.n_inv);
@@ -610,7 +655,11 @@ fn verify_digest<const N: usize, F: Field<N>>(key: &EcKey<N>, digest: &[u8], sig
     let l1 = wnaf(&u1, G_WINDOW, &mut naf1);
     let l2 = wnaf(&u2, Q_WINDOW, &mut naf2);
     let g = F::g_table();
-    let mut acc = Jacobian { x: c.p_one, y: c.p_one, z: [0u32; N] };
+    let mut acc = Jacobian {
+        x: c.p_one,
+        y: c.p_one,
+        z: [0u32; N],
+    };
     for i in (0..l1.max(l2)).rev() {
         acc = double::<N, F>(&acc);
         let d = naf1[i];
@@ -651,11 +700,13 @@ pub(crate) enum EcInner {
 
 impl EcInner {
     pub(crate) fn p256(x: &[u8], y: &[u8]) -> Result<Self, crate::KeyError> {
-        new_key::<8, P256F>(crate::strip_leading_zeros(x), crate::strip_leading_zeros(y)).map(EcInner::P256)
+        new_key::<8, P256F>(crate::strip_leading_zeros(x), crate::strip_leading_zeros(y))
+            .map(EcInner::P256)
     }
 
     pub(crate) fn p384(x: &[u8], y: &[u8]) -> Result<Self, crate::KeyError> {
-        new_key::<12, P384F>(crate::strip_leading_zeros(x), crate::strip_leading_zeros(y)).map(EcInner::P384)
+        new_key::<12, P384F>(crate::strip_leading_zeros(x), crate::strip_leading_zeros(y))
+            .map(EcInner::P384)
     }
 
     /// ES256 / ES384 verification: SHA-256 / SHA-384 of `msg`, raw `r || s`.
@@ -703,7 +754,10 @@ mod tests {
             let inv = inv_mod(&x, &P256.p).unwrap();
             let xm = P256F::mul(&x, &P256.p_rr);
             let im = P256F::mul(&inv, &P256.p_rr);
-            assert_eq!(plain::<8, P256F>(&P256F::mul(&xm, &im)), [1, 0, 0, 0, 0, 0, 0, 0]);
+            assert_eq!(
+                plain::<8, P256F>(&P256F::mul(&xm, &im)),
+                [1, 0, 0, 0, 0, 0, 0, 0]
+            );
             x = plain::<8, P256F>(&P256F::sqr(&xm));
             x[0] |= 1;
         }
@@ -717,7 +771,11 @@ mod tests {
         let mut naf = [0i8; 390];
         let l = wnaf(&nm1, G_WINDOW, &mut naf);
         let g = P256F::g_table();
-        let mut acc = Jacobian { x: P256.p_one, y: P256.p_one, z: [0u32; 8] };
+        let mut acc = Jacobian {
+            x: P256.p_one,
+            y: P256.p_one,
+            z: [0u32; 8],
+        };
         for i in (0..l).rev() {
             acc = double::<8, P256F>(&acc);
             let d = naf[i];
@@ -739,7 +797,9 @@ mod tests {
         for _ in 0..200 {
             let mut k = [0u32; 8];
             for x in k.iter_mut() {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 *x = (s >> 32) as u32;
             }
             for w in [2u32, 4, 5, 7] {
@@ -758,7 +818,11 @@ mod tests {
                     let v = a + carry;
                     let limb = v.rem_euclid(1 << 32);
                     carry = (v - limb) >> 32;
-                    assert_eq!(limb as u32, k.get(i).copied().unwrap_or(0), "w={w} limb {i}");
+                    assert_eq!(
+                        limb as u32,
+                        k.get(i).copied().unwrap_or(0),
+                        "w={w} limb {i}"
+                    );
                 }
             }
         }

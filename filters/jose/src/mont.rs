@@ -68,7 +68,9 @@ pub(crate) fn geq(a: &[Limb], b: &[Limb]) -> bool {
 pub(crate) fn sub_in_place(a: &mut [Limb], b: &[Limb]) -> bool {
     let mut borrow = 0u64;
     for (x, &y) in a.iter_mut().zip(b) {
-        let d = u64::from(*x).wrapping_sub(u64::from(y)).wrapping_sub(borrow);
+        let d = u64::from(*x)
+            .wrapping_sub(u64::from(y))
+            .wrapping_sub(borrow);
         *x = d as Limb;
         borrow = (d >> 63) & 1;
     }
@@ -111,14 +113,22 @@ impl MontModulus {
         let l = self.n.len();
         let t = &mut t[..2 * l];
         t.fill(0);
-        for (i, &bi) in b.iter().enumerate() {
-            let bi = u64::from(bi);
-            let mut c = 0u64;
-            for (tj, &aj) in t[i..i + l].iter_mut().zip(a) {
-                let x = u64::from(*tj) + u64::from(aj) * bi + c;
-                *tj = x as Limb;
-                c = x >> 32;
-            }
+        let mut i = 0;
+        while i + 1 < l {
+            let (c0, c1) = mac_two_rows(
+                &mut t[i..i + l + 1],
+                a,
+                u64::from(b[i]),
+                u64::from(b[i + 1]),
+            );
+            // Position i + l + 1 is still zero: no overflow.
+            let z = u64::from(t[i + l]) + c0;
+            t[i + l] = z as Limb;
+            t[i + l + 1] = (c1 + (z >> 32)) as Limb;
+            i += 2;
+        }
+        if i < l {
+            let c = mac_row(&mut t[i..i + l], a, u64::from(b[i]));
             t[i + l] = c as Limb;
         }
         self.reduce(t, out);
@@ -129,16 +139,28 @@ impl MontModulus {
         let l = self.n.len();
         let t = &mut t[..2 * l];
         t.fill(0);
-        // Cross products a_i * a_j, i < j.
-        for i in 0..l {
-            let ai = u64::from(a[i]);
-            let mut c = 0u64;
-            for (tj, &aj) in t[2 * i + 1..i + l].iter_mut().zip(&a[i + 1..]) {
-                let x = u64::from(*tj) + u64::from(aj) * ai + c;
-                *tj = x as Limb;
-                c = x >> 32;
-            }
+        // Cross products a_i * a_j, i < j; rows i and i+1 in one pass.
+        let mut i = 0;
+        while i + 2 < l {
+            // Position 2i+1: row i alone (a_(i+1) a_i); its carry enters the pass.
+            let x = u64::from(t[2 * i + 1]) + u64::from(a[i + 1]) * u64::from(a[i]);
+            t[2 * i + 1] = x as Limb;
+            let (c0, c1) = mac_two_rows_carry(
+                &mut t[2 * i + 2..i + l + 1],
+                &a[i + 2..],
+                u64::from(a[i]),
+                u64::from(a[i + 1]),
+                x >> 32,
+            );
+            let z = u64::from(t[i + l]) + c0;
+            t[i + l] = z as Limb;
+            t[i + l + 1] = (c1 + (z >> 32)) as Limb;
+            i += 2;
+        }
+        while i + 1 < l {
+            let c = mac_row(&mut t[2 * i + 1..i + l], &a[i + 1..], u64::from(a[i]));
             t[i + l] = c as Limb;
+            i += 1;
         }
         // Double them, then add the squares a_i^2.
         shl1(t);
@@ -154,18 +176,40 @@ impl MontModulus {
         self.reduce(t, out);
     }
 
-    /// Montgomery reduction of the 2l-limb `t`: `out = t * R^-1 mod n`.
+    /// Montgomery reduction of the 2l-limb `t`: `out = t * R^-1 mod n`,
+    /// two rows (two quotient digits) per pass over `t`: each limb of `t` is
+    /// loaded and stored once per two multiply-accumulates.
     fn reduce(&self, t: &mut [Limb], out: &mut [Limb]) {
         let l = self.n.len();
+        let n = &self.n;
         let mut top = 0u64;
-        for i in 0..l {
-            let m = u64::from(t[i].wrapping_mul(self.n0inv));
-            let mut c = 0u64;
-            for (tj, &nj) in t[i..i + l].iter_mut().zip(&self.n) {
-                let x = u64::from(*tj) + m * u64::from(nj) + c;
-                *tj = x as Limb;
-                c = x >> 32;
+        let mut i = 0;
+        while i + 1 < l {
+            let m0 = u64::from(t[i].wrapping_mul(self.n0inv));
+            let x = u64::from(t[i]) + m0 * u64::from(n[0]);
+            let x = u64::from(t[i + 1]) + m0 * u64::from(n[1]) + (x >> 32);
+            let w = x as Limb;
+            let m1 = u64::from(w.wrapping_mul(self.n0inv));
+            let y = u64::from(w) + m1 * u64::from(n[0]);
+            let (mut c0, mut c1) = (x >> 32, y >> 32);
+            for (tj, nw) in t[i + 2..i + l].iter_mut().zip(n[1..].windows(2)) {
+                let x = u64::from(*tj) + m0 * u64::from(nw[1]) + c0;
+                c0 = x >> 32;
+                let y = (x & MASK) + m1 * u64::from(nw[0]) + c1;
+                c1 = y >> 32;
+                *tj = y as Limb;
             }
+            let x = u64::from(t[i + l]) + c0 + top;
+            let y = (x & MASK) + m1 * u64::from(n[l - 1]) + c1;
+            t[i + l] = y as Limb;
+            let z = u64::from(t[i + l + 1]) + (x >> 32) + (y >> 32);
+            t[i + l + 1] = z as Limb;
+            top = z >> 32;
+            i += 2;
+        }
+        if i < l {
+            let m = u64::from(t[i].wrapping_mul(self.n0inv));
+            let c = mac_row(&mut t[i..i + l], &self.n, m);
             let x = u64::from(t[i + l]) + c + top;
             t[i + l] = x as Limb;
             top = x >> 32;
@@ -203,6 +247,53 @@ impl MontModulus {
     }
 }
 
+/// `t += a * b` over `t.len() == a.len()` limbs; returns the carry limb.
+/// The inner loop of every multiplication here.
+#[inline(always)]
+fn mac_row(t: &mut [Limb], a: &[Limb], b: u64) -> u64 {
+    let mut c = 0u64;
+    for (tj, &aj) in t.iter_mut().zip(a) {
+        let x = u64::from(*tj) + u64::from(aj) * b + c;
+        *tj = x as Limb;
+        c = x >> 32;
+    }
+    c
+}
+
+/// `t[j] += a[j] * b0 + a[j-1] * b1` over `t.len() == a.len() + 1` limbs
+/// (two product rows in one pass, so each limb of `t` is loaded and stored
+/// once per two multiply-accumulates). Returns `(c0, c1)`: row 0's carry,
+/// which still has to be added at `t[a.len()]`, and the carry out of
+/// `t[a.len()]` into the next limb.
+#[inline(always)]
+fn mac_two_rows(t: &mut [Limb], a: &[Limb], b0: u64, b1: u64) -> (u64, u64) {
+    mac_two_rows_carry(t, a, b0, b1, 0)
+}
+
+/// As [`mac_two_rows`] with a carry `c_in` entering row 0 at position 0.
+/// `a` must not be empty.
+#[inline(always)]
+fn mac_two_rows_carry(t: &mut [Limb], a: &[Limb], b0: u64, b1: u64, c_in: u64) -> (u64, u64) {
+    let l = a.len();
+    // Position 0: row 0 only.
+    let x = u64::from(t[0]) + u64::from(a[0]) * b0 + c_in;
+    t[0] = x as Limb;
+    let (mut c0, mut c1) = (x >> 32, 0u64);
+    for (tj, aw) in t[1..l].iter_mut().zip(a.windows(2)) {
+        let x = u64::from(*tj) + u64::from(aw[1]) * b0 + c0;
+        c0 = x >> 32;
+        let y = (x & MASK) + u64::from(aw[0]) * b1 + c1;
+        c1 = y >> 32;
+        *tj = y as Limb;
+    }
+    // Position l: row 1's last product; row 0's carry is returned.
+    let y = u64::from(t[l]) + u64::from(a[l - 1]) * b1 + c1;
+    t[l] = y as Limb;
+    (c0, y >> 32)
+}
+
+const MASK: u64 = 0xffff_ffff;
+
 /// Shifts left by one bit in place; returns the bit shifted out.
 fn shl1(x: &mut [Limb]) -> bool {
     let mut carry = 0;
@@ -230,7 +321,9 @@ mod tests {
         // Moduli that fit in u64 so that u128 arithmetic is a reference.
         let mut s = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..300 {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let n = (s >> (s % 40)) | 1 | (1 << 33);
             let base = s.rotate_left(17) % n;
             let e = (s >> 7) % 200_000 + 1;
@@ -248,7 +341,68 @@ mod tests {
             }
             let mut bytes = Vec::new();
             limbs_to_be(&got, 8, &mut bytes);
-            assert_eq!(u64::from_be_bytes(bytes.try_into().unwrap()), want as u64, "n={n} base={base} e={e}");
+            assert_eq!(
+                u64::from_be_bytes(bytes.try_into().unwrap()),
+                want as u64,
+                "n={n} base={base} e={e}"
+            );
+        }
+    }
+    /// mul and sqr against num-bigint: `mul(a, b) * R == a * b (mod n)`,
+    /// for odd moduli of 1 to 70 limbs with random and extreme operands.
+    #[test]
+    fn mul_sqr_match_bigint() {
+        use num_bigint_dig::BigUint;
+        let mut s = 0x0123_4567_89ab_cdefu64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for limbs in (1..=70).chain([64, 96, 128]) {
+            for round in 0..6 {
+                let mut n_be: Vec<u8> = (0..limbs * 4).map(|_| next() as u8).collect();
+                n_be[0] |= 0x80;
+                if round == 1 {
+                    n_be.iter_mut().for_each(|b| *b = 0xff);
+                }
+                *n_be.last_mut().unwrap() |= 1;
+                let m = MontModulus::new(&n_be).unwrap();
+                let n = BigUint::from_bytes_be(&n_be);
+                let r = BigUint::from(1u8) << (32 * limbs);
+                let rand_below_n = |next: &mut dyn FnMut() -> u64| {
+                    let v: Vec<u8> = (0..limbs * 4).map(|_| next() as u8).collect();
+                    BigUint::from_bytes_be(&v) % &n
+                };
+                let mut vals = vec![rand_below_n(&mut next), rand_below_n(&mut next)];
+                vals.push(&n - 1u8);
+                vals.push(BigUint::from(0u8));
+                vals.push(BigUint::from(1u8));
+                let to_limbs = |x: &BigUint| limbs_from_be(&x.to_bytes_be(), limbs);
+                let from_limbs = |x: &[Limb]| {
+                    let mut b = Vec::new();
+                    limbs_to_be(x, limbs * 4, &mut b);
+                    BigUint::from_bytes_be(&b)
+                };
+                let mut scratch = vec![0; 2 * limbs];
+                let mut out = vec![0; limbs];
+                for a in &vals {
+                    for b in &vals {
+                        m.mul(&to_limbs(a), &to_limbs(b), &mut scratch, &mut out);
+                        let got = from_limbs(&out);
+                        assert!(got < n);
+                        assert_eq!((&got * &r) % &n, (a * b) % &n, "limbs {limbs} mul");
+                    }
+                    m.sqr(&to_limbs(a), &mut scratch, &mut out);
+                    let got = from_limbs(&out);
+                    assert!(got < n);
+                    assert_eq!((&got * &r) % &n, (a * a) % &n, "limbs {limbs} sqr");
+                    let e = 65537u64;
+                    let got = from_limbs(&m.pow_public(&to_limbs(a), e));
+                    assert_eq!(got, a.modpow(&BigUint::from(e), &n), "limbs {limbs} pow");
+                }
+            }
         }
     }
 }

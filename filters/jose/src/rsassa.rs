@@ -69,7 +69,12 @@ impl RsaPublicKey {
         }
         let e = e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
         let m = MontModulus::new(n).ok_or(KeyError::RsaModulusEven)?;
-        Ok(RsaPublicKey { m, e, bits, k: n.len() })
+        Ok(RsaPublicKey {
+            m,
+            e,
+            bits,
+            k: n.len(),
+        })
     }
 
     /// Size of the modulus in bits.
@@ -96,7 +101,9 @@ impl RsaPublicKey {
     /// RSASSA-PKCS1-v1_5-VERIFY: the whole expected encoding
     /// `00 01 FF..FF 00 DigestInfo H` is built and compared byte for byte.
     pub(crate) fn verify_pkcs1(&self, h: HashAlg, msg: &[u8], sig: &[u8]) -> bool {
-        let Some(em) = self.public_op(sig) else { return false };
+        let Some(em) = self.public_op(sig) else {
+            return false;
+        };
         let (prefix, digest): (&[u8], Vec<u8>) = match h {
             HashAlg::Sha256 => (SHA256_PREFIX, Sha256::digest(msg).to_vec()),
             HashAlg::Sha384 => (SHA384_PREFIX, Sha384::digest(msg).to_vec()),
@@ -118,7 +125,9 @@ impl RsaPublicKey {
     /// the hash (RFC 7518 §3.5; BoringSSL's `RSA_PSS_SALTLEN_DIGEST`, which
     /// Envoy uses).
     pub(crate) fn verify_pss(&self, h: HashAlg, msg: &[u8], sig: &[u8]) -> bool {
-        let Some(em_full) = self.public_op(sig) else { return false };
+        let Some(em_full) = self.public_op(sig) else {
+            return false;
+        };
         match h {
             HashAlg::Sha256 => emsa_pss_verify::<Sha256>(msg, &em_full, self.bits - 1),
             HashAlg::Sha384 => emsa_pss_verify::<Sha384>(msg, &em_full, self.bits - 1),
@@ -153,7 +162,10 @@ fn emsa_pss_verify<D: Digest>(msg: &[u8], em_full: &[u8], em_bits: usize) -> boo
     let mut counter = 0u32;
     let mut off = 0;
     while off < db.len() {
-        let block = D::new().chain_update(hash).chain_update(counter.to_be_bytes()).finalize();
+        let block = D::new()
+            .chain_update(hash)
+            .chain_update(counter.to_be_bytes())
+            .finalize();
         for (d, m) in db[off..].iter_mut().zip(block.iter()) {
             *d ^= m;
         }

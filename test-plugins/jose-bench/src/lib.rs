@@ -15,8 +15,7 @@
 #[cfg(target_arch = "wasm32")]
 mod exports {
     use wasmesh_jose::{
-        verify, Algorithm, EcPublicKey, Ed25519PublicKey, HmacKey, KeyType, PublicKey,
-        RsaPublicKey,
+        verify, Algorithm, EcPublicKey, Ed25519PublicKey, HmacKey, KeyType, PublicKey, RsaPublicKey,
     };
 
     fn algorithm(id: u32) -> Option<Algorithm> {
@@ -37,12 +36,8 @@ mod exports {
                 let e = k.get(4 + n_len..)?;
                 PublicKey::Rsa(RsaPublicKey::from_components(n, e).ok()?)
             }
-            KeyType::EcP256 => {
-                PublicKey::Ec(EcPublicKey::p256(k.get(..32)?, k.get(32..)?).ok()?)
-            }
-            KeyType::EcP384 => {
-                PublicKey::Ec(EcPublicKey::p384(k.get(..48)?, k.get(48..)?).ok()?)
-            }
+            KeyType::EcP256 => PublicKey::Ec(EcPublicKey::p256(k.get(..32)?, k.get(32..)?).ok()?),
+            KeyType::EcP384 => PublicKey::Ec(EcPublicKey::p384(k.get(..48)?, k.get(48..)?).ok()?),
             KeyType::Ed25519 => PublicKey::Ed25519(Ed25519PublicKey::from_bytes(k).ok()?),
             KeyType::Oct => PublicKey::Oct(HmacKey::new(k).ok()?),
         })
@@ -67,11 +62,18 @@ mod exports {
         n: u32,
     ) -> i32 {
         let Some(alg) = algorithm(alg) else { return -1 };
-        let Some(k) = key(alg, bytes(key_ptr, key_len)) else { return -1 };
+        let Some(k) = key(alg, bytes(key_ptr, key_len)) else {
+            return -1;
+        };
         let (msg, sig) = (bytes(msg_ptr, msg_len), bytes(sig_ptr, sig_len));
         let mut ok = 0;
         for _ in 0..n {
-            if verify(alg, &k, core::hint::black_box(msg), core::hint::black_box(sig)) {
+            if verify(
+                alg,
+                &k,
+                core::hint::black_box(msg),
+                core::hint::black_box(sig),
+            ) {
                 ok += 1;
             }
         }
