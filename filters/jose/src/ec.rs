@@ -108,7 +108,9 @@ const fn c_mul_pow2<const N: usize>(x: Fe<N>, k: usize, m: &Fe<N>) -> Fe<N> {
 }
 
 impl<const N: usize> Curve<N> {
-    const fn new(p: &str, n: &str, b: &str, gx: &str, gy: &str) -> Self {
+    /// `mont`: field elements in Montgomery form (R = 2^(32N)); otherwise
+    /// plain residues (R = 1, for a field with its own reduction).
+    const fn new(p: &str, n: &str, b: &str, gx: &str, gy: &str, mont: bool) -> Self {
         let p: Fe<N> = from_hex(p);
         let n: Fe<N> = from_hex(n);
         let mut one = [0u32; N];
@@ -117,12 +119,12 @@ impl<const N: usize> Curve<N> {
         Curve {
             p,
             p_inv: neg_inv32(p[0]),
-            p_rr: c_mul_pow2(one, 64 * N, &p),
-            p_one: c_mul_pow2(one, 32 * N, &p),
+            p_rr: if mont { c_mul_pow2(one, 64 * N, &p) } else { one },
+            p_one: if mont { c_mul_pow2(one, 32 * N, &p) } else { one },
             n,
             n_inv: neg_inv32(n[0]),
             n_rr: c_mul_pow2(one, 64 * N, &n),
-            b: c_mul_pow2(b, 32 * N, &p),
+            b: if mont { c_mul_pow2(b, 32 * N, &p) } else { b },
             gx: from_hex(gx),
             gy: from_hex(gy),
             _priv: (),
@@ -130,13 +132,15 @@ impl<const N: usize> Curve<N> {
     }
 }
 
-/// NIST P-256 (FIPS 186-4 D.1.2.3).
+/// NIST P-256 (FIPS 186-4 D.1.2.3). Field elements are plain residues,
+/// reduced with the prime's special form ([`p256_reduce`]).
 pub(crate) static P256: Curve<8> = Curve::new(
     "ffffffff00000001000000000000000000000000ffffffffffffffffffffffff",
     "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551",
     "5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b",
     "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296",
     "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5",
+    false,
 );
 
 /// NIST P-384 (FIPS 186-4 D.1.2.4).
@@ -146,6 +150,7 @@ pub(crate) static P384: Curve<12> = Curve::new(
     "b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef",
     "aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7",
     "3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f",
+    true,
 );
 
 // ---------------------------------------------------------------- integers
@@ -356,18 +361,103 @@ struct Jacobian<const N: usize> {
 struct P256F;
 struct P384F;
 
+/// `a * b mod p` for P-256 (plain residues).
 #[inline(never)]
 fn p256_mul(a: &Fe<8>, b: &Fe<8>) -> Fe<8> {
-    const P: Fe<8> = P256.p;
-    const PINV: u32 = P256.p_inv;
-    mont_mul(a, b, &P, PINV)
+    let mut t = [0u32; 16];
+    for i in 0..8 {
+        let bi = u64::from(b[i]);
+        let mut c = 0u64;
+        for j in 0..8 {
+            let x = u64::from(t[i + j]) + u64::from(a[j]) * bi + c;
+            t[i + j] = x as u32;
+            c = x >> 32;
+        }
+        t[i + 8] = c as u32;
+    }
+    p256_reduce(&t)
 }
+
+/// `a^2 mod p` for P-256 (plain residues): cross products once, doubled.
 #[inline(never)]
 fn p256_sqr(a: &Fe<8>) -> Fe<8> {
-    const P: Fe<8> = P256.p;
-    const PINV: u32 = P256.p_inv;
-    mont_sqr(a, &P, PINV)
+    let mut t = [0u32; 16];
+    for i in 0..8 {
+        let ai = u64::from(a[i]);
+        let mut c = 0u64;
+        for j in i + 1..8 {
+            let x = u64::from(t[i + j]) + u64::from(a[j]) * ai + c;
+            t[i + j] = x as u32;
+            c = x >> 32;
+        }
+        t[i + 8] = c as u32;
+    }
+    let mut carry = 0u32;
+    for x in t.iter_mut() {
+        let next = *x >> 31;
+        *x = (*x << 1) | carry;
+        carry = next;
+    }
+    let mut c = 0u64;
+    for i in 0..8 {
+        let sq = u64::from(a[i]) * u64::from(a[i]);
+        let lo = u64::from(t[2 * i]) + (sq & 0xffff_ffff) + c;
+        t[2 * i] = lo as u32;
+        let hi = u64::from(t[2 * i + 1]) + (sq >> 32) + (lo >> 32);
+        t[2 * i + 1] = hi as u32;
+        c = hi >> 32;
+    }
+    p256_reduce(&t)
 }
+
+/// Reduces a 512-bit product modulo p = 2^256 - 2^224 + 2^192 + 2^96 - 1
+/// (FIPS 186-4 D.2.3: T + 2 S1 + 2 S2 + S3 + S4 - D1 - D2 - D3 - D4, here
+/// summed per 32-bit word in signed 64-bit columns).
+#[inline(always)]
+fn p256_reduce(t: &[u32; 16]) -> Fe<8> {
+    let c: [i64; 16] = core::array::from_fn(|i| i64::from(t[i]));
+    let w: [i64; 8] = [
+        c[0] + c[8] + c[9] - c[11] - c[12] - c[13] - c[14],
+        c[1] + c[9] + c[10] - c[12] - c[13] - c[14] - c[15],
+        c[2] + c[10] + c[11] - c[13] - c[14] - c[15],
+        c[3] + 2 * c[11] + 2 * c[12] + c[13] - c[15] - c[8] - c[9],
+        c[4] + 2 * c[12] + 2 * c[13] + c[14] - c[9] - c[10],
+        c[5] + 2 * c[13] + 2 * c[14] + c[15] - c[10] - c[11],
+        c[6] + 3 * c[14] + 2 * c[15] + c[13] - c[8] - c[9],
+        c[7] + 3 * c[15] + c[8] - c[10] - c[11] - c[12] - c[13],
+    ];
+    let (mut x, mut top) = p256_carry(w);
+    // x + top * 2^256 with 2^256 = 2^224 - 2^192 - 2^96 + 1 (mod p): fold
+    // until the top word is gone (a few rounds at most), then subtract p once.
+    let mut rounds = 0;
+    while top != 0 && rounds < 8 {
+        let mut w: [i64; 8] = core::array::from_fn(|i| i64::from(x[i]));
+        w[0] += top;
+        w[3] -= top;
+        w[6] -= top;
+        w[7] += top;
+        (x, top) = p256_carry(w);
+        rounds += 1;
+    }
+    if geq(&x, &P256.p) {
+        x = c_sub(&x, &P256.p).0;
+    }
+    x
+}
+
+/// Signed carry propagation of 8 columns into 32-bit words plus a signed top.
+#[inline(always)]
+fn p256_carry(w: [i64; 8]) -> (Fe<8>, i64) {
+    let mut out = [0u32; 8];
+    let mut carry = 0i64;
+    for i in 0..8 {
+        let v = w[i] + carry;
+        out[i] = v as u32;
+        carry = v >> 32;
+    }
+    (out, carry)
+}
+
 #[inline(never)]
 fn p384_mul(a: &Fe<12>, b: &Fe<12>) -> Fe<12> {
     const P: Fe<12> = P384.p;
