@@ -198,11 +198,14 @@ fn measure(mut f: impl FnMut(u32) -> Result<()>, runs: usize, target: Duration) 
     Ok(samples[samples.len() / 2])
 }
 
+/// (alg, key ptr, key len, msg ptr, msg len, sig ptr, sig len, iterations).
+type VerifyArgs = (u32, u32, u32, u32, u32, u32, u32, u32);
+
 struct Wasm {
     store: Store<()>,
     memory: Memory,
     alloc: TypedFunc<u32, u32>,
-    verify_n: TypedFunc<(u32, u32, u32, u32, u32, u32, u32, u32), i32>,
+    verify_n: TypedFunc<VerifyArgs, i32>,
     key_n: TypedFunc<(u32, u32, u32, u32), i32>,
 }
 

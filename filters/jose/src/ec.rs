@@ -39,8 +39,6 @@ pub(crate) struct Curve<const N: usize> {
     /// Generator, plain affine coordinates.
     gx: Fe<N>,
     gy: Fe<N>,
-    /// p - n if n + (p - n) ... : whether r + n < p is possible is checked at runtime.
-    _priv: (),
 }
 
 const fn from_hex<const N: usize>(s: &str) -> Fe<N> {
@@ -119,15 +117,22 @@ impl<const N: usize> Curve<N> {
         Curve {
             p,
             p_inv: neg_inv32(p[0]),
-            p_rr: if mont { c_mul_pow2(one, 64 * N, &p) } else { one },
-            p_one: if mont { c_mul_pow2(one, 32 * N, &p) } else { one },
+            p_rr: if mont {
+                c_mul_pow2(one, 64 * N, &p)
+            } else {
+                one
+            },
+            p_one: if mont {
+                c_mul_pow2(one, 32 * N, &p)
+            } else {
+                one
+            },
             n,
             n_inv: neg_inv32(n[0]),
             n_rr: c_mul_pow2(one, 64 * N, &n),
             b: if mont { c_mul_pow2(b, 32 * N, &p) } else { b },
             gx: from_hex(gx),
             gy: from_hex(gy),
-            _priv: (),
         }
     }
 }
@@ -715,6 +720,12 @@ fn new_key<const N: usize, F: Field<N>>(x: &[u8], y: &[u8]) -> Result<EcKey<N>, 
     })
 }
 
+/// `a * b * R^-1 mod n` (kept out of line: three calls per verification).
+#[inline(never)]
+fn scalar_mul<const N: usize>(a: &Fe<N>, b: &Fe<N>, c: &Curve<N>) -> Fe<N> {
+    mont_mul(a, b, &c.n, c.n_inv)
+}
+
 fn verify_digest<const N: usize, F: Field<N>>(key: &EcKey<N>, digest: &[u8], sig: &[u8]) -> bool {
     let c = F::curve();
     if sig.len() != 8 * N || digest.len() != 4 * N {
@@ -736,9 +747,9 @@ fn verify_digest<const N: usize, F: Field<N>>(key: &EcKey<N>, digest: &[u8], sig
     let Some(w) = inv_mod(&s, &c.n) else {
         return false;
     };
-    let w_m = mont_mul(&w, &c.n_rr, &c.n, c.n_inv); // w * R mod n
-    let u1 = mont_mul(&z, &w_m, &c.n, c.n_inv);
-    let u2 = mont_mul(&r, &w_m, &c.n, c.n_inv);
+    let w_m = scalar_mul(&w, &c.n_rr, c); // w * R mod n
+    let u1 = scalar_mul(&z, &w_m, c);
+    let u2 = scalar_mul(&r, &w_m, c);
 
     let mut naf1 = [0i8; 390];
     let mut naf2 = [0i8; 390];
@@ -752,13 +763,15 @@ fn verify_digest<const N: usize, F: Field<N>>(key: &EcKey<N>, digest: &[u8], sig
     };
     for i in (0..l1.max(l2)).rev() {
         acc = double::<N, F>(&acc);
-        let d = naf1[i];
-        if d != 0 {
-            acc = add_affine::<N, F>(&acc, &g[(d.unsigned_abs() >> 1) as usize], d < 0);
-        }
-        let d = naf2[i];
-        if d != 0 {
-            acc = add_affine::<N, F>(&acc, &key.table[(d.unsigned_abs() >> 1) as usize], d < 0);
+        // Digits are odd with |d| < 2^(w-1): index |d|/2 is inside the
+        // tables (checked anyway: a missing entry fails verification).
+        for (d, table) in [(naf1[i], g), (naf2[i], &key.table[..])] {
+            if d != 0 {
+                let Some(pt) = table.get((d.unsigned_abs() >> 1) as usize) else {
+                    return false;
+                };
+                acc = add_affine::<N, F>(&acc, pt, d < 0);
+            }
         }
     }
     if is_zero(&acc.z) {

@@ -78,24 +78,47 @@ pub(crate) fn sub_in_place(a: &mut [Limb], b: &[Limb]) -> bool {
 }
 
 impl MontModulus {
-    /// `n` big-endian without leading zeros; must be odd and non-empty.
+    /// `n` big-endian (leading zeros ignored); must be odd and non-zero.
     pub(crate) fn new(n_be: &[u8]) -> Option<MontModulus> {
+        let n_be = crate::strip_leading_zeros(n_be);
         if n_be.is_empty() || n_be[n_be.len() - 1] & 1 == 0 {
             return None;
         }
         let limbs = n_be.len().div_ceil(4);
         let n = limbs_from_be(n_be, limbs);
         let n0inv = neg_inv32(n[0]);
-        // R^2 mod n by doubling 1 (2 * 32 * limbs) times modulo n. Done once per key.
+        // R^2 mod n, once per key. x = 2^(bits-1) < n, doubled modulo n up to
+        // R mod n (the Montgomery form of 1), doubled t more times (the
+        // Montgomery form of 2^t), then squared j times in Montgomery form
+        // (2^(t 2^j)), with t 2^j = 32 * limbs: the Montgomery form of R.
+        let bits = 8 * n_be.len() - n_be[0].leading_zeros() as usize;
+        let total = 32 * limbs;
+        let j = total.trailing_zeros() as usize;
+        let t = total >> j;
         let mut x = vec![0; limbs];
-        x[0] = 1;
-        for _ in 0..64 * limbs {
-            let carry = shl1(&mut x);
-            if carry || geq(&x, &n) {
-                sub_in_place(&mut x, &n);
+        x[(bits - 1) / 32] = 1 << ((bits - 1) % 32);
+        let double = |x: &mut Vec<Limb>| {
+            let carry = shl1(x);
+            if carry || geq(x, &n) {
+                sub_in_place(x, &n);
             }
+        };
+        for _ in 0..(total - bits + 1) + t {
+            double(&mut x);
         }
-        Some(MontModulus { n, n0inv, rr: x })
+        let mut m = MontModulus {
+            n,
+            n0inv,
+            rr: Vec::new(),
+        };
+        let mut scratch = vec![0; 2 * limbs];
+        let mut y = vec![0; limbs];
+        for _ in 0..j {
+            m.sqr(&x, &mut scratch, &mut y);
+            core::mem::swap(&mut x, &mut y);
+        }
+        m.rr = x;
+        Some(m)
     }
 
     pub(crate) fn limbs(&self) -> usize {
