@@ -10,10 +10,13 @@ pub struct Ed25519PublicKey {
 }
 
 impl Ed25519PublicKey {
-    /// Key from its 32-byte encoding (JWK `x`).
+    /// Key from its 32-byte encoding (JWK `x`). The encoding must be a
+    /// canonical curve point that is not of small order (such a key could
+    /// never verify a signature, so it is refused here, at configuration).
     pub fn from_bytes(b: &[u8]) -> Result<Self, KeyError> {
         let key =
             ed25519_compact::PublicKey::from_slice(b).map_err(|_| KeyError::InvalidEd25519Key)?;
+        key.validate().map_err(|_| KeyError::InvalidEd25519Key)?;
         Ok(Ed25519PublicKey { key })
     }
 

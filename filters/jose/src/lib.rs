@@ -143,7 +143,8 @@ pub enum KeyError {
     InvalidEcCoordinate,
     /// The (x, y) pair is not a point on the curve.
     InvalidEcPoint,
-    /// Ed25519 public key is not 32 bytes or not a valid curve point encoding.
+    /// Ed25519 public key is not 32 bytes, not a canonical point encoding, or
+    /// a point of small order.
     InvalidEd25519Key,
     /// HMAC secret is empty.
     EmptyHmacKey,
@@ -168,7 +169,7 @@ impl fmt::Display for KeyError {
             }
             KeyError::InvalidEcPoint => f.write_str("EC public key is not a point on the curve"),
             KeyError::InvalidEd25519Key => {
-                f.write_str("Ed25519 public key must be a valid 32-byte point encoding")
+                f.write_str("Ed25519 public key must be the 32-byte encoding of a curve point of large order")
             }
             KeyError::EmptyHmacKey => f.write_str("HMAC secret is empty"),
         }
