@@ -269,10 +269,16 @@ fn ed25519_and_hmac_key_rules() {
     // The identity point (small order) and a non-canonical y (>= p) are refused.
     let mut identity = [0u8; 32];
     identity[0] = 1;
-    assert_eq!(Ed25519PublicKey::from_bytes(&identity).unwrap_err(), KeyError::InvalidEd25519Key);
+    assert_eq!(
+        Ed25519PublicKey::from_bytes(&identity).unwrap_err(),
+        KeyError::InvalidEd25519Key
+    );
     let mut big = [0xffu8; 32];
     big[31] = 0x7f;
-    assert_eq!(Ed25519PublicKey::from_bytes(&big).unwrap_err(), KeyError::InvalidEd25519Key);
+    assert_eq!(
+        Ed25519PublicKey::from_bytes(&big).unwrap_err(),
+        KeyError::InvalidEd25519Key
+    );
     assert_eq!(HmacKey::new(&[]).unwrap_err(), KeyError::EmptyHmacKey);
     assert!(HmacKey::new(b"k").is_ok());
     assert_eq!(
