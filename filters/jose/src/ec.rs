@@ -14,11 +14,12 @@ use std::sync::OnceLock;
 
 type Fe<const N: usize> = [u32; N];
 
-/// Width of the wNAF for the fixed generator (table of 2^(w-2) = 32 points).
-const G_WINDOW: u32 = 7;
-/// Width of the wNAF for the public key (table of 2^(w-2) = 8 points, built
+/// Width of the wNAF for the fixed generator (table of 2^(w-2) = 64 affine
+/// points, 4 KiB for P-256, built once per process).
+const G_WINDOW: u32 = 8;
+/// Width of the wNAF for the public key (table of 2^(w-2) = 16 points, built
 /// at key construction).
-const Q_WINDOW: u32 = 5;
+const Q_WINDOW: u32 = 6;
 
 /// Curve constants. Everything derived (Montgomery constants, b in
 /// Montgomery form) is computed at compile time.
@@ -633,26 +634,62 @@ fn to_affine<const N: usize, F: Field<N>>(p: &Jacobian<N>) -> Option<Affine<N>> 
     })
 }
 
-/// `[P, 3P, 5P, ..., (2^(w-1) - 1) P]` in affine coordinates.
+/// `a^-1` in the field's representation (Montgomery or plain), a != 0.
+fn field_inv<const N: usize, F: Field<N>>(a: &Fe<N>) -> Option<Fe<N>> {
+    let c = F::curve();
+    let mut one = [0u32; N];
+    one[0] = 1;
+    let plain = F::mul(a, &one);
+    Some(F::mul(&inv_mod(&plain, &c.p)?, &c.p_rr))
+}
+
+/// `[P, 3P, 5P, ..., (2^(w-1) - 1) P]` in affine coordinates. The Jacobian
+/// multiples are normalised together with one field inversion (Montgomery's
+/// batch inversion), so this costs two inversions in all.
 fn odd_multiples<const N: usize, F: Field<N>>(p: &Affine<N>, w: u32) -> Vec<Affine<N>> {
     let count = 1usize << (w - 2);
-    let mut out = Vec::with_capacity(count);
-    out.push(*p);
     let jp = Jacobian {
         x: p.x,
         y: p.y,
         z: F::curve().p_one,
     };
     let Some(p2) = to_affine::<N, F>(&double::<N, F>(&jp)) else {
-        return out;
+        return vec![*p];
     };
-    let mut cur = jp;
-    for _ in 1..count {
-        cur = add_affine::<N, F>(&cur, &p2, false);
-        match to_affine::<N, F>(&cur) {
-            Some(a) => out.push(a),
-            None => break, // cannot happen for a point of prime order > 2^w
+    let mut jac = Vec::with_capacity(count);
+    jac.push(jp);
+    for i in 1..count {
+        let next = add_affine::<N, F>(&jac[i - 1], &p2, false);
+        if is_zero(&next.z) {
+            break; // cannot happen for a point of prime order > 2^w
         }
+        jac.push(next);
+    }
+    // prefix[i] = z_0 * ... * z_i
+    let mut prefix = Vec::with_capacity(jac.len());
+    let mut acc = F::curve().p_one;
+    for j in &jac {
+        acc = F::mul(&acc, &j.z);
+        prefix.push(acc);
+    }
+    let Some(mut inv) = field_inv::<N, F>(&acc) else {
+        return vec![*p];
+    };
+    let mut out = vec![*p; jac.len()];
+    for i in (0..jac.len()).rev() {
+        // inv = (z_0 ... z_i)^-1
+        let zi = if i == 0 {
+            inv
+        } else {
+            F::mul(&inv, &prefix[i - 1])
+        };
+        inv = F::mul(&inv, &jac[i].z);
+        let zi2 = F::sqr(&zi);
+        let zi3 = F::mul(&zi2, &zi);
+        out[i] = Affine {
+            x: F::mul(&jac[i].x, &zi2),
+            y: F::mul(&jac[i].y, &zi3),
+        };
     }
     out
 }
@@ -715,6 +752,9 @@ fn new_key<const N: usize, F: Field<N>>(x: &[u8], y: &[u8]) -> Result<EcKey<N>, 
     }
     // Prime order and cofactor 1: every point on the curve other than
     // infinity (which has no affine coordinates) generates the group.
+    // Build the generator's table now (once per process) rather than on the
+    // first verification.
+    let _ = F::g_table();
     Ok(EcKey {
         table: odd_multiples::<N, F>(&q, Q_WINDOW),
     })
