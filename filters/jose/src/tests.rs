@@ -484,3 +484,49 @@ fn rfc4231_hmac() {
         &hex("164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"),
     );
 }
+
+/// Random structurally valid keys (odd moduli of every size around the
+/// limits, random exponents; random curve points) with random signatures of
+/// the right and wrong lengths: always refused, never a panic.
+#[test]
+fn random_keys_and_signatures_never_panic() {
+    let mut x: u64 = 0x0ddb_a11c_afe0_f00d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let msg = b"eyJhbGciOiJQUzI1NiJ9.e30";
+    for bits in (2048usize..=2080).chain([3072, 4095, 4096, 8191, 8192]) {
+        let len = bits.div_ceil(8);
+        let mut n: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let top_bit = (bits - 1) % 8;
+        n[0] &= ((1u16 << (top_bit + 1)) - 1) as u8;
+        n[0] |= 1 << top_bit;
+        *n.last_mut().unwrap() |= 1;
+        let e_bits = 2 + (next() % 32) as u32;
+        let e = ((next() & ((1u64 << e_bits) - 1)) | (1u64 << (e_bits - 1)) | 1).to_be_bytes();
+        let key = RsaPublicKey::from_components(&n, &e).unwrap();
+        assert_eq!(key.bits(), bits);
+        let key = PublicKey::Rsa(key);
+        for sig_len in [len - 1, len, len, len, len + 1] {
+            let mut sig: Vec<u8> = (0..sig_len).map(|_| next() as u8).collect();
+            if sig_len == len && next() % 2 == 0 {
+                sig[0] &= n[0] >> 1; // below n
+            }
+            for alg in Algorithm::ALL {
+                assert!(!verify(alg, &key, msg, &sig), "{bits} bits {alg}");
+            }
+        }
+    }
+    // EC: multiples of random valid points are not needed; random signatures
+    // against the RFC key and a generated one.
+    let (k, _, _) = rfc_a3();
+    for _ in 0..300 {
+        let len = [0, 1, 63, 64, 64, 64, 65, 96, 128][(next() % 9) as usize];
+        let sig: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        assert!(!verify(Algorithm::ES256, &k, msg, &sig));
+        assert!(!verify(Algorithm::ES384, &k, msg, &sig));
+    }
+}
