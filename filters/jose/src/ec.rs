@@ -370,16 +370,24 @@ struct P384F;
 /// `a * b mod p` for P-256 (plain residues).
 #[inline(never)]
 fn p256_mul(a: &Fe<8>, b: &Fe<8>) -> Fe<8> {
+    // Rows i and i+1 in one pass: two independent carry chains.
     let mut t = [0u32; 16];
-    for i in 0..8 {
-        let bi = u64::from(b[i]);
-        let mut c = 0u64;
-        for j in 0..8 {
-            let x = u64::from(t[i + j]) + u64::from(a[j]) * bi + c;
-            t[i + j] = x as u32;
-            c = x >> 32;
+    for i in (0..8).step_by(2) {
+        let (b0, b1) = (u64::from(b[i]), u64::from(b[i + 1]));
+        let x = u64::from(t[i]) + u64::from(a[0]) * b0;
+        t[i] = x as u32;
+        let (mut c0, mut c1) = (x >> 32, 0u64);
+        for j in 1..8 {
+            let x = u64::from(t[i + j]) + u64::from(a[j]) * b0 + c0;
+            c0 = x >> 32;
+            let y = (x & 0xffff_ffff) + u64::from(a[j - 1]) * b1 + c1;
+            c1 = y >> 32;
+            t[i + j] = y as u32;
         }
-        t[i + 8] = c as u32;
+        // t[i+8] and t[i+9] are still zero; the sum fits in 64 bits.
+        let y = u64::from(a[7]) * b1 + c1 + c0;
+        t[i + 8] = y as u32;
+        t[i + 9] = (y >> 32) as u32;
     }
     p256_reduce(&t)
 }
