@@ -1,4 +1,5 @@
-//! Ed25519 (ed25519-compact) and HMAC (RustCrypto `hmac`) keys.
+//! Ed25519 (`ed25519-dalek`, whose 32-bit backend is used on wasm32) and
+//! HMAC (RustCrypto `hmac`) keys.
 
 use crate::{HashAlg, KeyError};
 use sha2::{Sha256, Sha384, Sha512};
@@ -6,23 +7,35 @@ use sha2::{Sha256, Sha384, Sha512};
 /// Ed25519 public key (32 bytes).
 #[derive(Clone, Debug)]
 pub struct Ed25519PublicKey {
-    key: ed25519_compact::PublicKey,
+    key: ed25519_dalek::VerifyingKey,
 }
 
 impl Ed25519PublicKey {
-    /// Key from its 32-byte encoding (JWK `x`). The encoding must be a
-    /// canonical curve point that is not of small order (such a key could
-    /// never verify a signature, so it is refused here, at configuration).
+    /// Key from its 32-byte encoding (JWK `x`). The encoding must be the
+    /// canonical encoding of a curve point that is not of small order (such a key could never verify a
+    /// signature under the strict rules, so it is refused here, at
+    /// configuration).
     pub fn from_bytes(b: &[u8]) -> Result<Self, KeyError> {
-        let key =
-            ed25519_compact::PublicKey::from_slice(b).map_err(|_| KeyError::InvalidEd25519Key)?;
-        key.validate().map_err(|_| KeyError::InvalidEd25519Key)?;
+        let bytes: &[u8; 32] = b.try_into().map_err(|_| KeyError::InvalidEd25519Key)?;
+        // Canonical encoding: the y coordinate (low 255 bits) below 2^255 - 19.
+        let non_canonical =
+            bytes[0] >= 0xed && bytes[1..31].iter().all(|&x| x == 0xff) && bytes[31] & 0x7f == 0x7f;
+        if non_canonical {
+            return Err(KeyError::InvalidEd25519Key);
+        }
+        let key = ed25519_dalek::VerifyingKey::from_bytes(bytes)
+            .map_err(|_| KeyError::InvalidEd25519Key)?;
+        if key.is_weak() {
+            return Err(KeyError::InvalidEd25519Key);
+        }
         Ok(Ed25519PublicKey { key })
     }
 
+    /// RFC 8032 verification with the strict checks (canonical `S`, `R` not
+    /// of small order).
     pub(crate) fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        match ed25519_compact::Signature::from_slice(sig) {
-            Ok(s) => self.key.verify(msg, &s).is_ok(),
+        match ed25519_dalek::Signature::from_slice(sig) {
+            Ok(s) => self.key.verify_strict(msg, &s).is_ok(),
             Err(_) => false,
         }
     }

@@ -335,3 +335,32 @@ fn ec_key_validation_against_reference() {
         assert_eq!(EcPublicKey::p256(&x, &y).is_ok(), theirs, "case {i}");
     }
 }
+
+/// Ed25519 against ed25519-compact (an independent implementation): random
+/// keys and messages, valid and corrupted signatures, same answers.
+#[test]
+fn ed25519_against_ed25519_compact() {
+    use wasmesh_jose::Ed25519PublicKey;
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0004);
+    for i in 0..500 {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));
+        let ours = PublicKey::Ed25519(Ed25519PublicKey::from_bytes(kp.pk.as_ref()).unwrap());
+        let msg = rand_msg(&mut rng);
+        let sig = kp.sk.sign(&msg, None).to_vec();
+        assert!(verify(Algorithm::EdDSA, &ours, &msg, &sig), "case {i}");
+        let mut bad = sig.clone();
+        let bit = (rng.next_u32() as usize) % (bad.len() * 8);
+        bad[bit / 8] ^= 1 << (bit % 8);
+        let mut m2 = msg.clone();
+        m2.push(1);
+        for (m, s) in [(&msg, &bad), (&m2, &sig)] {
+            let theirs = ed25519_compact::Signature::from_slice(s)
+                .map(|s| kp.pk.verify(m, &s).is_ok())
+                .unwrap_or(false);
+            assert_eq!(verify(Algorithm::EdDSA, &ours, m, s), theirs, "case {i}");
+            assert!(!theirs);
+        }
+    }
+}
