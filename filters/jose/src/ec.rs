@@ -347,7 +347,8 @@ trait Field<const N: usize> {
     fn curve() -> &'static Curve<N>;
     fn mul(a: &Fe<N>, b: &Fe<N>) -> Fe<N>;
     fn sqr(a: &Fe<N>) -> Fe<N>;
-    fn g_table() -> &'static [Affine<N>];
+    /// Odd multiples of G and of 2^(16N) G (see [`split_tables`]).
+    fn g_table() -> &'static [Vec<Affine<N>>; 2];
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -495,11 +496,11 @@ impl Field<8> for P256F {
     fn sqr(a: &Fe<8>) -> Fe<8> {
         p256_sqr(a)
     }
-    fn g_table() -> &'static [Affine<8>] {
-        static T: OnceLock<Vec<Affine<8>>> = OnceLock::new();
+    fn g_table() -> &'static [Vec<Affine<8>>; 2] {
+        static T: OnceLock<[Vec<Affine<8>>; 2]> = OnceLock::new();
         T.get_or_init(|| {
             let g = to_mont_affine::<8, P256F>(&P256.gx, &P256.gy);
-            odd_multiples::<8, P256F>(&g, G_WINDOW)
+            split_tables::<8, P256F>(&g, G_WINDOW)
         })
     }
 }
@@ -514,11 +515,11 @@ impl Field<12> for P384F {
     fn sqr(a: &Fe<12>) -> Fe<12> {
         p384_sqr(a)
     }
-    fn g_table() -> &'static [Affine<12>] {
-        static T: OnceLock<Vec<Affine<12>>> = OnceLock::new();
+    fn g_table() -> &'static [Vec<Affine<12>>; 2] {
+        static T: OnceLock<[Vec<Affine<12>>; 2]> = OnceLock::new();
         T.get_or_init(|| {
             let g = to_mont_affine::<12, P384F>(&P384.gx, &P384.gy);
-            odd_multiples::<12, P384F>(&g, G_WINDOW)
+            split_tables::<12, P384F>(&g, G_WINDOW)
         })
     }
 }
@@ -736,10 +737,41 @@ fn wnaf<const N: usize>(k: &Fe<N>, w: u32, out: &mut [i8; 390]) -> usize {
     len
 }
 
-/// A validated public key with its precomputed table of odd multiples.
+/// Tables for a point P split in two halves of the scalar: the odd
+/// multiples of P and of `2^h P` with `h = 16N` (half the bits). A scalar
+/// `u = u_lo + 2^h u_hi` then needs only h doublings:
+/// `u P = u_lo P + u_hi (2^h P)`.
+fn split_tables<const N: usize, F: Field<N>>(p: &Affine<N>, w: u32) -> [Vec<Affine<N>>; 2] {
+    let mut hp = Jacobian {
+        x: p.x,
+        y: p.y,
+        z: F::curve().p_one,
+    };
+    for _ in 0..16 * N {
+        hp = double::<N, F>(&hp);
+    }
+    // 2^h P is never infinity for a point of prime order n > 2^h; an empty
+    // table would only make verification fail.
+    let hi = match to_affine::<N, F>(&hp) {
+        Some(a) => odd_multiples::<N, F>(&a, w),
+        None => Vec::new(),
+    };
+    [odd_multiples::<N, F>(p, w), hi]
+}
+
+/// Low and high halves (16N bits each) of a scalar.
+fn halves<const N: usize>(k: &Fe<N>) -> (Fe<N>, Fe<N>) {
+    let mut lo = [0u32; N];
+    let mut hi = [0u32; N];
+    lo[..N / 2].copy_from_slice(&k[..N / 2]);
+    hi[..N - N / 2].copy_from_slice(&k[N / 2..]);
+    (lo, hi)
+}
+
+/// A validated public key with its precomputed tables (see [`split_tables`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct EcKey<const N: usize> {
-    table: Vec<Affine<N>>,
+    tables: [Vec<Affine<N>>; 2],
 }
 
 fn new_key<const N: usize, F: Field<N>>(x: &[u8], y: &[u8]) -> Result<EcKey<N>, crate::KeyError> {
@@ -764,7 +796,7 @@ fn new_key<const N: usize, F: Field<N>>(x: &[u8], y: &[u8]) -> Result<EcKey<N>, 
     // first verification.
     let _ = F::g_table();
     Ok(EcKey {
-        table: odd_multiples::<N, F>(&q, Q_WINDOW),
+        tables: split_tables::<N, F>(&q, Q_WINDOW),
     })
 }
 
@@ -799,21 +831,31 @@ fn verify_digest<const N: usize, F: Field<N>>(key: &EcKey<N>, digest: &[u8], sig
     let u1 = scalar_mul(&z, &w_m, c);
     let u2 = scalar_mul(&r, &w_m, c);
 
-    let mut naf1 = [0i8; 390];
-    let mut naf2 = [0i8; 390];
-    let l1 = wnaf(&u1, G_WINDOW, &mut naf1);
-    let l2 = wnaf(&u2, Q_WINDOW, &mut naf2);
+    // u1 G + u2 Q = u1_lo G + u1_hi (2^h G) + u2_lo Q + u2_hi (2^h Q):
+    // four interleaved wNAFs over h = 16N bits, h doublings in all.
     let g = F::g_table();
+    let (u1_lo, u1_hi) = halves(&u1);
+    let (u2_lo, u2_hi) = halves(&u2);
+    let mut nafs = [[0i8; 390]; 4];
+    let lens = [
+        wnaf(&u1_lo, G_WINDOW, &mut nafs[0]),
+        wnaf(&u1_hi, G_WINDOW, &mut nafs[1]),
+        wnaf(&u2_lo, Q_WINDOW, &mut nafs[2]),
+        wnaf(&u2_hi, Q_WINDOW, &mut nafs[3]),
+    ];
+    let tables: [&[Affine<N>]; 4] = [&g[0], &g[1], &key.tables[0], &key.tables[1]];
     let mut acc = Jacobian {
         x: c.p_one,
         y: c.p_one,
         z: [0u32; N],
     };
-    for i in (0..l1.max(l2)).rev() {
+    let top = lens.iter().copied().max().unwrap_or(0);
+    for i in (0..top).rev() {
         acc = double::<N, F>(&acc);
         // Digits are odd with |d| < 2^(w-1): index |d|/2 is inside the
         // tables (checked anyway: a missing entry fails verification).
-        for (d, table) in [(naf1[i], g), (naf2[i], &key.table[..])] {
+        for (naf, table) in nafs.iter().zip(tables) {
+            let d = naf[i];
             if d != 0 {
                 let Some(pt) = table.get((d.unsigned_abs() >> 1) as usize) else {
                     return false;
@@ -921,7 +963,7 @@ mod tests {
         let nm1 = c_sub(&P256.n, &[1, 0, 0, 0, 0, 0, 0, 0]).0;
         let mut naf = [0i8; 390];
         let l = wnaf(&nm1, G_WINDOW, &mut naf);
-        let g = P256F::g_table();
+        let g = &P256F::g_table()[0];
         let mut acc = Jacobian {
             x: P256.p_one,
             y: P256.p_one,
