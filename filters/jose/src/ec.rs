@@ -347,8 +347,8 @@ trait Field<const N: usize> {
     fn curve() -> &'static Curve<N>;
     fn mul(a: &Fe<N>, b: &Fe<N>) -> Fe<N>;
     fn sqr(a: &Fe<N>) -> Fe<N>;
-    /// Odd multiples of G and of 2^(16N) G (see [`split_tables`]).
-    fn g_table() -> &'static [Vec<Affine<N>>; 2];
+    /// Odd multiples of G, 2^h G, 2^2h G, 2^3h G (see [`split_tables`]).
+    fn g_table() -> &'static [Vec<Affine<N>>; PARTS];
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -496,8 +496,8 @@ impl Field<8> for P256F {
     fn sqr(a: &Fe<8>) -> Fe<8> {
         p256_sqr(a)
     }
-    fn g_table() -> &'static [Vec<Affine<8>>; 2] {
-        static T: OnceLock<[Vec<Affine<8>>; 2]> = OnceLock::new();
+    fn g_table() -> &'static [Vec<Affine<8>>; PARTS] {
+        static T: OnceLock<[Vec<Affine<8>>; PARTS]> = OnceLock::new();
         T.get_or_init(|| {
             let g = to_mont_affine::<8, P256F>(&P256.gx, &P256.gy);
             split_tables::<8, P256F>(&g, G_WINDOW)
@@ -515,8 +515,8 @@ impl Field<12> for P384F {
     fn sqr(a: &Fe<12>) -> Fe<12> {
         p384_sqr(a)
     }
-    fn g_table() -> &'static [Vec<Affine<12>>; 2] {
-        static T: OnceLock<[Vec<Affine<12>>; 2]> = OnceLock::new();
+    fn g_table() -> &'static [Vec<Affine<12>>; PARTS] {
+        static T: OnceLock<[Vec<Affine<12>>; PARTS]> = OnceLock::new();
         T.get_or_init(|| {
             let g = to_mont_affine::<12, P384F>(&P384.gx, &P384.gy);
             split_tables::<12, P384F>(&g, G_WINDOW)
@@ -737,41 +737,49 @@ fn wnaf<const N: usize>(k: &Fe<N>, w: u32, out: &mut [i8; 390]) -> usize {
     len
 }
 
-/// Tables for a point P split in two halves of the scalar: the odd
-/// multiples of P and of `2^h P` with `h = 16N` (half the bits). A scalar
-/// `u = u_lo + 2^h u_hi` then needs only h doublings:
-/// `u P = u_lo P + u_hi (2^h P)`.
-fn split_tables<const N: usize, F: Field<N>>(p: &Affine<N>, w: u32) -> [Vec<Affine<N>>; 2] {
-    let mut hp = Jacobian {
-        x: p.x,
-        y: p.y,
-        z: F::curve().p_one,
-    };
-    for _ in 0..16 * N {
-        hp = double::<N, F>(&hp);
+/// Number of pieces scalars are split into (see [`split_tables`]).
+const PARTS: usize = 4;
+
+/// Tables for a point P with the scalar split in `PARTS` pieces of
+/// `h = 32N / PARTS` bits: the odd multiples of `P, 2^h P, 2^2h P, ...`. A
+/// scalar `u = sum u_j 2^(jh)` then needs only h doublings:
+/// `u P = sum u_j (2^(jh) P)` (computed once per key, or once per process
+/// for G, instead of 32N doublings per verification).
+fn split_tables<const N: usize, F: Field<N>>(p: &Affine<N>, w: u32) -> [Vec<Affine<N>>; PARTS] {
+    let mut out: [Vec<Affine<N>>; PARTS] = core::array::from_fn(|_| Vec::new());
+    let mut base = Some(*p);
+    for table in out.iter_mut() {
+        // 2^(jh) P is never infinity for a point of prime order n > 2^(jh);
+        // an empty table would only make verification fail.
+        let Some(b) = base else { break };
+        *table = odd_multiples::<N, F>(&b, w);
+        let mut jp = Jacobian {
+            x: b.x,
+            y: b.y,
+            z: F::curve().p_one,
+        };
+        for _ in 0..32 * N / PARTS {
+            jp = double::<N, F>(&jp);
+        }
+        base = to_affine::<N, F>(&jp);
     }
-    // 2^h P is never infinity for a point of prime order n > 2^h; an empty
-    // table would only make verification fail.
-    let hi = match to_affine::<N, F>(&hp) {
-        Some(a) => odd_multiples::<N, F>(&a, w),
-        None => Vec::new(),
-    };
-    [odd_multiples::<N, F>(p, w), hi]
+    out
 }
 
-/// Low and high halves (16N bits each) of a scalar.
-fn halves<const N: usize>(k: &Fe<N>) -> (Fe<N>, Fe<N>) {
-    let mut lo = [0u32; N];
-    let mut hi = [0u32; N];
-    lo[..N / 2].copy_from_slice(&k[..N / 2]);
-    hi[..N - N / 2].copy_from_slice(&k[N / 2..]);
-    (lo, hi)
+/// The `PARTS` pieces of a scalar, `32N / PARTS` bits each, lowest first.
+fn pieces<const N: usize>(k: &Fe<N>) -> [Fe<N>; PARTS] {
+    let per = N / PARTS;
+    core::array::from_fn(|j| {
+        let mut v = [0u32; N];
+        v[..per].copy_from_slice(&k[j * per..(j + 1) * per]);
+        v
+    })
 }
 
 /// A validated public key with its precomputed tables (see [`split_tables`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct EcKey<const N: usize> {
-    tables: [Vec<Affine<N>>; 2],
+    tables: [Vec<Affine<N>>; PARTS],
 }
 
 fn new_key<const N: usize, F: Field<N>>(x: &[u8], y: &[u8]) -> Result<EcKey<N>, crate::KeyError> {
@@ -831,19 +839,19 @@ fn verify_digest<const N: usize, F: Field<N>>(key: &EcKey<N>, digest: &[u8], sig
     let u1 = scalar_mul(&z, &w_m, c);
     let u2 = scalar_mul(&r, &w_m, c);
 
-    // u1 G + u2 Q = u1_lo G + u1_hi (2^h G) + u2_lo Q + u2_hi (2^h Q):
-    // four interleaved wNAFs over h = 16N bits, h doublings in all.
+    // u1 G + u2 Q = sum_j u1_j (2^(jh) G) + u2_j (2^(jh) Q): 2 * PARTS
+    // interleaved wNAFs over h = 32N / PARTS bits, h doublings in all.
     let g = F::g_table();
-    let (u1_lo, u1_hi) = halves(&u1);
-    let (u2_lo, u2_hi) = halves(&u2);
-    let mut nafs = [[0i8; 390]; 4];
-    let lens = [
-        wnaf(&u1_lo, G_WINDOW, &mut nafs[0]),
-        wnaf(&u1_hi, G_WINDOW, &mut nafs[1]),
-        wnaf(&u2_lo, Q_WINDOW, &mut nafs[2]),
-        wnaf(&u2_hi, Q_WINDOW, &mut nafs[3]),
-    ];
-    let tables: [&[Affine<N>]; 4] = [&g[0], &g[1], &key.tables[0], &key.tables[1]];
+    let (p1, p2) = (pieces(&u1), pieces(&u2));
+    let mut nafs = [[0i8; 390]; 2 * PARTS];
+    let mut lens = [0usize; 2 * PARTS];
+    let mut tables: [&[Affine<N>]; 2 * PARTS] = [&[]; 2 * PARTS];
+    for j in 0..PARTS {
+        lens[2 * j] = wnaf(&p1[j], G_WINDOW, &mut nafs[2 * j]);
+        tables[2 * j] = &g[j];
+        lens[2 * j + 1] = wnaf(&p2[j], Q_WINDOW, &mut nafs[2 * j + 1]);
+        tables[2 * j + 1] = &key.tables[j];
+    }
     let mut acc = Jacobian {
         x: c.p_one,
         y: c.p_one,
