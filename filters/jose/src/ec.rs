@@ -2,10 +2,13 @@
 //! with the crate's own field arithmetic.
 //!
 //! Field elements are `[u32; N]` little-endian limbs (N = 8 for P-256, 12 for
-//! P-384) in Montgomery form. Points are in Jacobian coordinates; the
-//! double-scalar multiplication `u1*G + u2*Q` interleaves width-w NAFs of the
-//! two scalars (Straus/Shamir), adding odd multiples taken from affine tables:
-//! G's table is built once per process, Q's when the key is constructed.
+//! P-384): plain residues with the special-form reduction for P-256,
+//! Montgomery form for P-384 and for the scalars. Points are in Jacobian coordinates; the
+//! double-scalar multiplication `u1*G + u2*Q` splits each scalar in
+//! `PARTS` pieces and interleaves width-w NAFs of all pieces (Straus/Shamir),
+//! adding odd multiples taken from affine tables of the shifted points
+//! `2^(jh) G` and `2^(jh) Q`: G's tables are built once per process, Q's
+//! when the key is constructed.
 //! Everything here is public (key, message, signature), so the code is
 //! variable-time by design.
 
@@ -14,11 +17,12 @@ use std::sync::OnceLock;
 
 type Fe<const N: usize> = [u32; N];
 
-/// Width of the wNAF for the fixed generator (table of 2^(w-2) = 64 affine
-/// points, 4 KiB for P-256, built once per process).
+/// Width of the wNAF for the fixed generator (tables of 2^(w-2) = 64 affine
+/// points for each of the `PARTS` shifted generators, 16 KiB in all for
+/// P-256, built once per process).
 const G_WINDOW: u32 = 8;
-/// Width of the wNAF for the public key (table of 2^(w-2) = 16 points, built
-/// at key construction).
+/// Width of the wNAF for the public key (tables of 2^(w-2) = 16 points for
+/// each of the `PARTS` shifted keys, built at key construction).
 const Q_WINDOW: u32 = 6;
 
 /// Curve constants. Everything derived (Montgomery constants, b in
