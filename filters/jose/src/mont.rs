@@ -268,6 +268,41 @@ impl MontModulus {
         self.mul(&acc, &one, &mut t, &mut tmp);
         tmp
     }
+
+    /// `R^e mod n`, the constant [`Self::pow_public_fast`] needs (computed
+    /// once per key).
+    pub(crate) fn r_pow(&self, e: u64) -> Vec<Limb> {
+        let l = self.n.len();
+        let mut t = vec![0; 2 * l];
+        let mut r = vec![0; l];
+        let mut one = vec![0; l];
+        one[0] = 1;
+        self.mul(&self.rr, &one, &mut t, &mut r); // R mod n
+        self.pow_public(&r, e)
+    }
+
+    /// `base^e mod n` with `base < n` and `k = R^e mod n` from
+    /// [`Self::r_pow`]. `base` is used as it is, as the Montgomery form of
+    /// `base * R^-1`: the exponentiation yields `base^e R^(1-e)`, and one
+    /// multiplication by `k` gives `base^e` — one Montgomery multiplication
+    /// instead of the two conversions in and out of Montgomery form.
+    pub(crate) fn pow_public_fast(&self, base: &[Limb], e: u64, k: &[Limb]) -> Vec<Limb> {
+        let l = self.n.len();
+        let mut t = vec![0; 2 * l];
+        let mut acc = base[..l].to_vec();
+        let mut tmp = vec![0; l];
+        let bits = 64 - e.leading_zeros();
+        for i in (0..bits.saturating_sub(1)).rev() {
+            self.sqr(&acc, &mut t, &mut tmp);
+            if (e >> i) & 1 == 1 {
+                self.mul(&tmp, base, &mut t, &mut acc);
+            } else {
+                core::mem::swap(&mut acc, &mut tmp);
+            }
+        }
+        self.mul(&acc, k, &mut t, &mut tmp);
+        tmp
+    }
 }
 
 /// `t += a * b` over `t.len() == a.len()` limbs; returns the carry limb.
@@ -424,6 +459,20 @@ mod tests {
                     let e = 65537u64;
                     let got = from_limbs(&m.pow_public(&to_limbs(a), e));
                     assert_eq!(got, a.modpow(&BigUint::from(e), &n), "limbs {limbs} pow");
+                    let exps: &[u64] = if limbs < 20 {
+                        &[3, 65537, 0x1_0000_0001]
+                    } else {
+                        &[65537]
+                    };
+                    for &e in exps {
+                        let k = m.r_pow(e);
+                        let got = from_limbs(&m.pow_public_fast(&to_limbs(a), e, &k));
+                        assert_eq!(
+                            got,
+                            a.modpow(&BigUint::from(e), &n),
+                            "limbs {limbs} e {e} fast pow"
+                        );
+                    }
                 }
             }
         }

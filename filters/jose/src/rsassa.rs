@@ -20,6 +20,8 @@ pub const MAX_RSA_EXPONENT_BITS: usize = 33;
 pub struct RsaPublicKey {
     m: MontModulus,
     e: u64,
+    /// `R^e mod n` (see `MontModulus::pow_public_fast`).
+    r_e: Vec<u32>,
     bits: usize,
     /// Modulus length in bytes (`k` in RFC 8017).
     k: usize,
@@ -69,7 +71,9 @@ impl RsaPublicKey {
         }
         let e = e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
         let m = MontModulus::new(n).ok_or(KeyError::RsaModulusEven)?;
+        let r_e = m.r_pow(e);
         Ok(RsaPublicKey {
+            r_e,
             m,
             e,
             bits,
@@ -92,7 +96,7 @@ impl RsaPublicKey {
         if geq(&s, self.m.modulus()) {
             return None;
         }
-        let m = self.m.pow_public(&s, self.e);
+        let m = self.m.pow_public_fast(&s, self.e, &self.r_e);
         let mut em = Vec::with_capacity(self.k);
         limbs_to_be(&m, self.k, &mut em);
         Some(em)
