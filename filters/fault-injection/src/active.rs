@@ -43,7 +43,10 @@ pub enum NotCounted {
 }
 
 fn parse(bytes: &[u8]) -> u64 {
-    std::str::from_utf8(bytes).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Adds one active fault unless `max` are already active; returns the new
@@ -122,7 +125,12 @@ mod tests {
     }
 
     fn fake() -> Fake {
-        let mut f = Fake { value: None, cas: 0, interfere: 0, writes: 0 };
+        let mut f = Fake {
+            value: None,
+            cas: 0,
+            interfere: 0,
+            writes: 0,
+        };
         initialise(&mut f);
         f
     }

@@ -100,7 +100,16 @@ impl FaultConfig {
     pub fn parse(bytes: &[u8]) -> Result<FaultConfig, ConfigError> {
         let doc = parse_document(bytes)?;
         let root = FieldPath::root();
-        let o = Obj::new(&doc, &root, &["faults", "headerControl", "maxActiveFaults", "downstreamNodes"])?;
+        let o = Obj::new(
+            &doc,
+            &root,
+            &[
+                "faults",
+                "headerControl",
+                "maxActiveFaults",
+                "downstreamNodes",
+            ],
+        )?;
         let mut faults = Vec::new();
         for (p, v) in o.list("faults")? {
             faults.push(Fault::from_json(v, &p)?);
@@ -140,9 +149,15 @@ impl Fault {
                 grpc_status: match a.get("grpcStatus") {
                     None => None,
                     Some(Value::String(s)) => Some(GrpcStatusSpec::Name(s.clone())),
-                    Some(Value::Number(n)) if n.is_u64() => Some(GrpcStatusSpec::Number(n.as_u64().unwrap_or(u64::MAX))),
+                    Some(Value::Number(n)) if n.is_u64() => {
+                        Some(GrpcStatusSpec::Number(n.as_u64().unwrap_or(u64::MAX)))
+                    }
                     Some(other) => {
-                        return Err(invalid_type(&a.at("grpcStatus"), other, "a gRPC status name or number"))
+                        return Err(invalid_type(
+                            &a.at("grpcStatus"),
+                            other,
+                            "a gRPC status name or number",
+                        ))
                     }
                 },
                 percentage: percentage(&a)?,

@@ -65,7 +65,9 @@ pub fn abort(headers: &HeaderMap, max_ppm: u32) -> Option<AbortSpec> {
     let http = integer(headers, ABORT_REQUEST).filter(|s| (200..600).contains(s));
     let status = match http {
         Some(s) => AbortStatus::Http(s as u32),
-        None => AbortStatus::Grpc(integer(headers, ABORT_GRPC_REQUEST).filter(|g| *g <= 16)? as u32),
+        None => {
+            AbortStatus::Grpc(integer(headers, ABORT_GRPC_REQUEST).filter(|g| *g <= 16)? as u32)
+        }
     };
     Some(AbortSpec {
         status,
@@ -100,7 +102,14 @@ mod tests {
     #[test]
     fn percentages_are_capped() {
         let max = 250_000; // 25 %
-        let p = |v: &str| delay(&h(&[(DELAY_REQUEST, "1"), (DELAY_REQUEST_PERCENTAGE, v)]), max).unwrap().ppm;
+        let p = |v: &str| {
+            delay(
+                &h(&[(DELAY_REQUEST, "1"), (DELAY_REQUEST_PERCENTAGE, v)]),
+                max,
+            )
+            .unwrap()
+            .ppm
+        };
         assert_eq!(p("10"), 100_000);
         assert_eq!(p("25"), 250_000);
         assert_eq!(p("90"), 250_000);
@@ -108,19 +117,34 @@ mod tests {
         assert_eq!(p("0"), 0);
         assert_eq!(p("ten"), 250_000);
         assert_eq!(p("-5"), 250_000);
-        assert_eq!(delay(&h(&[(DELAY_REQUEST, "1")]), max).unwrap().ppm, 250_000);
-        let a = abort(&h(&[(ABORT_REQUEST, "503"), (ABORT_REQUEST_PERCENTAGE, "5")]), max).unwrap();
+        assert_eq!(
+            delay(&h(&[(DELAY_REQUEST, "1")]), max).unwrap().ppm,
+            250_000
+        );
+        let a = abort(
+            &h(&[(ABORT_REQUEST, "503"), (ABORT_REQUEST_PERCENTAGE, "5")]),
+            max,
+        )
+        .unwrap();
         assert_eq!(a.ppm, 50_000);
     }
 
     #[test]
     fn aborts() {
         assert_eq!(abort(&h(&[]), PPM), None);
-        assert_eq!(abort(&h(&[(ABORT_REQUEST, "503")]), PPM).unwrap().status, AbortStatus::Http(503));
+        assert_eq!(
+            abort(&h(&[(ABORT_REQUEST, "503")]), PPM).unwrap().status,
+            AbortStatus::Http(503)
+        );
         for bad in ["199", "600", "abc", "-503"] {
             assert_eq!(abort(&h(&[(ABORT_REQUEST, bad)]), PPM), None, "{bad}");
         }
-        assert_eq!(abort(&h(&[(ABORT_GRPC_REQUEST, "14")]), PPM).unwrap().status, AbortStatus::Grpc(14));
+        assert_eq!(
+            abort(&h(&[(ABORT_GRPC_REQUEST, "14")]), PPM)
+                .unwrap()
+                .status,
+            AbortStatus::Grpc(14)
+        );
         assert_eq!(abort(&h(&[(ABORT_GRPC_REQUEST, "17")]), PPM), None);
         // A valid HTTP status wins over a gRPC status; an invalid one does not.
         let both = h(&[(ABORT_REQUEST, "429"), (ABORT_GRPC_REQUEST, "8")]);

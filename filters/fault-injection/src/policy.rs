@@ -150,7 +150,10 @@ pub fn grpc_status(spec: &GrpcStatusSpec) -> Option<u32> {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl FaultPolicy {
@@ -164,12 +167,14 @@ impl FaultPolicy {
             let path = root.field("faults").index(i);
             if let Some(name) = &f.name {
                 if !valid_name(name) {
-                    return Err(path
-                        .field("name")
-                        .error(format!("fault name `{name}` may only contain letters, digits, `_` and `-`")));
+                    return Err(path.field("name").error(format!(
+                        "fault name `{name}` may only contain letters, digits, `_` and `-`"
+                    )));
                 }
                 if !names.insert(name.as_str()) {
-                    return Err(path.field("name").error(format!("duplicate fault name `{name}`")));
+                    return Err(path
+                        .field("name")
+                        .error(format!("duplicate fault name `{name}`")));
                 }
             }
             if f.delay.is_none() && f.abort.is_none() {
@@ -182,14 +187,20 @@ impl FaultPolicy {
                 None => None,
                 Some(d) => {
                     let p = path.field("delay");
-                    let dur = parse_duration(&d.fixed_delay).map_err(|e| p.field("fixedDelay").error(e))?;
+                    let dur = parse_duration(&d.fixed_delay)
+                        .map_err(|e| p.field("fixedDelay").error(e))?;
                     let ms = dur.as_millis();
                     if ms < 1 {
-                        return Err(p.field("fixedDelay").error("the delay must be at least 1ms"));
+                        return Err(p
+                            .field("fixedDelay")
+                            .error("the delay must be at least 1ms"));
                     }
-                    let ms = u64::try_from(ms).map_err(|_| p.field("fixedDelay").error("delay too long"))?;
+                    let ms = u64::try_from(ms)
+                        .map_err(|_| p.field("fixedDelay").error("delay too long"))?;
                     if ms > u64::from(u32::MAX) {
-                        return Err(p.field("fixedDelay").error("delay too long (at most 49 days)"));
+                        return Err(p
+                            .field("fixedDelay")
+                            .error("delay too long (at most 49 days)"));
                     }
                     Some((ms, ppm_of(d.percentage, &p)?))
                 }
@@ -233,7 +244,8 @@ impl FaultPolicy {
             ),
             Some(h) => {
                 if let Some(m) = h.max_percentage {
-                    percent_to_ppm(m).map_err(|e| root.field("headerControl").field("maxPercentage").error(e))?;
+                    percent_to_ppm(m)
+                        .map_err(|e| root.field("headerControl").field("maxPercentage").error(e))?;
                 }
                 None
             }
@@ -241,7 +253,10 @@ impl FaultPolicy {
         };
         for (i, n) in cfg.downstream_nodes.iter().enumerate() {
             if n.is_empty() {
-                return Err(root.field("downstreamNodes").index(i).error("empty node name"));
+                return Err(root
+                    .field("downstreamNodes")
+                    .index(i)
+                    .error("empty node name"));
             }
         }
         Ok(FaultPolicy {
@@ -298,7 +313,12 @@ impl FaultPolicy {
             }
         }
         let mut plan = Plan::default();
-        if let Some((i, f)) = self.faults.iter().enumerate().find(|(_, f)| f.matches.matches(req)) {
+        if let Some((i, f)) = self
+            .faults
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.matches.matches(req))
+        {
             plan.delay = f.delay.map(|(ms, ppm)| DelaySpec {
                 ms,
                 ppm,
@@ -400,13 +420,25 @@ mod tests {
             r#"{"faults":[{"match":[{"uri":{"prefix":"/a"}}],"abort":{"httpStatus":500}},
                           {"abort":{"httpStatus":503}}]}"#,
         );
-        assert_eq!(plan(&p, &[(":path", "/a/1")]).unwrap().abort.unwrap().status, AbortStatus::Http(500));
-        assert_eq!(plan(&p, &[(":path", "/b")]).unwrap().abort.unwrap().status, AbortStatus::Http(503));
+        assert_eq!(
+            plan(&p, &[(":path", "/a/1")])
+                .unwrap()
+                .abort
+                .unwrap()
+                .status,
+            AbortStatus::Http(500)
+        );
+        assert_eq!(
+            plan(&p, &[(":path", "/b")]).unwrap().abort.unwrap().status,
+            AbortStatus::Http(503)
+        );
     }
 
     #[test]
     fn downstream_nodes() {
-        let p = policy(r#"{"faults":[{"abort":{"httpStatus":503}}],"downstreamNodes":["canary-node"]}"#);
+        let p = policy(
+            r#"{"faults":[{"abort":{"httpStatus":503}}],"downstreamNodes":["canary-node"]}"#,
+        );
         assert!(plan(&p, &[]).is_none());
         assert!(plan(&p, &[(DOWNSTREAM_NODE_HEADER, "other")]).is_none());
         assert!(plan(&p, &[(DOWNSTREAM_NODE_HEADER, "canary-node")]).is_some());
@@ -415,11 +447,26 @@ mod tests {
     #[test]
     fn headers_replace_parts_only_when_enabled() {
         let off = policy(r#"{"faults":[{"abort":{"httpStatus":503}}]}"#);
-        let got = plan(&off, &[("x-envoy-fault-abort-request", "418"), ("x-envoy-fault-delay-request", "10")]);
+        let got = plan(
+            &off,
+            &[
+                ("x-envoy-fault-abort-request", "418"),
+                ("x-envoy-fault-delay-request", "10"),
+            ],
+        );
         assert_eq!(got.unwrap().abort.unwrap().status, AbortStatus::Http(503));
         assert_eq!(got.unwrap().delay, None);
-        let on = policy(r#"{"faults":[{"abort":{"httpStatus":503}}],"headerControl":{"enabled":true,"maxPercentage":20}}"#);
-        let got = plan(&on, &[("x-envoy-fault-abort-request", "418"), ("x-envoy-fault-delay-request", "10")]).unwrap();
+        let on = policy(
+            r#"{"faults":[{"abort":{"httpStatus":503}}],"headerControl":{"enabled":true,"maxPercentage":20}}"#,
+        );
+        let got = plan(
+            &on,
+            &[
+                ("x-envoy-fault-abort-request", "418"),
+                ("x-envoy-fault-delay-request", "10"),
+            ],
+        )
+        .unwrap();
         assert_eq!(got.abort.unwrap().status, AbortStatus::Http(418));
         assert_eq!(got.abort.unwrap().source, Source::Header);
         assert_eq!(got.abort.unwrap().ppm, 200_000);
@@ -438,41 +485,107 @@ mod tests {
 
     #[test]
     fn grpc_status_names_and_numbers() {
-        assert_eq!(grpc_status(&GrpcStatusSpec::Name("UNAVAILABLE".into())), Some(14));
+        assert_eq!(
+            grpc_status(&GrpcStatusSpec::Name("UNAVAILABLE".into())),
+            Some(14)
+        );
         assert_eq!(grpc_status(&GrpcStatusSpec::Name("OK".into())), Some(0));
         assert_eq!(grpc_status(&GrpcStatusSpec::Name("16".into())), Some(16));
         assert_eq!(grpc_status(&GrpcStatusSpec::Number(4)), Some(4));
         assert_eq!(grpc_status(&GrpcStatusSpec::Number(17)), None);
-        assert_eq!(grpc_status(&GrpcStatusSpec::Name("unavailable".into())), None);
+        assert_eq!(
+            grpc_status(&GrpcStatusSpec::Name("unavailable".into())),
+            None
+        );
         assert_eq!(grpc_status(&GrpcStatusSpec::Name("NOPE".into())), None);
     }
 
     #[test]
     fn invalid_configurations_name_the_field() {
         let cases = [
-            (r#"{"faults":[{"abort":{"httpStatus":600}}]}"#, "faults[0].abort.httpStatus"),
-            (r#"{"faults":[{"abort":{"httpStatus":199}}]}"#, "faults[0].abort.httpStatus"),
-            (r#"{"faults":[{"abort":{"httpStatus":-1}}]}"#, "faults[0].abort.httpStatus"),
-            (r#"{"faults":[{"abort":{"grpcStatus":"UNAVAILABLE","httpStatus":503}}]}"#, "faults[0].abort"),
-            (r#"{"faults":[{"abort":{"percentage":{"value":5}}}]}"#, "faults[0].abort"),
-            (r#"{"faults":[{},{"abort":{"grpcStatus":"NOT_A_STATUS"}}]}"#, "faults[0]"),
-            (r#"{"faults":[{"abort":{"grpcStatus":"NOT_A_STATUS"}}]}"#, "faults[0].abort.grpcStatus"),
-            (r#"{"faults":[{"abort":{"grpcStatus":99}}]}"#, "faults[0].abort.grpcStatus"),
-            (r#"{"faults":[{"abort":{"grpcStatus":true}}]}"#, "faults[0].abort.grpcStatus"),
-            (r#"{"faults":[{"delay":{"fixedDelay":"2 seconds"}}]}"#, "faults[0].delay.fixedDelay"),
-            (r#"{"faults":[{"delay":{"fixedDelay":"-1s"}}]}"#, "faults[0].delay.fixedDelay"),
-            (r#"{"faults":[{"delay":{"fixedDelay":"0s"}}]}"#, "faults[0].delay.fixedDelay"),
+            (
+                r#"{"faults":[{"abort":{"httpStatus":600}}]}"#,
+                "faults[0].abort.httpStatus",
+            ),
+            (
+                r#"{"faults":[{"abort":{"httpStatus":199}}]}"#,
+                "faults[0].abort.httpStatus",
+            ),
+            (
+                r#"{"faults":[{"abort":{"httpStatus":-1}}]}"#,
+                "faults[0].abort.httpStatus",
+            ),
+            (
+                r#"{"faults":[{"abort":{"grpcStatus":"UNAVAILABLE","httpStatus":503}}]}"#,
+                "faults[0].abort",
+            ),
+            (
+                r#"{"faults":[{"abort":{"percentage":{"value":5}}}]}"#,
+                "faults[0].abort",
+            ),
+            (
+                r#"{"faults":[{},{"abort":{"grpcStatus":"NOT_A_STATUS"}}]}"#,
+                "faults[0]",
+            ),
+            (
+                r#"{"faults":[{"abort":{"grpcStatus":"NOT_A_STATUS"}}]}"#,
+                "faults[0].abort.grpcStatus",
+            ),
+            (
+                r#"{"faults":[{"abort":{"grpcStatus":99}}]}"#,
+                "faults[0].abort.grpcStatus",
+            ),
+            (
+                r#"{"faults":[{"abort":{"grpcStatus":true}}]}"#,
+                "faults[0].abort.grpcStatus",
+            ),
+            (
+                r#"{"faults":[{"delay":{"fixedDelay":"2 seconds"}}]}"#,
+                "faults[0].delay.fixedDelay",
+            ),
+            (
+                r#"{"faults":[{"delay":{"fixedDelay":"-1s"}}]}"#,
+                "faults[0].delay.fixedDelay",
+            ),
+            (
+                r#"{"faults":[{"delay":{"fixedDelay":"0s"}}]}"#,
+                "faults[0].delay.fixedDelay",
+            ),
             (r#"{"faults":[{"delay":{}}]}"#, "faults[0].delay"),
-            (r#"{"faults":[{"delay":{"fixedDelay":"1s","percentage":{"value":101}}}]}"#, "faults[0].delay.percentage.value"),
-            (r#"{"faults":[{"abort":{"httpStatus":503,"percentage":{"value":-0.5}}}]}"#, "faults[0].abort.percentage.value"),
-            (r#"{"faults":[{"abort":{"httpStatus":503,"percentage":{}}}]}"#, "faults[0].abort.percentage"),
-            (r#"{"faults":[{"name":"a.b","abort":{"httpStatus":503}}]}"#, "faults[0].name"),
-            (r#"{"faults":[{"name":"a","abort":{"httpStatus":503}},{"name":"a","abort":{"httpStatus":503}}]}"#, "faults[1].name"),
-            (r#"{"faults":[{"match":[{"uri":{"regex":"(x"}}],"abort":{"httpStatus":503}}]}"#, "faults[0].match[0].uri.regex"),
-            (r#"{"headerControl":{"enabled":true,"maxPercentage":150}}"#, "headerControl.maxPercentage"),
+            (
+                r#"{"faults":[{"delay":{"fixedDelay":"1s","percentage":{"value":101}}}]}"#,
+                "faults[0].delay.percentage.value",
+            ),
+            (
+                r#"{"faults":[{"abort":{"httpStatus":503,"percentage":{"value":-0.5}}}]}"#,
+                "faults[0].abort.percentage.value",
+            ),
+            (
+                r#"{"faults":[{"abort":{"httpStatus":503,"percentage":{}}}]}"#,
+                "faults[0].abort.percentage",
+            ),
+            (
+                r#"{"faults":[{"name":"a.b","abort":{"httpStatus":503}}]}"#,
+                "faults[0].name",
+            ),
+            (
+                r#"{"faults":[{"name":"a","abort":{"httpStatus":503}},{"name":"a","abort":{"httpStatus":503}}]}"#,
+                "faults[1].name",
+            ),
+            (
+                r#"{"faults":[{"match":[{"uri":{"regex":"(x"}}],"abort":{"httpStatus":503}}]}"#,
+                "faults[0].match[0].uri.regex",
+            ),
+            (
+                r#"{"headerControl":{"enabled":true,"maxPercentage":150}}"#,
+                "headerControl.maxPercentage",
+            ),
             (r#"{"maxActiveFaults":-1}"#, "maxActiveFaults"),
             (r#"{"downstreamNodes":[""]}"#, "downstreamNodes[0]"),
-            (r#"{"faults":[{"abort":{"httpStatus":503}}],"extra":1}"#, "extra"),
+            (
+                r#"{"faults":[{"abort":{"httpStatus":503}}],"extra":1}"#,
+                "extra",
+            ),
         ];
         for (json, path) in cases {
             let e = refuse(json);
