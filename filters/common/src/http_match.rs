@@ -86,6 +86,10 @@ pub struct RequestAttributes<'a> {
     pub identity: Option<&'a Identity>,
     /// The peer IP (`source.address`), if known.
     pub source_ip: Option<IpAddr>,
+    /// The values of the interned header names, looked up once for the
+    /// request ([`HeaderNames::resolve`]); without them every header
+    /// condition searches `headers`.
+    pub header_values: Option<&'a HeaderValues<'a>>,
 }
 
 impl<'a> RequestAttributes<'a> {
@@ -95,6 +99,60 @@ impl<'a> RequestAttributes<'a> {
             headers,
             identity: None,
             source_ip: None,
+            header_values: None,
+        }
+    }
+}
+
+/// The header names that the compiled conditions of a filter read, each
+/// with a small id. A request's values are then looked up once per name
+/// ([`HeaderNames::resolve`]) instead of once per condition: 50 routes on
+/// `x-tenant` read `x-tenant` once.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderNames {
+    names: Vec<String>,
+}
+
+/// A request's values of the interned header names, by id.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderValues<'a> {
+    values: Vec<Option<Cow<'a, str>>>,
+}
+
+fn is_authority(name: &str) -> bool {
+    name == ":authority" || name == "host"
+}
+
+impl HeaderNames {
+    /// The id of `name` (lower-case), adding it if new.
+    pub fn intern(&mut self, name: &str) -> usize {
+        match self.names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name.to_string());
+                self.names.len() - 1
+            }
+        }
+    }
+
+    /// Number of distinct names.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether no name is interned.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Looks every interned name up in `headers`, once.
+    pub fn resolve<'a>(&self, headers: &'a HeaderMap) -> HeaderValues<'a> {
+        HeaderValues {
+            values: self
+                .names
+                .iter()
+                .map(|n| header_value(headers, n, is_authority(n)))
+                .collect(),
         }
     }
 }
@@ -123,17 +181,366 @@ pub struct Matched {
 #[derive(Debug, Clone)]
 enum ValueMatch {
     Present,
-    Value(StringMatcher),
+    Value(Matcher),
+}
+
+/// A full-match automaton for the simple regexes most routes use —
+/// literals, `.`, classes (`[a-z0-9_]`, `\d`, `\w`, `\s`) and the
+/// quantifiers `?`, `*`, `+`, `{n}`, `{n,}`, `{n,m}` on single atoms, up to
+/// 63 positions — run bit-parallel (Glushkov positions in a `u64`, one
+/// table lookup and a few shifts per byte). It accepts exactly the strings
+/// the regex fully matches, and is only used for ASCII input; anything else
+/// (groups, alternation, assertions, Unicode) stays with regex-lite.
+mod fast_regex {
+    /// One table entry per ASCII byte: the positions that accept it.
+    #[derive(Debug, Clone)]
+    pub struct FastRegex {
+        accept: Box<[u64; 128]>,
+        /// Positions that may repeat (`*`, `+`).
+        repeat: u64,
+        /// Positions that may be skipped (`?`, `*`).
+        optional: u64,
+        /// The bit after the last position.
+        end: u64,
+    }
+
+    type Class = [bool; 128];
+
+    fn class_of(f: impl Fn(u8) -> bool) -> Class {
+        let mut c = [false; 128];
+        for (b, slot) in c.iter_mut().enumerate() {
+            *slot = f(b as u8);
+        }
+        c
+    }
+
+    fn perl_class(c: u8) -> Option<Class> {
+        Some(match c {
+            b'd' => class_of(|b| b.is_ascii_digit()),
+            b'D' => class_of(|b| !b.is_ascii_digit()),
+            b'w' => class_of(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            b'W' => class_of(|b| !(b.is_ascii_alphanumeric() || b == b'_')),
+            b's' => class_of(|b| matches!(b, b'\t' | b'\n' | 0x0c | b'\r' | b' ')),
+            b'S' => class_of(|b| !matches!(b, b'\t' | b'\n' | 0x0c | b'\r' | b' ')),
+            _ => return None,
+        })
+    }
+
+    /// Escapes that stand for the character itself.
+    fn escaped_literal(c: u8) -> bool {
+        b"\\.+*?()|[]{}^$-/#&~ \"'!%,:;<=>@_`".contains(&c)
+    }
+
+    fn parse_class(p: &[u8], mut i: usize) -> Option<(Class, usize)> {
+        // `p[i]` is just after `[`.
+        let negate = p.get(i) == Some(&b'^');
+        if negate {
+            i += 1;
+        }
+        let mut c = [false; 128];
+        let mut first = true;
+        loop {
+            let b = *p.get(i)?;
+            if b == b']' && !first {
+                i += 1;
+                break;
+            }
+            first = false;
+            let lo = match b {
+                b'\\' => {
+                    let e = *p.get(i + 1)?;
+                    i += 2;
+                    if let Some(pc) = perl_class(e) {
+                        if e.is_ascii_uppercase() {
+                            return None;
+                        }
+                        for (x, y) in c.iter_mut().zip(pc) {
+                            *x |= y;
+                        }
+                        continue;
+                    }
+                    if !escaped_literal(e) {
+                        return None;
+                    }
+                    e
+                }
+                b'[' => return None, // [:alpha:] and nested classes
+                _ => {
+                    i += 1;
+                    b
+                }
+            };
+            // A range `lo-hi` (a `-` before `]` is literal).
+            if p.get(i) == Some(&b'-') && p.get(i + 1).is_some_and(|n| *n != b']') {
+                let hi = match p[i + 1] {
+                    b'\\' => {
+                        let e = *p.get(i + 2)?;
+                        if !escaped_literal(e) {
+                            return None;
+                        }
+                        i += 3;
+                        e
+                    }
+                    b'[' => return None,
+                    h => {
+                        i += 2;
+                        h
+                    }
+                };
+                if hi < lo {
+                    return None;
+                }
+                for x in lo..=hi {
+                    c[x as usize] = true;
+                }
+            } else {
+                c[lo as usize] = true;
+            }
+        }
+        if negate {
+            for x in c.iter_mut() {
+                *x = !*x;
+            }
+        }
+        Some((c, i))
+    }
+
+    fn number(p: &[u8], i: &mut usize) -> Option<u32> {
+        let start = *i;
+        while p.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        std::str::from_utf8(&p[start..*i]).ok()?.parse().ok()
+    }
+
+    impl FastRegex {
+        /// Builds the automaton, or `None` if the pattern is outside the
+        /// supported subset.
+        pub fn new(pattern: &str) -> Option<FastRegex> {
+            if !pattern.is_ascii() {
+                return None;
+            }
+            let mut p = pattern.as_bytes();
+            if let Some(rest) = p.strip_prefix(b"^") {
+                p = rest;
+            }
+            if p.ends_with(b"$") && !p.ends_with(b"\\$") {
+                p = &p[..p.len() - 1];
+            }
+            // (class, optional, repeat) per position.
+            let mut pos: Vec<(Class, bool, bool)> = Vec::new();
+            let mut i = 0;
+            while i < p.len() {
+                let (atom, next) = match p[i] {
+                    b'.' => (class_of(|b| b != b'\n'), i + 1),
+                    b'[' => parse_class(p, i + 1)?,
+                    b'\\' => {
+                        let e = *p.get(i + 1)?;
+                        match perl_class(e) {
+                            Some(c) => (c, i + 2),
+                            None if escaped_literal(e) => (class_of(|b| b == e), i + 2),
+                            None => return None,
+                        }
+                    }
+                    b'(' | b')' | b'|' | b'^' | b'$' | b'{' | b'}' | b'*' | b'+' | b'?' | b']' => {
+                        return None
+                    }
+                    c => (class_of(|b| b == c), i + 1),
+                };
+                i = next;
+                let (min, max): (u32, Option<u32>) = match p.get(i) {
+                    Some(b'?') => {
+                        i += 1;
+                        (0, Some(1))
+                    }
+                    Some(b'*') => {
+                        i += 1;
+                        (0, None)
+                    }
+                    Some(b'+') => {
+                        i += 1;
+                        (1, None)
+                    }
+                    Some(b'{') => {
+                        i += 1;
+                        let min = number(p, &mut i)?;
+                        let max = match p.get(i) {
+                            Some(b'}') => Some(min),
+                            Some(b',') => {
+                                i += 1;
+                                if p.get(i) == Some(&b'}') {
+                                    None
+                                } else {
+                                    Some(number(p, &mut i)?)
+                                }
+                            }
+                            _ => return None,
+                        };
+                        if p.get(i) != Some(&b'}') || max.is_some_and(|m| m < min) {
+                            return None;
+                        }
+                        i += 1;
+                        (min, max)
+                    }
+                    _ => (1, Some(1)),
+                };
+                // A lazy quantifier accepts the same strings.
+                if min != 1 || max != Some(1) {
+                    if p.get(i) == Some(&b'?') {
+                        i += 1;
+                    }
+                    if matches!(p.get(i), Some(b'*' | b'+' | b'?' | b'{')) {
+                        return None;
+                    }
+                }
+                for _ in 0..min {
+                    pos.push((atom, false, false));
+                }
+                match max {
+                    None if min == 0 => pos.push((atom, true, true)),
+                    None => {
+                        if let Some(last) = pos.last_mut() {
+                            last.2 = true;
+                        }
+                    }
+                    Some(m) => {
+                        for _ in min..m {
+                            pos.push((atom, true, false));
+                        }
+                    }
+                }
+                if pos.len() > 63 {
+                    return None;
+                }
+            }
+            let mut accept = Box::new([0u64; 128]);
+            let (mut repeat, mut optional) = (0u64, 0u64);
+            for (k, (class, opt, rep)) in pos.iter().enumerate() {
+                let bit = 1u64 << k;
+                for (b, yes) in class.iter().enumerate() {
+                    if *yes {
+                        accept[b] |= bit;
+                    }
+                }
+                if *opt {
+                    optional |= bit;
+                }
+                if *rep {
+                    repeat |= bit;
+                }
+            }
+            Some(FastRegex {
+                accept,
+                repeat,
+                optional,
+                end: 1u64 << pos.len(),
+            })
+        }
+
+        /// Adds every position reachable by skipping optional ones.
+        fn close(&self, mut set: u64) -> u64 {
+            loop {
+                let more = (set & self.optional) << 1;
+                if more & !set == 0 {
+                    return set;
+                }
+                set |= more;
+            }
+        }
+
+        /// Whether the whole of `text` (ASCII) matches.
+        pub fn full_match(&self, text: &[u8]) -> bool {
+            // Positions that may consume the next byte.
+            let mut next = self.close(1);
+            for &b in text {
+                let Some(acc) = self.accept.get(b as usize) else {
+                    return false;
+                };
+                let at = next & acc;
+                if at == 0 {
+                    return false;
+                }
+                next = self.close((at << 1) | (at & self.repeat));
+            }
+            next & self.end != 0
+        }
+    }
+}
+
+/// A compiled string match with, for regexes, the literal prefix every
+/// match must start with: most values are rejected without running the
+/// regex (regex-lite has no literal optimisations of its own).
+#[derive(Debug, Clone)]
+struct Matcher {
+    m: StringMatcher,
+    must_start: Option<String>,
+    fast: Option<fast_regex::FastRegex>,
+}
+
+impl Matcher {
+    fn compile(
+        m: &StringMatch,
+        path: &FieldPath,
+        ignore_case: bool,
+    ) -> Result<Matcher, ConfigError> {
+        let compiled = m.compile(path, ignore_case)?;
+        let (must_start, fast) = match (&m.regex, ignore_case, kind_count(m)) {
+            (Some(re), false, 1) => (literal_prefix(re), fast_regex::FastRegex::new(re)),
+            _ => (None, None),
+        };
+        Ok(Matcher {
+            m: compiled,
+            must_start,
+            fast,
+        })
+    }
+
+    fn matches(&self, value: &str) -> bool {
+        if let Some(p) = &self.must_start {
+            if !value.starts_with(p.as_str()) {
+                return false;
+            }
+        }
+        match &self.fast {
+            Some(f) if value.is_ascii() => f.full_match(value.as_bytes()),
+            _ => self.m.matches(value),
+        }
+    }
+}
+
+/// The literal text every full match of `pattern` starts with: the leading
+/// characters up to the first metacharacter (without the last one when a
+/// quantifier follows). `None` when the pattern has an alternation anywhere
+/// (conservative) or no literal start.
+pub fn literal_prefix(pattern: &str) -> Option<String> {
+    if pattern.contains('|') {
+        return None;
+    }
+    let body = pattern.strip_prefix('^').unwrap_or(pattern);
+    let mut prefix = String::new();
+    for c in body.chars() {
+        match c {
+            '*' | '?' | '{' => {
+                prefix.pop();
+                break;
+            }
+            '+' => break,
+            '\\' | '.' | '(' | ')' | '[' | ']' | '}' | '^' | '$' => break,
+            c => prefix.push(c),
+        }
+    }
+    (!prefix.is_empty()).then_some(prefix)
 }
 
 #[derive(Debug, Clone)]
 enum Cond {
     /// `uri`; `full_path` for prefix matches (against `:path` with query).
     Path {
-        m: StringMatcher,
+        m: Matcher,
         full_path: bool,
     },
     Header {
+        id: usize,
         name: String,
         authority: bool,
         m: ValueMatch,
@@ -171,6 +578,8 @@ pub struct CompiledMatch {
     /// Conditions with their evaluation cost, cheapest first.
     conds: Vec<(u8, Cond)>,
     uri: UriKind,
+    /// An exact header condition (interned id, value), if the item has one.
+    exact_header: Option<(usize, String)>,
 }
 
 /// A compiled list of match items (ORed).
@@ -179,6 +588,10 @@ pub struct MatchList {
     items: Vec<CompiledMatch>,
     needs_identity: bool,
     needs_source_ip: bool,
+    /// For a single item with an exact header condition: that condition,
+    /// checked first against the resolved header values (routes keyed on
+    /// one header cost a comparison each).
+    quick: Option<(usize, String)>,
 }
 
 /// Compiles a match list; `path` names the list (e.g. `routes[2].match`).
@@ -186,9 +599,20 @@ pub fn compile_match_list(
     list: &[HttpMatchRequest],
     path: &FieldPath,
 ) -> Result<MatchList, ConfigError> {
+    compile_match_list_with(list, path, &mut HeaderNames::default())
+}
+
+/// Compiles a match list, interning the header names it reads in `names`
+/// (shared by every list of a filter, so that one [`HeaderValues`] serves
+/// them all).
+pub fn compile_match_list_with(
+    list: &[HttpMatchRequest],
+    path: &FieldPath,
+    names: &mut HeaderNames,
+) -> Result<MatchList, ConfigError> {
     let mut out = MatchList::default();
     for (i, item) in list.iter().enumerate() {
-        let compiled = item.compile(&path.index(i))?;
+        let compiled = item.compile_with(&path.index(i), names)?;
         out.needs_identity |= compiled
             .conds
             .iter()
@@ -198,6 +622,9 @@ pub fn compile_match_list(
             .iter()
             .any(|(_, c)| matches!(c, Cond::SourceIp(_)));
         out.items.push(compiled);
+    }
+    if let [only] = out.items.as_slice() {
+        out.quick = only.exact_header.clone();
     }
     Ok(out)
 }
@@ -214,7 +641,7 @@ fn value_match(m: &StringMatch, path: &FieldPath) -> Result<ValueMatch, ConfigEr
     if kind_count(m) == 0 || (kind_count(m) == 1 && m.regex.as_deref() == Some("*")) {
         return Ok(ValueMatch::Present);
     }
-    Ok(ValueMatch::Value(m.compile(path, false)?))
+    Ok(ValueMatch::Value(Matcher::compile(m, path, false)?))
 }
 
 /// Relative evaluation cost of a string match: presence and plain
@@ -305,6 +732,15 @@ impl HttpMatchRequest {
 
     /// Compiles this item; `path` names it (e.g. `routes[2].match[0]`).
     pub fn compile(&self, path: &FieldPath) -> Result<CompiledMatch, ConfigError> {
+        self.compile_with(path, &mut HeaderNames::default())
+    }
+
+    /// Compiles this item, interning its header names in `names`.
+    pub fn compile_with(
+        &self,
+        path: &FieldPath,
+        names: &mut HeaderNames,
+    ) -> Result<CompiledMatch, ConfigError> {
         let mut conds = Vec::new();
         let mut uri = UriKind::None;
         if let Some(m) = &self.uri {
@@ -314,7 +750,7 @@ impl HttpMatchRequest {
             }
             // Envoy ignores `case_sensitive` for regex path matches.
             let ignore_case = self.ignore_uri_case && m.regex.is_none();
-            let compiled = m.compile(&p, ignore_case)?;
+            let compiled = Matcher::compile(m, &p, ignore_case)?;
             let full_path = m.prefix.is_some();
             uri = match &m.prefix {
                 Some(prefix) if kind_count(m) == 1 => UriKind::Prefix(prefix.len()),
@@ -344,9 +780,10 @@ impl HttpMatchRequest {
                     return Err(p.error("one of `exact`, `prefix` or `regex` is required"));
                 }
                 let cond = Cond::Header {
+                    id: names.intern(header),
                     name: header.to_string(),
                     authority: header == ":authority",
-                    m: ValueMatch::Value(m.compile(&p, false)?),
+                    m: ValueMatch::Value(Matcher::compile(m, &p, false)?),
                     invert: false,
                 };
                 conds.push((match_cost(m), cond));
@@ -360,7 +797,8 @@ impl HttpMatchRequest {
                 let p = path.field(field).key(name);
                 let name = header_name(name, &p)?;
                 let cond = Cond::Header {
-                    authority: name == ":authority" || name == "host",
+                    id: names.intern(&name),
+                    authority: is_authority(&name),
                     name,
                     m: value_match(m, &p)?,
                     invert,
@@ -408,17 +846,24 @@ impl HttpMatchRequest {
                 j -= 1;
             }
         }
-        Ok(CompiledMatch { conds, uri })
+        let exact_header = self
+            .headers
+            .iter()
+            .filter(|(_, m)| kind_count(m) == 1)
+            .find_map(|(name, m)| {
+                Some((names.intern(&name.to_ascii_lowercase()), m.exact.clone()?))
+            });
+        Ok(CompiledMatch {
+            conds,
+            uri,
+            exact_header,
+        })
     }
 }
 
 /// The value of a header for matching: the first value, or all values joined
 /// with `,` when it was sent several times (Envoy's `getAllOfHeaderAsString`).
-fn header_value<'a>(
-    headers: &'a HeaderMap,
-    name: &'a str,
-    authority: bool,
-) -> Option<Cow<'a, str>> {
+fn header_value<'a>(headers: &'a HeaderMap, name: &str, authority: bool) -> Option<Cow<'a, str>> {
     if authority {
         let a = headers.authority();
         return if a.is_empty() && !headers.contains(":authority") && !headers.contains("host") {
@@ -427,7 +872,11 @@ fn header_value<'a>(
             Some(Cow::Borrowed(a))
         };
     }
-    let mut values = headers.get_all(name);
+    let mut values = headers
+        .pairs()
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str());
     let first = values.next()?;
     match values.next() {
         None => Some(Cow::Borrowed(first)),
@@ -455,8 +904,8 @@ pub fn raw_query_param<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str
     })
 }
 
-fn claim_matches(v: &Value, m: &StringMatcher) -> bool {
-    fn scalar(v: &Value, m: &StringMatcher) -> bool {
+fn claim_matches(v: &Value, m: &Matcher) -> bool {
+    fn scalar(v: &Value, m: &Matcher) -> bool {
         match v {
             Value::String(s) => m.matches(s),
             Value::Number(n) => m.matches(&n.to_string()),
@@ -487,17 +936,26 @@ impl Cond {
                 m.matches(if *full_path { h.path() } else { h.url_path() })
             }
             Cond::Header {
+                id,
                 name,
                 authority,
                 m,
                 invert,
             } => {
-                let value = header_value(req.headers, name, *authority);
+                let searched;
+                let value: Option<&str> = match req.header_values.and_then(|hv| hv.values.get(*id))
+                {
+                    Some(v) => v.as_deref(),
+                    None => {
+                        searched = header_value(req.headers, name, *authority);
+                        searched.as_deref()
+                    }
+                };
                 match (m, invert) {
                     (ValueMatch::Present, false) => value.is_some(),
                     (ValueMatch::Present, true) => value.is_none(),
-                    (ValueMatch::Value(m), false) => value.is_some_and(|v| m.matches(&v)),
-                    (ValueMatch::Value(m), true) => !m.matches(value.as_deref().unwrap_or("")),
+                    (ValueMatch::Value(m), false) => value.is_some_and(|v| m.matches(v)),
+                    (ValueMatch::Value(m), true) => !m.matches(value.unwrap_or("")),
                 }
             }
             Cond::Query { name, m } => match (raw_query_param(req.headers, name), m) {
@@ -553,6 +1011,9 @@ impl MatchList {
 
     /// The first item that matches, or `None`. An empty list matches.
     pub fn first_match(&self, req: &RequestAttributes<'_>) -> Option<Matched> {
+        if self.quick_reject(req) {
+            return None;
+        }
         if self.items.is_empty() {
             return Some(Matched {
                 item: None,
@@ -569,7 +1030,20 @@ impl MatchList {
 
     /// Whether any item matches.
     pub fn matches(&self, req: &RequestAttributes<'_>) -> bool {
-        self.items.is_empty() || self.items.iter().any(|m| m.matches(req))
+        !self.quick_reject(req)
+            && (self.items.is_empty() || self.items.iter().any(|m| m.matches(req)))
+    }
+
+    /// Whether the resolved value of the quick header differs from the
+    /// required one (so no item can match).
+    fn quick_reject(&self, req: &RequestAttributes<'_>) -> bool {
+        match (&self.quick, req.header_values) {
+            (Some((id, want)), Some(hv)) => hv
+                .values
+                .get(*id)
+                .is_some_and(|got| got.as_deref() != Some(want.as_str())),
+            _ => false,
+        }
     }
 }
 
@@ -1064,6 +1538,7 @@ mod tests {
                 headers: &h,
                 identity,
                 source_ip: None,
+                header_values: None,
             })
         };
         assert!(at(r#"[{"claims":{"groups":{"exact":"beta"}}}]"#, Some(&id)));
@@ -1096,6 +1571,7 @@ mod tests {
                 headers: &h,
                 identity: None,
                 source_ip: ip.map(|s| s.parse().unwrap()),
+                header_values: None,
             })
         };
         assert!(with(Some("10.1.2.3")));
@@ -1158,6 +1634,141 @@ mod tests {
             "match[0].ignoreUriCase"
         );
         assert_eq!(err(r#"{"uri":{}}"#).path, "match");
+    }
+
+    #[test]
+    fn fast_regexes_agree_with_regex_lite() {
+        use crate::matcher::Regex;
+        use crate::sampling::Rng;
+        let patterns = [
+            "/api/v[0-9]+/t49/[a-z]+",
+            "abc",
+            "a*",
+            "a+b?c*",
+            "x.y",
+            ".*",
+            ".+/x",
+            "[^/]+/[^/]*",
+            "\\d{3}-\\d{2,4}",
+            "[a-f0-9]{8}",
+            "a{2,}b{0,2}",
+            "a{0}b",
+            "v[12]\\.[0-9]+",
+            "[]a]+",
+            "[a-]x",
+            "[\\w.-]+@[\\w.-]+",
+            "\\s*x\\S?",
+            "^ab$",
+            "a*?b+?",
+            "[^a-c]*z",
+            "(a|b)",
+            "a|b",
+            "\\bx",
+            "[[:alpha:]]",
+            "é+",
+        ];
+        let alphabet = b"abcxyz/.-_019 \n@eVv2t4[]";
+        let mut rng = Rng::with_seed(5);
+        for p in patterns {
+            let slow = Regex::full_match(p, false).unwrap();
+            let Some(fast) = fast_regex::FastRegex::new(p) else {
+                assert!(
+                    ["(a|b)", "a|b", "\\bx", "[[:alpha:]]", "é+"].contains(&p),
+                    "{p} should be fast"
+                );
+                continue;
+            };
+            let mut inputs: Vec<String> = vec![
+                String::new(),
+                "/api/v2/t49/items".into(),
+                "/api/v/t49/x".into(),
+                "123-4567".into(),
+                "deadbeef".into(),
+                "v1.22".into(),
+                "a@b.c".into(),
+                "aab".into(),
+                "ab".into(),
+                "xzy".into(),
+            ];
+            for _ in 0..3000 {
+                let len = rng.below(12) as usize;
+                inputs.push(
+                    (0..len)
+                        .map(|_| alphabet[rng.below(alphabet.len() as u32) as usize] as char)
+                        .collect(),
+                );
+            }
+            for input in inputs {
+                assert_eq!(
+                    fast.full_match(input.as_bytes()),
+                    slow.is_match(&input),
+                    "{p:?} on {input:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn regex_literal_prefixes() {
+        assert_eq!(
+            literal_prefix("/api/v[0-9]+/t49/[a-z]+").as_deref(),
+            Some("/api/v")
+        );
+        assert_eq!(literal_prefix("^/api/.*").as_deref(), Some("/api/"));
+        assert_eq!(literal_prefix("abc*").as_deref(), Some("ab"));
+        assert_eq!(literal_prefix("ab+").as_deref(), Some("ab"));
+        assert_eq!(literal_prefix("a{2}b"), None);
+        assert_eq!(literal_prefix("/x\\.y").as_deref(), Some("/x"));
+        assert_eq!(literal_prefix("(?i)abc"), None);
+        assert_eq!(literal_prefix("ab|cd"), None);
+        assert_eq!(literal_prefix("/(a|b)"), None);
+        assert_eq!(literal_prefix(".*"), None);
+        // The prefilter never changes a result.
+        let l = list(r#"[{"uri":{"regex":"/api/v[0-9]+/.*"}}]"#);
+        assert!(matches(&l, &req(&[(":path", "/api/v2/x")])));
+        assert!(!matches(&l, &req(&[(":path", "/api/x")])));
+        assert!(!matches(&l, &req(&[(":path", "/static/x")])));
+    }
+
+    #[test]
+    fn interned_header_values_give_the_same_answers() {
+        let mut names = HeaderNames::default();
+        let items = parse(
+            r#"[{"headers":{"x-a":{"exact":"1"}},"withoutHeaders":{"x-b":{}}},
+                {"authority":{"exact":"shop.example.com"},"headers":{"x-a":{"regex":"[0-9]+"}}}]"#,
+        )
+        .unwrap();
+        let l = compile_match_list_with(&items, &FieldPath::root(), &mut names).unwrap();
+        assert_eq!(names.len(), 3); // x-a, x-b, :authority
+                                    // A single item with an exact header condition is checked first.
+        let one =
+            parse(r#"[{"uri":{"prefix":"/"},"headers":{"X-A":{"exact":"1"},"x-b":{}}}]"#).unwrap();
+        let quick = compile_match_list_with(&one, &FieldPath::root(), &mut names).unwrap();
+        assert_eq!(quick.quick.as_ref().map(|(_, v)| v.as_str()), Some("1"));
+        for pairs in [
+            vec![("x-a", "1")],
+            vec![("x-a", "1"), ("x-b", "")],
+            vec![("x-a", "22")],
+            vec![("x-a", "1"), ("x-a", "2")],
+            vec![],
+        ] {
+            let h = req(&pairs);
+            let values = names.resolve(&h);
+            let fast = RequestAttributes {
+                header_values: Some(&values),
+                ..RequestAttributes::headers_only(&h)
+            };
+            assert_eq!(
+                l.first_match(&fast),
+                l.first_match(&RequestAttributes::headers_only(&h)),
+                "{pairs:?}"
+            );
+            assert_eq!(
+                quick.first_match(&fast),
+                quick.first_match(&RequestAttributes::headers_only(&h)),
+                "{pairs:?}"
+            );
+        }
     }
 
     #[test]

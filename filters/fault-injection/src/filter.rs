@@ -350,10 +350,12 @@ impl HttpContext for FaultStream {
         } else {
             None
         };
+        let values = policy.header_names().resolve(&headers);
         let attrs = RequestAttributes {
             headers: &headers,
             identity: identity.as_ref(),
             source_ip,
+            header_values: Some(&values),
         };
         let Some(plan) = policy.plan(&attrs) else {
             return Action::Continue;

@@ -12,8 +12,10 @@
 use std::collections::HashSet;
 
 use wasmesh_common::duration::parse_duration;
-use wasmesh_common::http_match::{compile_match_list, MatchList, RequestAttributes};
-use wasmesh_common::sampling::{percent_to_ppm, PPM};
+use wasmesh_common::http_match::{
+    compile_match_list_with, HeaderNames, MatchList, RequestAttributes,
+};
+use wasmesh_common::sampling::PPM;
 use wasmesh_common::{ConfigError, FieldPath};
 
 use crate::config::{FaultConfig, GrpcStatusSpec};
@@ -127,13 +129,29 @@ pub struct FaultPolicy {
     downstream_nodes: Vec<String>,
     needs_identity: bool,
     needs_source_ip: bool,
+    header_names: HeaderNames,
+}
+
+/// A percentage in parts per million. Validated here rather than with
+/// `sampling::percent_to_ppm`, whose message formats an `f64` with `{}`:
+/// that pulls Rust's float formatting (~20 KiB) into the `.wasm`.
+fn percent(v: f64, path: &FieldPath) -> Result<u32, ConfigError> {
+    if !v.is_finite() || !(0.0..=100.0).contains(&v) {
+        let shown = if v.fract() == 0.0 && v.abs() < 1e15 {
+            (v as i64).to_string()
+        } else {
+            serde_json::Number::from_f64(v).map_or_else(|| "NaN".to_string(), |n| n.to_string())
+        };
+        return Err(path.error(format!("percentage {shown} is outside 0..100")));
+    }
+    Ok((v * 10_000.0).round() as u32)
 }
 
 fn ppm_of(p: Option<f64>, path: &FieldPath) -> Result<u32, ConfigError> {
     // A missing percentage means every matching request (see the README).
     match p {
         None => Ok(PPM),
-        Some(v) => percent_to_ppm(v).map_err(|e| path.field("percentage").field("value").error(e)),
+        Some(v) => percent(v, &path.field("percentage").field("value")),
     }
 }
 
@@ -163,6 +181,7 @@ impl FaultPolicy {
         let mut faults = Vec::with_capacity(cfg.faults.len());
         let mut names = HashSet::new();
         let (mut needs_identity, mut needs_source_ip) = (false, false);
+        let mut header_names = HeaderNames::default();
         for (i, f) in cfg.faults.iter().enumerate() {
             let path = root.field("faults").index(i);
             if let Some(name) = &f.name {
@@ -180,7 +199,8 @@ impl FaultPolicy {
             if f.delay.is_none() && f.abort.is_none() {
                 return Err(path.error("one of `delay` or `abort` is required"));
             }
-            let matches = compile_match_list(&f.matches, &path.field("match"))?;
+            let matches =
+                compile_match_list_with(&f.matches, &path.field("match"), &mut header_names)?;
             needs_identity |= matches.needs_identity();
             needs_source_ip |= matches.needs_source_ip();
             let delay = match &f.delay {
@@ -238,16 +258,12 @@ impl FaultPolicy {
             });
         }
         let header_max_ppm = match &cfg.header_control {
-            Some(h) if h.enabled => Some(
-                percent_to_ppm(h.max_percentage.unwrap_or(100.0))
-                    .map_err(|e| root.field("headerControl").field("maxPercentage").error(e))?,
-            ),
             Some(h) => {
-                if let Some(m) = h.max_percentage {
-                    percent_to_ppm(m)
-                        .map_err(|e| root.field("headerControl").field("maxPercentage").error(e))?;
-                }
-                None
+                let max = percent(
+                    h.max_percentage.unwrap_or(100.0),
+                    &root.field("headerControl").field("maxPercentage"),
+                )?;
+                h.enabled.then_some(max)
             }
             None => None,
         };
@@ -266,7 +282,14 @@ impl FaultPolicy {
             downstream_nodes: cfg.downstream_nodes.clone(),
             needs_identity,
             needs_source_ip,
+            header_names,
         })
+    }
+
+    /// The header names the faults' conditions read: resolve them once per
+    /// request and pass the values in [`RequestAttributes::header_values`].
+    pub fn header_names(&self) -> &HeaderNames {
+        &self.header_names
     }
 
     /// Whether no request can ever get a fault (nothing to read).
@@ -591,6 +614,26 @@ mod tests {
             let e = refuse(json);
             assert_eq!(e.path, path, "{json}: {e}");
         }
+    }
+
+    #[test]
+    fn percentages_match_percent_to_ppm() {
+        use wasmesh_common::sampling::percent_to_ppm;
+        for v in [0.0, 0.0001, 2.5, 12.345, 50.0, 99.9999, 100.0] {
+            assert_eq!(
+                percent(v, &FieldPath::root()).unwrap(),
+                percent_to_ppm(v).unwrap(),
+                "{v}"
+            );
+        }
+        assert_eq!(
+            percent(120.0, &FieldPath::root()).unwrap_err().message,
+            "percentage 120 is outside 0..100"
+        );
+        assert_eq!(
+            percent(-0.5, &FieldPath::root()).unwrap_err().message,
+            "percentage -0.5 is outside 0..100"
+        );
     }
 
     #[test]

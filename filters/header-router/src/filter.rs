@@ -23,7 +23,7 @@ const FILTER: &str = "header_router";
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(RouterRoot { shared: None, rng: Rc::new(RefCell::new(Rng::from_entropy())) })
+        Box::new(RouterRoot { shared: None, rng: Rc::new(RefCell::new(Rng::from_entropy())), debug: false })
     });
 }}
 
@@ -36,6 +36,8 @@ struct Shared {
 struct RouterRoot {
     shared: Option<Rc<Shared>>,
     rng: Rc<RefCell<Rng>>,
+    /// Whether the host logs debug lines (read at configure time).
+    debug: bool,
 }
 
 impl Context for RouterRoot {}
@@ -70,6 +72,7 @@ impl RootContext for RouterRoot {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(RouterStream {
+            debug: self.debug,
             shared: self.shared.clone(),
             rng: self.rng.clone(),
             decision: None,
@@ -83,6 +86,8 @@ impl RootContext for RouterRoot {
 
 struct RouterStream {
     shared: Option<Rc<Shared>>,
+    /// Whether the host logs debug lines.
+    debug: bool,
     rng: Rc<RefCell<Rng>>,
     /// Kept when the response needs header operations.
     decision: Option<Decision>,
@@ -110,10 +115,12 @@ impl HttpContext for RouterStream {
         } else {
             None
         };
+        let values = table.header_names().resolve(&headers);
         let attrs = RequestAttributes {
             headers: &headers,
             identity: identity.as_ref(),
             source_ip,
+            header_values: Some(&values),
         };
         let decision = table.decide(&attrs, &mut self.rng.borrow_mut());
         if let Some(Some(id)) = shared.metric_ids.get(table.metric(&decision)) {

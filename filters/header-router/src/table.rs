@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use wasmesh_common::http_match::{
-    compile_match_list, header_name, MatchList, PathMatch, RequestAttributes,
+    compile_match_list_with, header_name, HeaderNames, MatchList, PathMatch, RequestAttributes,
 };
 use wasmesh_common::identity::Identity;
 use wasmesh_common::sampling::Rng;
@@ -129,6 +129,7 @@ pub struct RouteTable {
     no_route_metric: MetricIndex,
     needs_identity: bool,
     needs_source_ip: bool,
+    header_names: HeaderNames,
 }
 
 fn valid_route_name(name: &str) -> bool {
@@ -191,6 +192,7 @@ impl RouteTable {
         let mut routes = Vec::with_capacity(cfg.routes.len());
         let mut needs_identity = false;
         let mut needs_source_ip = false;
+        let mut header_names = HeaderNames::default();
         for (i, r) in cfg.routes.iter().enumerate() {
             let path = root.field("routes").index(i);
             let name = match &r.name {
@@ -214,7 +216,8 @@ impl RouteTable {
                     .field("name")
                     .error(format!("duplicate route name `{name}`")));
             }
-            let matches = compile_match_list(&r.matches, &path.field("match"))?;
+            let matches =
+                compile_match_list_with(&r.matches, &path.field("match"), &mut header_names)?;
             needs_identity |= matches.needs_identity();
             needs_source_ip |= matches.needs_source_ip();
             let (request_ops, response_ops, header_authority) =
@@ -398,7 +401,14 @@ impl RouteTable {
             no_route_metric,
             needs_identity,
             needs_source_ip,
+            header_names,
         })
+    }
+
+    /// The header names the routes' conditions read: resolve them once per
+    /// request and pass the values in [`RequestAttributes::header_values`].
+    pub fn header_names(&self) -> &HeaderNames {
+        &self.header_names
     }
 
     /// The header that carries the destination.
@@ -753,7 +763,16 @@ mod tests {
 
     fn run(t: &RouteTable, h: &HeaderMap) -> (Decision, HeaderMap) {
         let mut rng = Rng::with_seed(1);
-        let d = t.decide(&RequestAttributes::headers_only(h), &mut rng);
+        let values = t.header_names().resolve(h);
+        let attrs = RequestAttributes {
+            header_values: Some(&values),
+            ..RequestAttributes::headers_only(h)
+        };
+        let d = t.decide(&attrs, &mut rng);
+        assert_eq!(
+            d,
+            t.decide(&RequestAttributes::headers_only(h), &mut Rng::with_seed(1))
+        );
         let mut out = h.clone();
         t.apply_request(&d, h, &mut out);
         (d, out)
@@ -824,6 +843,7 @@ mod tests {
             headers: &h,
             identity: Some(&id),
             source_ip: None,
+            header_values: None,
         };
         let d = t.decide(&attrs, &mut Rng::with_seed(1));
         assert_eq!(t.route_name(&d), Some("beta-users"));
@@ -870,6 +890,7 @@ mod tests {
                 headers: h,
                 identity: id,
                 source_ip: ip.map(|s| s.parse().unwrap()),
+                header_values: None,
             };
             t.cluster(&t.decide(&attrs, rng)).unwrap().to_string()
         };
