@@ -117,6 +117,16 @@ pub struct HeaderNames {
 #[derive(Debug, Clone, Default)]
 pub struct HeaderValues<'a> {
     values: Vec<Option<Cow<'a, str>>>,
+    /// Where the path ends in `:path` (before `?` or `#`), if `:path` is
+    /// interned.
+    path_end: Option<usize>,
+}
+
+/// Where the path part of a `:path` value ends (before `?` or `#`).
+fn path_end(p: &str) -> usize {
+    p.bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(p.len())
 }
 
 fn is_authority(name: &str) -> bool {
@@ -147,13 +157,17 @@ impl HeaderNames {
 
     /// Looks every interned name up in `headers`, once.
     pub fn resolve<'a>(&self, headers: &'a HeaderMap) -> HeaderValues<'a> {
-        HeaderValues {
-            values: self
-                .names
-                .iter()
-                .map(|n| header_value(headers, n, is_authority(n)))
-                .collect(),
-        }
+        let values: Vec<Option<Cow<'a, str>>> = self
+            .names
+            .iter()
+            .map(|n| header_value(headers, n, is_authority(n)))
+            .collect();
+        let path_end = self
+            .names
+            .iter()
+            .position(|n| n == ":path")
+            .map(|i| values[i].as_deref().map_or(0, path_end));
+        HeaderValues { values, path_end }
     }
 }
 
@@ -538,6 +552,8 @@ enum Cond {
     Path {
         m: Matcher,
         full_path: bool,
+        /// Interned id of `:path`.
+        id: usize,
     },
     Header {
         id: usize,
@@ -549,6 +565,8 @@ enum Cond {
     Query {
         name: String,
         m: ValueMatch,
+        /// Interned id of `:path`.
+        id: usize,
     },
     Claim {
         path: Vec<String>,
@@ -761,6 +779,7 @@ impl HttpMatchRequest {
                 Cond::Path {
                     m: compiled,
                     full_path,
+                    id: names.intern(":path"),
                 },
             ));
         }
@@ -814,6 +833,7 @@ impl HttpMatchRequest {
             let cond = Cond::Query {
                 name: name.clone(),
                 m: value_match(m, &p)?,
+                id: names.intern(":path"),
             };
             conds.push((match_cost(m), cond));
         }
@@ -897,11 +917,26 @@ fn header_value<'a>(headers: &'a HeaderMap, name: &str, authority: bool) -> Opti
 /// The first raw (not percent-decoded) value of query parameter `name`;
 /// `?flag` gives `""`.
 pub fn raw_query_param<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let query = headers.query()?;
+    query_param_in(headers.path(), name)
+}
+
+/// [`raw_query_param`] on a `:path` value.
+fn query_param_in<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    let start = path.find('?')? + 1;
+    let rest = &path[start..];
+    let query = &rest[..rest.find('#').unwrap_or(rest.len())];
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == name).then_some(v)
     })
+}
+
+/// `:path`, from the resolved values when there are some.
+fn path_of<'a>(req: &RequestAttributes<'a>, id: usize) -> &'a str {
+    match req.header_values.and_then(|hv| hv.values.get(id)) {
+        Some(v) => v.as_deref().unwrap_or(""),
+        None => req.headers.path(),
+    }
 }
 
 fn claim_matches(v: &Value, m: &Matcher) -> bool {
@@ -931,9 +966,17 @@ fn claim_at<'a>(identity: &'a Identity, path: &[String]) -> Option<&'a Value> {
 impl Cond {
     fn holds(&self, req: &RequestAttributes<'_>) -> bool {
         match self {
-            Cond::Path { m, full_path } => {
-                let h = req.headers;
-                m.matches(if *full_path { h.path() } else { h.url_path() })
+            Cond::Path { m, full_path, id } => {
+                let p = path_of(req, *id);
+                if *full_path {
+                    m.matches(p)
+                } else {
+                    let end = match req.header_values.and_then(|hv| hv.path_end) {
+                        Some(e) if e <= p.len() && p.is_char_boundary(e) => e,
+                        _ => path_end(p),
+                    };
+                    m.matches(&p[..end])
+                }
             }
             Cond::Header {
                 id,
@@ -958,7 +1001,7 @@ impl Cond {
                     (ValueMatch::Value(m), true) => !m.matches(value.unwrap_or("")),
                 }
             }
-            Cond::Query { name, m } => match (raw_query_param(req.headers, name), m) {
+            Cond::Query { name, m, id } => match (query_param_in(path_of(req, *id), name), m) {
                 (None, _) => false,
                 (Some(_), ValueMatch::Present) => true,
                 (Some(v), ValueMatch::Value(m)) => m.matches(v),
@@ -1735,17 +1778,23 @@ mod tests {
         let mut names = HeaderNames::default();
         let items = parse(
             r#"[{"headers":{"x-a":{"exact":"1"}},"withoutHeaders":{"x-b":{}}},
-                {"authority":{"exact":"shop.example.com"},"headers":{"x-a":{"regex":"[0-9]+"}}}]"#,
+                {"authority":{"exact":"shop.example.com"},"headers":{"x-a":{"regex":"[0-9]+"}}},
+                {"uri":{"regex":"/q/[a-z]+"},"queryParams":{"v":{"exact":"2"}}},
+                {"uri":{"prefix":"/p?x"}}]"#,
         )
         .unwrap();
         let l = compile_match_list_with(&items, &FieldPath::root(), &mut names).unwrap();
-        assert_eq!(names.len(), 3); // x-a, x-b, :authority
+        assert_eq!(names.len(), 4); // x-a, x-b, :authority, :path
                                     // A single item with an exact header condition is checked first.
         let one =
             parse(r#"[{"uri":{"prefix":"/"},"headers":{"X-A":{"exact":"1"},"x-b":{}}}]"#).unwrap();
         let quick = compile_match_list_with(&one, &FieldPath::root(), &mut names).unwrap();
         assert_eq!(quick.quick.as_ref().map(|(_, v)| v.as_str()), Some("1"));
         for pairs in [
+            vec![(":path", "/q/abc?v=2")],
+            vec![(":path", "/q/abc?v=3")],
+            vec![(":path", "/q/ab1?v=2")],
+            vec![(":path", "/p?x=1")],
             vec![("x-a", "1")],
             vec![("x-a", "1"), ("x-b", "")],
             vec![("x-a", "22")],

@@ -642,3 +642,18 @@ mod tests {
         assert!(policy(r#"{"headerControl":{"enabled":false}}"#).is_inert());
     }
 }
+
+#[cfg(test)]
+mod example_config {
+    use super::*;
+
+    /// `examples/fault-injection/config.json` (the issue's example) stays a
+    /// valid configuration.
+    #[test]
+    fn example_config_compiles() {
+        let text = include_str!("../../../examples/fault-injection/config.json");
+        let p = FaultPolicy::compile(&FaultConfig::parse(text.as_bytes()).unwrap()).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.max_active_faults(), Some(100));
+    }
+}

@@ -103,7 +103,55 @@ fn main() {
     let ns = t.elapsed().as_nanos() as f64 / n as f64;
     assert_eq!(hits, n);
     println!("decide, 50 routes (header + regex), last matches: {ns:.0} ns");
+    let static_headers = HeaderMap::from_slice(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "shop.example.com"),
+        (":path", "/static/app.js"),
+        ("x-tenant", "nobody"),
+        ("x-env", "prod"),
+        ("user-agent", "curl/8.0"),
+        ("accept", "*/*"),
+    ]);
+    for (label, m) in [
+        (
+            "a-prefix",
+            r#"{"headers":{"x-env":{"exact":"prod"}},"uri":{"prefix":"/api/v"}}"#,
+        ),
+        (
+            "c-regex",
+            r#"{"headers":{"x-env":{"exact":"prod"}},"uri":{"regex":"/api/v[0-9]+/tN/[a-z]+"}}"#,
+        ),
+        ("d-uri-only", r#"{"uri":{"prefix":"/api/v"}}"#),
+    ] {
+        let cfg = format!(
+            r#"{{"routes":[{}]}}"#,
+            (0..50)
+                .map(|i| format!(
+                    r#"{{"match":[{}],"route":[{{"destination":"c{i}"}}]}}"#,
+                    m.replace("tN", &format!("t{i}"))
+                ))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let table = RouteTable::compile(&RouterConfig::parse(cfg.as_bytes()).unwrap()).unwrap();
+        let c0 = cpu_ns();
+        for _ in 0..n {
+            let values = table.header_names().resolve(&static_headers);
+            let attrs = RequestAttributes {
+                header_values: Some(&values),
+                ..RequestAttributes::headers_only(&static_headers)
+            };
+            let d = table.decide(&attrs, &mut rng);
+            assert!(table.cluster(&d).is_none());
+        }
+        println!(
+            "{label} (no match): {:.0} ns cpu",
+            (cpu_ns() - c0) as f64 / n as f64
+        );
+    }
     for (label, cfg) in [
+        ("50 routes x-env + regex, none", format!(r#"{{"routes":[{}]}}"#, (0..50).map(|i| format!(r#"{{"match":[{{"headers":{{"x-env":{{"exact":"prod"}}}},"uri":{{"regex":"/api/v[0-9]+/t{i}/[a-z]+"}}}}],"route":[{{"destination":"c{i}"}}]}},"#)).collect::<String>() + r#"{"route":[{"destination":"fallback"}]}"#)),
         ("1 route header+regex", r#"{"routes":[{"match":[{"headers":{"x-tenant":{"exact":"tenant-49"}},"uri":{"regex":"/api/v[0-9]+/t49/[a-z]+"}}],"route":[{"destination":"c49"}]}]}"#.to_string()),
         ("50 routes header only", format!(r#"{{"routes":[{}]}}"#, (0..50).map(|i| format!(r#"{{"match":[{{"headers":{{"x-tenant":{{"exact":"tenant-{i}"}}}}}}],"route":[{{"destination":"c{i}"}}]}}"#)).collect::<Vec<_>>().join(","))),
     ] {

@@ -1136,3 +1136,16 @@ mod tests {
         assert_eq!(d, Decision::NoRoute);
     }
 }
+
+#[cfg(test)]
+mod example_config {
+    use super::*;
+
+    /// `examples/header-router/config.json` stays a valid configuration.
+    #[test]
+    fn example_config_compiles() {
+        let text = include_str!("../../../examples/header-router/config.json");
+        let t = RouteTable::compile(&RouterConfig::parse(text.as_bytes()).unwrap()).unwrap();
+        assert_eq!(t.len(), 5);
+    }
+}
