@@ -127,15 +127,14 @@ impl HttpContext for RouterStream {
             abi::increment(*id, 1);
         }
         if let Some(reply) = table.local_response(&decision, &headers) {
-            host::log(
-                LogLevel::Debug,
-                FILTER,
-                &format!(
-                    "route `{}`: local reply {}",
-                    table.route_name(&decision).unwrap_or(""),
-                    reply.status
-                ),
-            );
+            if self.debug {
+                let route = table.route_name(&decision).unwrap_or("");
+                host::log(
+                    LogLevel::Debug,
+                    FILTER,
+                    &format!("route `{route}`: local reply {}", reply.status),
+                );
+            }
             abi::send_local_response(reply.status, reply.details, reply.body, &reply.headers, -1);
             return Action::Pause;
         }
@@ -148,16 +147,15 @@ impl HttpContext for RouterStream {
             // also has an explicit foreign function. NOT_FOUND is fine.
             let _ = abi::clear_route_cache();
         }
-        match table.cluster(&decision) {
-            Some(cluster) => host::log(
-                LogLevel::Debug,
-                FILTER,
-                &format!(
+        if self.debug {
+            let message = match table.cluster(&decision) {
+                Some(cluster) => format!(
                     "route `{}` -> `{cluster}`",
                     table.route_name(&decision).unwrap_or("")
                 ),
-            ),
-            None => host::log(LogLevel::Debug, FILTER, "no route matched"),
+                None => "no route matched".to_string(),
+            };
+            host::log(LogLevel::Debug, FILTER, &message);
         }
         if table.has_response_ops(&decision) {
             self.decision = Some(decision);
