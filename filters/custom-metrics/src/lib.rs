@@ -1,29 +1,5 @@
-//! Custom metrics filter (Istio standard metrics plus user-defined metrics)
-//!
-//! Pass-through placeholder until its issue lands: the module loads, accepts
-//! any configuration and lets every request through.
+//! Custom metrics filter: Istio's standard request metrics plus user-defined
+//! metrics with labels taken from the request, the response, properties and
+//! verified JWT claims, recorded at stream end.
 
-#[cfg(target_arch = "wasm32")]
-mod filter {
-    use proxy_wasm::traits::*;
-    use proxy_wasm::types::*;
-
-    proxy_wasm::main! {{
-        proxy_wasm::set_log_level(LogLevel::Trace);
-        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
-    }}
-
-    struct Root;
-    impl Context for Root {}
-    impl RootContext for Root {
-        fn get_type(&self) -> Option<ContextType> {
-            Some(ContextType::HttpContext)
-        }
-        fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-            Some(Box::new(Pass))
-        }
-    }
-    struct Pass;
-    impl Context for Pass {}
-    impl HttpContext for Pass {}
-}
+pub mod tags;
