@@ -3,3 +3,8 @@
 //! verified JWT claims, recorded at stream end.
 
 pub mod tags;
+pub mod attribute;
+pub mod config;
+pub mod flags;
+pub mod resolver;
+pub mod templates;

@@ -1,0 +1,485 @@
+//! Attribute expressions: what a `value`, a dimension or an access-log field
+//! reads, in Envoy's attribute vocabulary.
+//!
+//! An expression is a path of `.`-separated names and `[key]` (or
+//! `['key']`, `["key"]`) subscripts: `request.method`,
+//! `request.headers[x-plan]`, `request.auth.claims[realm][role]`,
+//! `node.metadata.LABELS[app]`. Expressions are parsed once at configuration
+//! time into an [`Attribute`]; an unknown one refuses the configuration.
+
+use std::fmt::Write as _;
+
+/// Which side's Istio peer metadata (`downstream_peer` / `upstream_peer`
+/// filter state of Istio's metadata exchange).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerSide {
+    /// The client (`downstream_peer`).
+    Downstream,
+    /// The server (`upstream_peer`).
+    Upstream,
+}
+
+impl PeerSide {
+    /// The filter-state name.
+    pub fn property(self) -> &'static str {
+        match self {
+            PeerSide::Downstream => "downstream_peer",
+            PeerSide::Upstream => "upstream_peer",
+        }
+    }
+}
+
+/// Fields of Istio's peer metadata object.
+pub const PEER_FIELDS: [&str; 10] = [
+    "workload",
+    "namespace",
+    "app",
+    "version",
+    "service",
+    "revision",
+    "cluster",
+    "name",
+    "type",
+    "identity",
+];
+
+/// How Envoy encodes a property's value (`proxy_get_property`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PropKind {
+    /// Raw bytes of a string.
+    Str,
+    /// 8-byte little-endian integer.
+    Int,
+    /// One byte, non-zero for true.
+    Bool,
+    /// Timestamp: int64 nanoseconds since the epoch, little-endian.
+    Timestamp,
+    /// Duration: int64 nanoseconds, little-endian.
+    Duration,
+}
+
+/// Values derived from several inputs for Istio's standard labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Derived {
+    /// `grpc` for gRPC requests (`content-type: application/grpc*`), else
+    /// `http` — Istio's `request_protocol`.
+    Protocol,
+    /// The gRPC status for gRPC requests, empty otherwise — Istio's
+    /// `grpc_response_status`.
+    GrpcLabel,
+    /// Istio's `destination_service`: the host of an Istio cluster name
+    /// (`outbound|9080||reviews.default.svc.cluster.local`), else the
+    /// request's authority without port.
+    DestinationService,
+    /// The service name: first label of a `name.namespace.svc...` host, else
+    /// the host.
+    DestinationServiceName,
+    /// The namespace of a `name.namespace.svc...` host, else (reporter
+    /// destination) the node's namespace or (reporter source) the upstream
+    /// peer's namespace.
+    DestinationServiceNamespace,
+    /// `mutual_tls` when `connection.mtls`, `none` when not, unknown when the
+    /// property is missing.
+    SecurityPolicy,
+}
+
+/// A parsed attribute expression.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Attribute {
+    /// `request.headers[name]` (first value).
+    RequestHeader(String),
+    /// `response.headers[name]`.
+    ResponseHeader(String),
+    /// `response.trailers[name]`.
+    ResponseTrailer(String),
+    /// `request.auth.claims[a][b]..` from the verified identity; a list claim
+    /// gives its elements joined with `,`.
+    Claim(Vec<String>),
+    /// `request.auth.principal`: `<iss>/<sub>`.
+    AuthPrincipal,
+    /// `request.auth.audiences`, joined with `,`.
+    AuthAudiences,
+    /// `request.auth.presenter`: the `azp` claim.
+    AuthPresenter,
+    /// `request.method`.
+    Method,
+    /// `request.path`, query included.
+    Path,
+    /// `request.url_path`, without query.
+    UrlPath,
+    /// `request.host` (`:authority`).
+    Host,
+    /// `request.scheme`.
+    Scheme,
+    /// `request.query`.
+    Query,
+    /// `request.useragent`.
+    UserAgent,
+    /// `request.referer`.
+    Referer,
+    /// `request.id` (`x-request-id`).
+    RequestId,
+    /// `request.path_template`: the matching `pathTemplates` entry or `other`.
+    PathTemplate,
+    /// `request.duration_ms`.
+    DurationMs,
+    /// `request.size`: request body bytes.
+    RequestSize,
+    /// `request.total_size`: headers and body.
+    RequestTotalSize,
+    /// `response.size`: response body bytes.
+    ResponseSize,
+    /// `response.total_size`: headers, body and trailers.
+    ResponseTotalSize,
+    /// `inflight`: requests in flight in this VM.
+    Inflight,
+    /// `response.code`.
+    ResponseCode,
+    /// `response.code_class`: `2xx`, `4xx`...
+    ResponseCodeClass,
+    /// `response.grpc_status`.
+    GrpcStatus,
+    /// `response.flags`: Envoy's short flags (plus the fault filter's marks),
+    /// `-` when none.
+    ResponseFlags,
+    /// `xds.cluster_name` / `cluster_name`: the routed cluster.
+    Cluster,
+    /// Istio peer metadata field (`downstream_peer.workload`).
+    Peer(PeerSide, &'static str),
+    /// Any other Envoy property, read with `proxy_get_property`.
+    Property(Vec<String>, PropKind),
+    /// A standard-label value (not writable in configuration).
+    Derived(Derived),
+}
+
+impl Attribute {
+    /// Whether the attribute can give a number (a metric `value`). Headers,
+    /// trailers and claims are parsed as integers when recorded.
+    pub fn is_numeric(&self) -> bool {
+        use Attribute::*;
+        match self {
+            RequestHeader(_) | ResponseHeader(_) | ResponseTrailer(_) | Claim(_) => true,
+            DurationMs | RequestSize | RequestTotalSize | ResponseSize | ResponseTotalSize
+            | Inflight | ResponseCode | GrpcStatus => true,
+            Property(_, kind) => matches!(kind, PropKind::Int | PropKind::Bool | PropKind::Duration),
+            _ => false,
+        }
+    }
+}
+
+/// A resolved attribute value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// The attribute does not exist for this request.
+    Missing,
+    /// A string.
+    Str(String),
+    /// An integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A timestamp in nanoseconds since the epoch.
+    Time(i64),
+}
+
+impl Value {
+    /// The value as a label: missing values are `unknown`.
+    pub fn write_label(&self, out: &mut String) {
+        match self {
+            Value::Missing => out.push_str("unknown"),
+            Value::Str(s) => out.push_str(s),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Time(ns) => out.push_str(&rfc3339(*ns)),
+        }
+    }
+
+    /// The value as a metric sample: integers, booleans (0/1) and strings
+    /// holding an integer.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some(i64::from(*b)),
+            Value::Str(s) => s.trim().parse().ok(),
+            Value::Missing | Value::Time(_) => None,
+        }
+    }
+
+    /// Whether the value is missing or an empty string.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Value::Missing => true,
+            Value::Str(s) => s.is_empty(),
+            _ => false,
+        }
+    }
+}
+
+/// `2023-11-14T22:13:20.000Z` for a timestamp in nanoseconds.
+pub fn rfc3339(ns: i64) -> String {
+    let ms_total = ns.div_euclid(1_000_000);
+    let secs = ms_total.div_euclid(1000);
+    let ms = ms_total.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// Parses an attribute expression. The error explains what is wrong.
+pub fn parse(expr: &str) -> Result<Attribute, String> {
+    let segs = split(expr)?;
+    let s: Vec<&str> = segs.iter().map(|s| s.as_str()).collect();
+    let unknown = || Err(format!("unknown attribute `{expr}`"));
+    let prop = |kind: PropKind| Ok(Attribute::Property(segs.clone(), kind));
+    use Attribute::*;
+    match s.as_slice() {
+        ["request", "headers", h] => Ok(RequestHeader(header_name(h)?)),
+        ["response", "headers", h] => Ok(ResponseHeader(header_name(h)?)),
+        ["response", "trailers", h] => Ok(ResponseTrailer(header_name(h)?)),
+        ["request", "auth", "claims", rest @ ..] if !rest.is_empty() => {
+            Ok(Claim(rest.iter().map(|r| r.to_string()).collect()))
+        }
+        ["request", "auth", "principal"] => Ok(AuthPrincipal),
+        ["request", "auth", "audiences"] => Ok(AuthAudiences),
+        ["request", "auth", "presenter"] => Ok(AuthPresenter),
+        ["request", "method"] => Ok(Method),
+        ["request", "path"] => Ok(Path),
+        ["request", "url_path"] => Ok(UrlPath),
+        ["request", "host"] => Ok(Host),
+        ["request", "scheme"] => Ok(Scheme),
+        ["request", "query"] => Ok(Query),
+        ["request", "useragent"] => Ok(UserAgent),
+        ["request", "referer"] => Ok(Referer),
+        ["request", "id"] => Ok(RequestId),
+        ["request", "path_template"] => Ok(PathTemplate),
+        ["request", "duration_ms"] => Ok(DurationMs),
+        ["request", "size"] => Ok(RequestSize),
+        ["request", "total_size"] => Ok(RequestTotalSize),
+        ["request", "time"] => prop(PropKind::Timestamp),
+        ["request", "duration"] => prop(PropKind::Duration),
+        ["request", "protocol"] => prop(PropKind::Str),
+        ["response", "code"] => Ok(ResponseCode),
+        ["response", "code_class"] => Ok(ResponseCodeClass),
+        ["response", "grpc_status"] => Ok(GrpcStatus),
+        ["response", "flags"] => Ok(ResponseFlags),
+        ["response", "size"] => Ok(ResponseSize),
+        ["response", "total_size"] => Ok(ResponseTotalSize),
+        ["response", "code_details"] => prop(PropKind::Str),
+        ["inflight"] => Ok(Inflight),
+        ["xds", "cluster_name"] | ["cluster_name"] => Ok(Cluster),
+        ["xds", "route_name"] | ["route_name"] | ["xds", "virtual_host_name"] => {
+            prop(PropKind::Str)
+        }
+        ["source" | "destination", "address"] => prop(PropKind::Str),
+        ["source" | "destination", "port"] => prop(PropKind::Int),
+        ["connection", "id"] => prop(PropKind::Int),
+        ["connection", "mtls"] => prop(PropKind::Bool),
+        ["connection", f] if CONNECTION_STRINGS.contains(f) => prop(PropKind::Str),
+        ["upstream", "port" | "request_attempt_count"] => prop(PropKind::Int),
+        ["upstream", f] if UPSTREAM_STRINGS.contains(f) => prop(PropKind::Str),
+        ["node", "id" | "cluster"] => prop(PropKind::Str),
+        ["node", "metadata", rest @ ..] if !rest.is_empty() => prop(PropKind::Str),
+        ["plugin_name" | "plugin_root_id" | "plugin_vm_id"] => prop(PropKind::Str),
+        [side @ ("downstream_peer" | "upstream_peer"), f] => {
+            let side = if *side == "downstream_peer" {
+                PeerSide::Downstream
+            } else {
+                PeerSide::Upstream
+            };
+            match PEER_FIELDS.iter().find(|p| **p == *f) {
+                Some(field) => Ok(Peer(side, field)),
+                None => unknown(),
+            }
+        }
+        _ => unknown(),
+    }
+}
+
+const CONNECTION_STRINGS: [&str; 12] = [
+    "requested_server_name",
+    "tls_version",
+    "subject_local_certificate",
+    "subject_peer_certificate",
+    "dns_san_local_certificate",
+    "dns_san_peer_certificate",
+    "uri_san_local_certificate",
+    "uri_san_peer_certificate",
+    "sha256_peer_certificate",
+    "termination_details",
+    "transport_failure_reason",
+    "ja3_hash",
+];
+
+const UPSTREAM_STRINGS: [&str; 11] = [
+    "address",
+    "tls_version",
+    "subject_local_certificate",
+    "subject_peer_certificate",
+    "dns_san_local_certificate",
+    "dns_san_peer_certificate",
+    "uri_san_local_certificate",
+    "uri_san_peer_certificate",
+    "sha256_peer_certificate",
+    "local_address",
+    "transport_failure_reason",
+];
+
+/// Checks and lower-cases a header name (Envoy stores them lower-case).
+pub fn header_name(h: &str) -> Result<String, String> {
+    let body = h.strip_prefix(':').unwrap_or(h);
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if body.is_empty() || !body.chars().all(token) {
+        return Err(format!("`{h}` is not a valid header name"));
+    }
+    Ok(h.to_ascii_lowercase())
+}
+
+/// Splits `a.b[c]['d.e']` into `["a", "b", "c", "d.e"]`.
+fn split(expr: &str) -> Result<Vec<String>, String> {
+    let bad = |why: &str| Err(format!("attribute `{expr}`: {why}"));
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut out = Vec::new();
+    let mut rest = expr;
+    let mut first = true;
+    while !rest.is_empty() || first {
+        if first || rest.starts_with('.') {
+            if !first {
+                rest = &rest[1..];
+            }
+            first = false;
+            let end = rest.find(|c: char| !is_ident(c)).unwrap_or(rest.len());
+            if end == 0 {
+                return bad("expected a name");
+            }
+            out.push(rest[..end].to_string());
+            rest = &rest[end..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let (key, tail) = if let Some(q) = after.chars().next().filter(|c| *c == '\'' || *c == '"')
+            {
+                let inner = &after[1..];
+                let Some(close) = inner.find(q) else {
+                    return bad("unterminated quote");
+                };
+                let tail = &inner[close + 1..];
+                let Some(tail) = tail.strip_prefix(']') else {
+                    return bad("expected `]` after the quoted key");
+                };
+                (&inner[..close], tail)
+            } else {
+                let Some(close) = after.find(']') else {
+                    return bad("missing `]`");
+                };
+                (&after[..close], &after[close + 1..])
+            };
+            if key.is_empty() || key.contains('[') {
+                return bad("empty or malformed `[key]`");
+            }
+            out.push(key.to_string());
+            rest = tail;
+        } else {
+            return bad("expected `.` or `[`");
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_vocabulary() {
+        assert_eq!(parse("request.method"), Ok(Attribute::Method));
+        assert_eq!(
+            parse("request.headers[X-Plan]"),
+            Ok(Attribute::RequestHeader("x-plan".into()))
+        );
+        assert_eq!(
+            parse("request.headers['x-plan']"),
+            Ok(Attribute::RequestHeader("x-plan".into()))
+        );
+        assert_eq!(
+            parse("request.auth.claims[tenant]"),
+            Ok(Attribute::Claim(vec!["tenant".into()]))
+        );
+        assert_eq!(
+            parse("request.auth.claims[realm_access][\"a.b\"]"),
+            Ok(Attribute::Claim(vec!["realm_access".into(), "a.b".into()]))
+        );
+        assert_eq!(parse("cluster_name"), Ok(Attribute::Cluster));
+        assert_eq!(parse("xds.cluster_name"), Ok(Attribute::Cluster));
+        assert_eq!(
+            parse("source.port"),
+            Ok(Attribute::Property(vec!["source".into(), "port".into()], PropKind::Int))
+        );
+        assert_eq!(
+            parse("node.metadata.LABELS[app]"),
+            Ok(Attribute::Property(
+                vec!["node".into(), "metadata".into(), "LABELS".into(), "app".into()],
+                PropKind::Str
+            ))
+        );
+        assert_eq!(
+            parse("downstream_peer.workload"),
+            Ok(Attribute::Peer(PeerSide::Downstream, "workload"))
+        );
+        assert_eq!(parse("connection.mtls").map(|a| a.is_numeric()), Ok(true));
+        assert_eq!(parse("request.method").map(|a| a.is_numeric()), Ok(false));
+        assert_eq!(parse("request.size").map(|a| a.is_numeric()), Ok(true));
+        assert_eq!(parse("inflight"), Ok(Attribute::Inflight));
+    }
+
+    #[test]
+    fn refuses_unknown_and_malformed() {
+        for bad in [
+            "request.foo",
+            "request",
+            "",
+            "request.headers",
+            "request.headers[]",
+            "request.headers[a b]",
+            "request.auth.claims",
+            "downstream_peer.bogus",
+            "request.method.",
+            "request..method",
+            "request.headers['x",
+            "request.headers[x",
+            "node.metadata",
+            "response.code extra",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} should be refused");
+        }
+        assert_eq!(parse("request.foo").unwrap_err(), "unknown attribute `request.foo`");
+    }
+
+    #[test]
+    fn values() {
+        let mut s = String::new();
+        Value::Int(-3).write_label(&mut s);
+        Value::Missing.write_label(&mut s);
+        Value::Bool(true).write_label(&mut s);
+        assert_eq!(s, "-3unknowntrue");
+        assert_eq!(Value::Str(" 42 ".into()).as_i64(), Some(42));
+        assert_eq!(Value::Str("x".into()).as_i64(), None);
+        assert_eq!(rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
+    }
+}
