@@ -202,7 +202,7 @@ impl<'de> Deserialize<'de> for OrderedMap {
 }
 
 /// Local workload facts from the node metadata (Istio's `WORKLOAD_NAME`,
-/// `NAMESPACE`, `LABELS`, `CLUSTER_ID`). Empty strings mean unknown.
+/// `NAMESPACE`, `LABELS`). Empty strings mean unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
     /// `node.metadata.WORKLOAD_NAME`.
@@ -213,8 +213,6 @@ pub struct NodeInfo {
     pub app: String,
     /// `node.metadata.LABELS.version` (or `app.kubernetes.io/version`).
     pub version: String,
-    /// `node.metadata.CLUSTER_ID`.
-    pub cluster: String,
 }
 
 /// Where a label's value comes from.
@@ -729,7 +727,6 @@ mod tests {
             namespace: "default".into(),
             app: "reviews".into(),
             version: "v1".into(),
-            cluster: String::new(),
         };
         let c = Compiled::from_json(br#"{"reporter":"source"}"#, node).unwrap();
         let l = &c.groups[0].labels;

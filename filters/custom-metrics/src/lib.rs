@@ -8,3 +8,7 @@ pub mod config;
 pub mod flags;
 pub mod resolver;
 pub mod templates;
+pub mod recorder;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;

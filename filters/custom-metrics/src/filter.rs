@@ -1,0 +1,237 @@
+//! Proxy-Wasm glue (wasm32 only): reads the stream through host calls, lets
+//! the [`Recorder`] decide, and forwards its metric updates to the host.
+
+use crate::config::{Compiled, NodeInfo};
+use crate::recorder::{MetricSink, Recorder, Started};
+use crate::resolver::StreamHost;
+use crate::tags::MetricKind;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::*;
+use proxy_wasm::types::*;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasmesh_common::host;
+use wasmesh_common::identity::Identity;
+use wasmesh_common::HeaderMap;
+
+const FILTER: &str = "custom_metrics";
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { shared: None }) });
+}}
+
+/// What every stream of this VM shares: the compiled configuration and the
+/// recording state (metric ids, label-set caches, in-flight count).
+struct Shared {
+    cfg: Compiled,
+    recorder: RefCell<Recorder>,
+}
+
+struct Root {
+    shared: Option<Rc<Shared>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        match Compiled::from_json(&bytes, node_info()) {
+            Ok(cfg) => {
+                let recorder = RefCell::new(Recorder::new(&cfg));
+                self.shared = Some(Rc::new(Shared { cfg, recorder }));
+                true
+            }
+            Err(e) => {
+                host::log_config_error(FILTER, &e);
+                false
+            }
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Stream {
+            shared: self.shared.clone(),
+            start_ns: None,
+            request_body: None,
+            response_body: None,
+            started: Started::default(),
+            logged: false,
+        }))
+    }
+}
+
+/// Istio's node metadata: `WORKLOAD_NAME`, `NAMESPACE`, `LABELS`.
+fn node_info() -> NodeInfo {
+    let meta = |path: &[&str]| -> String {
+        let mut full = vec!["node", "metadata"];
+        full.extend_from_slice(path);
+        host::property_string(&full).unwrap_or_default()
+    };
+    let label = |names: &[&str]| -> String {
+        names
+            .iter()
+            .map(|n| meta(&["LABELS", n]))
+            .find(|v| !v.is_empty())
+            .unwrap_or_default()
+    };
+    NodeInfo {
+        workload: meta(&["WORKLOAD_NAME"]),
+        namespace: meta(&["NAMESPACE"]),
+        app: label(&["app", "app.kubernetes.io/name"]),
+        version: label(&["version", "app.kubernetes.io/version"]),
+    }
+}
+
+struct Stream {
+    shared: Option<Rc<Shared>>,
+    start_ns: Option<u64>,
+    request_body: Option<u64>,
+    response_body: Option<u64>,
+    started: Started,
+    logged: bool,
+}
+
+impl Stream {
+    fn view(&self) -> HostView {
+        HostView {
+            request: None,
+            response: None,
+            trailers: None,
+            identity: None,
+            start_ns: self.start_ns,
+            request_body: self.request_body,
+            response_body: self.response_body,
+        }
+    }
+}
+
+impl Context for Stream {}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.start_ns = Some(host::now_nanos());
+        if let Some(shared) = self.shared.clone() {
+            if shared.cfg.uses_inflight() {
+                let mut view = self.view();
+                self.started =
+                    shared
+                        .recorder
+                        .borrow_mut()
+                        .on_request_start(&shared.cfg, &mut view, &mut HostSink);
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        self.request_body = Some(self.request_body.unwrap_or(0) + body_size as u64);
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        self.response_body = Some(self.response_body.unwrap_or(0) + body_size as u64);
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let mut view = self.view();
+        let line = shared.recorder.borrow_mut().on_log(
+            &shared.cfg,
+            &mut view,
+            &mut HostSink,
+            &self.started,
+        );
+        self.logged = true;
+        if let Some(line) = line {
+            let _ = hostcalls::log(LogLevel::Info, &line);
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // A stream destroyed without proxy_on_log still leaves the in-flight
+        // count.
+        if !self.logged {
+            if let Some(shared) = &self.shared {
+                if let Ok(mut r) = shared.recorder.try_borrow_mut() {
+                    r.on_stream_gone(&self.started, &mut HostSink);
+                }
+            }
+        }
+    }
+}
+
+/// The stream as the resolver reads it, fetching each map once.
+struct HostView {
+    request: Option<HeaderMap>,
+    response: Option<HeaderMap>,
+    trailers: Option<HeaderMap>,
+    identity: Option<Option<Identity>>,
+    start_ns: Option<u64>,
+    request_body: Option<u64>,
+    response_body: Option<u64>,
+}
+
+fn map(t: MapType) -> HeaderMap {
+    HeaderMap::from_pairs(hostcalls::get_map(t).unwrap_or_default())
+}
+
+impl StreamHost for HostView {
+    fn request_headers(&mut self) -> &HeaderMap {
+        self.request.get_or_insert_with(|| map(MapType::HttpRequestHeaders))
+    }
+    fn response_headers(&mut self) -> &HeaderMap {
+        self.response.get_or_insert_with(|| map(MapType::HttpResponseHeaders))
+    }
+    fn response_trailers(&mut self) -> &HeaderMap {
+        self.trailers.get_or_insert_with(|| map(MapType::HttpResponseTrailers))
+    }
+    fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
+        hostcalls::get_property(path.to_vec()).ok().flatten()
+    }
+    fn identity(&mut self) -> Option<&Identity> {
+        self.identity.get_or_insert_with(host::identity).as_ref()
+    }
+    fn now_nanos(&mut self) -> u64 {
+        host::now_nanos()
+    }
+    fn stream_start_nanos(&self) -> Option<u64> {
+        self.start_ns
+    }
+    fn request_body_bytes(&self) -> Option<u64> {
+        self.request_body
+    }
+    fn response_body_bytes(&self) -> Option<u64> {
+        self.response_body
+    }
+}
+
+/// Envoy's metric calls.
+struct HostSink;
+
+impl MetricSink for HostSink {
+    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
+        let t = match kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
+        };
+        hostcalls::define_metric(t, name).ok()
+    }
+    fn increment(&mut self, id: u32, delta: i64) {
+        let _ = hostcalls::increment_metric(id, delta);
+    }
+    fn record(&mut self, id: u32, value: u64) {
+        let _ = hostcalls::record_metric(id, value);
+    }
+}
