@@ -161,7 +161,9 @@ impl Attribute {
             RequestHeader(_) | ResponseHeader(_) | ResponseTrailer(_) | Claim(_) => true,
             DurationMs | RequestSize | RequestTotalSize | ResponseSize | ResponseTotalSize
             | Inflight | ResponseCode | GrpcStatus => true,
-            Property(_, kind) => matches!(kind, PropKind::Int | PropKind::Bool | PropKind::Duration),
+            Property(_, kind) => {
+                matches!(kind, PropKind::Int | PropKind::Bool | PropKind::Duration)
+            }
             _ => false,
         }
     }
@@ -242,104 +244,114 @@ pub fn rfc3339(ns: i64) -> String {
     )
 }
 
+/// Attributes the filter computes (or reads with fallbacks), by dotted name.
+const COMPUTED: [(&str, Attribute); 25] = [
+    ("request.auth.principal", Attribute::AuthPrincipal),
+    ("request.auth.audiences", Attribute::AuthAudiences),
+    ("request.auth.presenter", Attribute::AuthPresenter),
+    ("request.method", Attribute::Method),
+    ("request.path", Attribute::Path),
+    ("request.url_path", Attribute::UrlPath),
+    ("request.host", Attribute::Host),
+    ("request.scheme", Attribute::Scheme),
+    ("request.query", Attribute::Query),
+    ("request.useragent", Attribute::UserAgent),
+    ("request.referer", Attribute::Referer),
+    ("request.id", Attribute::RequestId),
+    ("request.path_template", Attribute::PathTemplate),
+    ("request.duration_ms", Attribute::DurationMs),
+    ("request.size", Attribute::RequestSize),
+    ("request.total_size", Attribute::RequestTotalSize),
+    ("response.code", Attribute::ResponseCode),
+    ("response.code_class", Attribute::ResponseCodeClass),
+    ("response.grpc_status", Attribute::GrpcStatus),
+    ("response.flags", Attribute::ResponseFlags),
+    ("response.size", Attribute::ResponseSize),
+    ("response.total_size", Attribute::ResponseTotalSize),
+    ("inflight", Attribute::Inflight),
+    ("xds.cluster_name", Attribute::Cluster),
+    ("cluster_name", Attribute::Cluster),
+];
+
+/// Envoy properties read as they are, by dotted name.
+const PROPERTIES: [(&str, PropKind); 44] = [
+    ("request.time", PropKind::Timestamp),
+    ("request.duration", PropKind::Duration),
+    ("request.protocol", PropKind::Str),
+    ("response.code_details", PropKind::Str),
+    ("xds.route_name", PropKind::Str),
+    ("route_name", PropKind::Str),
+    ("xds.virtual_host_name", PropKind::Str),
+    ("source.address", PropKind::Str),
+    ("source.port", PropKind::Int),
+    ("destination.address", PropKind::Str),
+    ("destination.port", PropKind::Int),
+    ("connection.id", PropKind::Int),
+    ("connection.mtls", PropKind::Bool),
+    ("connection.requested_server_name", PropKind::Str),
+    ("connection.tls_version", PropKind::Str),
+    ("connection.subject_local_certificate", PropKind::Str),
+    ("connection.subject_peer_certificate", PropKind::Str),
+    ("connection.dns_san_local_certificate", PropKind::Str),
+    ("connection.dns_san_peer_certificate", PropKind::Str),
+    ("connection.uri_san_local_certificate", PropKind::Str),
+    ("connection.uri_san_peer_certificate", PropKind::Str),
+    ("connection.sha256_peer_certificate", PropKind::Str),
+    ("connection.termination_details", PropKind::Str),
+    ("connection.transport_failure_reason", PropKind::Str),
+    ("upstream.address", PropKind::Str),
+    ("upstream.port", PropKind::Int),
+    ("upstream.request_attempt_count", PropKind::Int),
+    ("upstream.tls_version", PropKind::Str),
+    ("upstream.subject_local_certificate", PropKind::Str),
+    ("upstream.subject_peer_certificate", PropKind::Str),
+    ("upstream.dns_san_local_certificate", PropKind::Str),
+    ("upstream.dns_san_peer_certificate", PropKind::Str),
+    ("upstream.uri_san_local_certificate", PropKind::Str),
+    ("upstream.uri_san_peer_certificate", PropKind::Str),
+    ("upstream.sha256_peer_certificate", PropKind::Str),
+    ("upstream.local_address", PropKind::Str),
+    ("upstream.transport_failure_reason", PropKind::Str),
+    ("node.id", PropKind::Str),
+    ("node.cluster", PropKind::Str),
+    ("plugin_name", PropKind::Str),
+    ("plugin_root_id", PropKind::Str),
+    ("plugin_vm_id", PropKind::Str),
+    ("listener_direction", PropKind::Int),
+    ("xds.listener_direction", PropKind::Int),
+];
+
 /// Parses an attribute expression. The error explains what is wrong.
 pub fn parse(expr: &str) -> Result<Attribute, String> {
     let segs = split(expr)?;
     let s: Vec<&str> = segs.iter().map(|s| s.as_str()).collect();
-    let unknown = || Err(format!("unknown attribute `{expr}`"));
-    let prop = |kind: PropKind| Ok(Attribute::Property(segs.clone(), kind));
-    use Attribute::*;
     match s.as_slice() {
-        ["request", "headers", h] => Ok(RequestHeader(header_name(h)?)),
-        ["response", "headers", h] => Ok(ResponseHeader(header_name(h)?)),
-        ["response", "trailers", h] => Ok(ResponseTrailer(header_name(h)?)),
-        ["request", "auth", "claims", rest @ ..] if !rest.is_empty() => {
-            Ok(Claim(rest.iter().map(|r| r.to_string()).collect()))
-        }
-        ["request", "auth", "principal"] => Ok(AuthPrincipal),
-        ["request", "auth", "audiences"] => Ok(AuthAudiences),
-        ["request", "auth", "presenter"] => Ok(AuthPresenter),
-        ["request", "method"] => Ok(Method),
-        ["request", "path"] => Ok(Path),
-        ["request", "url_path"] => Ok(UrlPath),
-        ["request", "host"] => Ok(Host),
-        ["request", "scheme"] => Ok(Scheme),
-        ["request", "query"] => Ok(Query),
-        ["request", "useragent"] => Ok(UserAgent),
-        ["request", "referer"] => Ok(Referer),
-        ["request", "id"] => Ok(RequestId),
-        ["request", "path_template"] => Ok(PathTemplate),
-        ["request", "duration_ms"] => Ok(DurationMs),
-        ["request", "size"] => Ok(RequestSize),
-        ["request", "total_size"] => Ok(RequestTotalSize),
-        ["request", "time"] => prop(PropKind::Timestamp),
-        ["request", "duration"] => prop(PropKind::Duration),
-        ["request", "protocol"] => prop(PropKind::Str),
-        ["response", "code"] => Ok(ResponseCode),
-        ["response", "code_class"] => Ok(ResponseCodeClass),
-        ["response", "grpc_status"] => Ok(GrpcStatus),
-        ["response", "flags"] => Ok(ResponseFlags),
-        ["response", "size"] => Ok(ResponseSize),
-        ["response", "total_size"] => Ok(ResponseTotalSize),
-        ["response", "code_details"] => prop(PropKind::Str),
-        ["inflight"] => Ok(Inflight),
-        ["xds", "cluster_name"] | ["cluster_name"] => Ok(Cluster),
-        ["xds", "route_name"] | ["route_name"] | ["xds", "virtual_host_name"] => {
-            prop(PropKind::Str)
-        }
-        ["source" | "destination", "address"] => prop(PropKind::Str),
-        ["source" | "destination", "port"] => prop(PropKind::Int),
-        ["connection", "id"] => prop(PropKind::Int),
-        ["connection", "mtls"] => prop(PropKind::Bool),
-        ["connection", f] if CONNECTION_STRINGS.contains(f) => prop(PropKind::Str),
-        ["upstream", "port" | "request_attempt_count"] => prop(PropKind::Int),
-        ["upstream", f] if UPSTREAM_STRINGS.contains(f) => prop(PropKind::Str),
-        ["node", "id" | "cluster"] => prop(PropKind::Str),
-        ["node", "metadata", rest @ ..] if !rest.is_empty() => prop(PropKind::Str),
-        ["plugin_name" | "plugin_root_id" | "plugin_vm_id"] => prop(PropKind::Str),
+        ["request", "headers", h] => return Ok(Attribute::RequestHeader(header_name(h)?)),
+        ["response", "headers", h] => return Ok(Attribute::ResponseHeader(header_name(h)?)),
+        ["response", "trailers", h] => return Ok(Attribute::ResponseTrailer(header_name(h)?)),
+        ["request", "auth", "claims", _, ..] => return Ok(Attribute::Claim(segs[3..].to_vec())),
+        ["node", "metadata", _, ..] => return Ok(Attribute::Property(segs, PropKind::Str)),
         [side @ ("downstream_peer" | "upstream_peer"), f] => {
             let side = if *side == "downstream_peer" {
                 PeerSide::Downstream
             } else {
                 PeerSide::Upstream
             };
-            match PEER_FIELDS.iter().find(|p| **p == *f) {
-                Some(field) => Ok(Peer(side, field)),
-                None => unknown(),
+            if let Some(field) = PEER_FIELDS.iter().find(|p| **p == *f) {
+                return Ok(Attribute::Peer(side, field));
             }
         }
-        _ => unknown(),
+        _ => {}
     }
+    let dotted = s.join(".");
+    if let Some((_, a)) = COMPUTED.iter().find(|(n, _)| *n == dotted) {
+        return Ok(a.clone());
+    }
+    if let Some((_, kind)) = PROPERTIES.iter().find(|(n, _)| *n == dotted) {
+        return Ok(Attribute::Property(segs, *kind));
+    }
+    Err(format!("unknown attribute `{expr}`"))
 }
-
-const CONNECTION_STRINGS: [&str; 12] = [
-    "requested_server_name",
-    "tls_version",
-    "subject_local_certificate",
-    "subject_peer_certificate",
-    "dns_san_local_certificate",
-    "dns_san_peer_certificate",
-    "uri_san_local_certificate",
-    "uri_san_peer_certificate",
-    "sha256_peer_certificate",
-    "termination_details",
-    "transport_failure_reason",
-    "ja3_hash",
-];
-
-const UPSTREAM_STRINGS: [&str; 11] = [
-    "address",
-    "tls_version",
-    "subject_local_certificate",
-    "subject_peer_certificate",
-    "dns_san_local_certificate",
-    "dns_san_peer_certificate",
-    "uri_san_local_certificate",
-    "uri_san_peer_certificate",
-    "sha256_peer_certificate",
-    "local_address",
-    "transport_failure_reason",
-];
 
 /// Checks and lower-cases a header name (Envoy stores them lower-case).
 pub fn header_name(h: &str) -> Result<String, String> {
@@ -371,23 +383,23 @@ fn split(expr: &str) -> Result<Vec<String>, String> {
             out.push(rest[..end].to_string());
             rest = &rest[end..];
         } else if let Some(after) = rest.strip_prefix('[') {
-            let (key, tail) = if let Some(q) = after.chars().next().filter(|c| *c == '\'' || *c == '"')
-            {
-                let inner = &after[1..];
-                let Some(close) = inner.find(q) else {
-                    return bad("unterminated quote");
+            let (key, tail) =
+                if let Some(q) = after.chars().next().filter(|c| *c == '\'' || *c == '"') {
+                    let inner = &after[1..];
+                    let Some(close) = inner.find(q) else {
+                        return bad("unterminated quote");
+                    };
+                    let tail = &inner[close + 1..];
+                    let Some(tail) = tail.strip_prefix(']') else {
+                        return bad("expected `]` after the quoted key");
+                    };
+                    (&inner[..close], tail)
+                } else {
+                    let Some(close) = after.find(']') else {
+                        return bad("missing `]`");
+                    };
+                    (&after[..close], &after[close + 1..])
                 };
-                let tail = &inner[close + 1..];
-                let Some(tail) = tail.strip_prefix(']') else {
-                    return bad("expected `]` after the quoted key");
-                };
-                (&inner[..close], tail)
-            } else {
-                let Some(close) = after.find(']') else {
-                    return bad("missing `]`");
-                };
-                (&after[..close], &after[close + 1..])
-            };
             if key.is_empty() || key.contains('[') {
                 return bad("empty or malformed `[key]`");
             }
@@ -427,12 +439,20 @@ mod tests {
         assert_eq!(parse("xds.cluster_name"), Ok(Attribute::Cluster));
         assert_eq!(
             parse("source.port"),
-            Ok(Attribute::Property(vec!["source".into(), "port".into()], PropKind::Int))
+            Ok(Attribute::Property(
+                vec!["source".into(), "port".into()],
+                PropKind::Int
+            ))
         );
         assert_eq!(
             parse("node.metadata.LABELS[app]"),
             Ok(Attribute::Property(
-                vec!["node".into(), "metadata".into(), "LABELS".into(), "app".into()],
+                vec![
+                    "node".into(),
+                    "metadata".into(),
+                    "LABELS".into(),
+                    "app".into()
+                ],
                 PropKind::Str
             ))
         );
@@ -466,7 +486,10 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad} should be refused");
         }
-        assert_eq!(parse("request.foo").unwrap_err(), "unknown attribute `request.foo`");
+        assert_eq!(
+            parse("request.foo").unwrap_err(),
+            "unknown attribute `request.foo`"
+        );
     }
 
     #[test]
@@ -478,7 +501,10 @@ mod tests {
         assert_eq!(s, "-3unknowntrue");
         assert_eq!(Value::Str(" 42 ".into()).as_i64(), Some(42));
         assert_eq!(Value::Str("x".into()).as_i64(), None);
-        assert_eq!(rfc3339(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            rfc3339(1_700_000_000_123_456_789),
+            "2023-11-14T22:13:20.123Z"
+        );
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
     }

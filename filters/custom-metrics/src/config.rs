@@ -320,7 +320,9 @@ impl Compiled {
             )));
         }
         let cluster_header = match &cfg.cluster_header {
-            Some(h) => attribute::header_name(h).map_err(|e| root.field("clusterHeader").error(e))?,
+            Some(h) => {
+                attribute::header_name(h).map_err(|e| root.field("clusterHeader").error(e))?
+            }
             None => DEFAULT_CLUSTER_HEADER.to_string(),
         };
         let mut b = Builder::default();
@@ -335,7 +337,9 @@ impl Compiled {
             let mp = metrics_path.index(i);
             check_name(&m.name).map_err(|e| mp.field("name").error(e))?;
             if seen_names.contains(&m.name.as_str()) {
-                return Err(mp.field("name").error(format!("duplicate metric `{}`", m.name)));
+                return Err(mp
+                    .field("name")
+                    .error(format!("duplicate metric `{}`", m.name)));
             }
             seen_names.push(&m.name);
             if m.name == tags::OVERFLOW_METRIC {
@@ -355,9 +359,10 @@ impl Compiled {
                     }
                 }
                 if m.value.is_some() {
-                    return Err(mp
-                        .field("value")
-                        .error(format!("the value of standard metric `{}` is fixed", m.name)));
+                    return Err(mp.field("value").error(format!(
+                        "the value of standard metric `{}` is fixed",
+                        m.name
+                    )));
                 }
                 for (label, expr) in &m.dimensions.0 {
                     let lp = mp.field("dimensions").key(label);
@@ -378,7 +383,9 @@ impl Compiled {
                 continue;
             }
             let Some(t) = m.kind else {
-                return Err(mp.field("type").error("required: COUNTER, GAUGE or HISTOGRAM"));
+                return Err(mp
+                    .field("type")
+                    .error("required: COUNTER, GAUGE or HISTOGRAM"));
             };
             let mut labels = Vec::with_capacity(m.dimensions.0.len());
             for (label, expr) in &m.dimensions.0 {
@@ -426,7 +433,10 @@ impl Compiled {
                 STANDARD_METRICS.iter().position(|(n, _)| n == metric),
             ) {
                 &mut std_extra[si]
-            } else if let Some((_, g)) = user_groups.iter_mut().find(|(_, g)| g.metrics[0].name == *metric) {
+            } else if let Some((_, g)) = user_groups
+                .iter_mut()
+                .find(|(_, g)| g.metrics[0].name == *metric)
+            {
                 &mut g.labels
             } else {
                 return Err(p.error(format!("unknown metric `{metric}`")));
@@ -563,74 +573,92 @@ fn or_unknown(s: &str) -> String {
     }
 }
 
+/// Where a standard label comes from.
+#[derive(Clone, Copy)]
+enum Std {
+    Reporter,
+    Peer(&'static str),
+    Node(fn(&NodeInfo) -> &str),
+    Prop(&'static [&'static str]),
+    Derived(Derived),
+    Code,
+    Flags,
+    Unknown,
+}
+
+const WORKLOAD: fn(&NodeInfo) -> &str = |n| &n.workload;
+const NAMESPACE: fn(&NodeInfo) -> &str = |n| &n.namespace;
+const APP: fn(&NodeInfo) -> &str = |n| &n.app;
+const VERSION: fn(&NodeInfo) -> &str = |n| &n.version;
+
+/// Reporter `destination`: the peer is the client (`downstream_peer`), the
+/// local workload is the destination.
+const DESTINATION_SOURCES: [Std; 17] = [
+    Std::Reporter,
+    Std::Peer("workload"),
+    Std::Peer("namespace"),
+    Std::Prop(&["connection", "uri_san_peer_certificate"]),
+    Std::Peer("app"),
+    Std::Peer("version"),
+    Std::Node(WORKLOAD),
+    Std::Node(NAMESPACE),
+    Std::Prop(&["connection", "uri_san_local_certificate"]),
+    Std::Derived(Derived::DestinationService),
+    Std::Derived(Derived::DestinationServiceName),
+    Std::Derived(Derived::DestinationServiceNamespace),
+    Std::Derived(Derived::Protocol),
+    Std::Code,
+    Std::Derived(Derived::GrpcLabel),
+    Std::Flags,
+    Std::Derived(Derived::SecurityPolicy),
+];
+
+/// Reporter `source`: the local workload is the source, the peer is the
+/// server (`upstream_peer`); the client side does not know the server's
+/// security policy (Istio writes `unknown`).
+const SOURCE_SOURCES: [Std; 17] = [
+    Std::Reporter,
+    Std::Node(WORKLOAD),
+    Std::Node(NAMESPACE),
+    Std::Prop(&["upstream", "uri_san_local_certificate"]),
+    Std::Node(APP),
+    Std::Node(VERSION),
+    Std::Peer("workload"),
+    Std::Peer("namespace"),
+    Std::Prop(&["upstream", "uri_san_peer_certificate"]),
+    Std::Derived(Derived::DestinationService),
+    Std::Derived(Derived::DestinationServiceName),
+    Std::Derived(Derived::DestinationServiceNamespace),
+    Std::Derived(Derived::Protocol),
+    Std::Code,
+    Std::Derived(Derived::GrpcLabel),
+    Std::Flags,
+    Std::Unknown,
+];
+
 /// The sources of the standard labels for `reporter`, in
 /// [`STANDARD_LABELS`] order.
 fn standard_label_sources(reporter: Reporter, node: &NodeInfo, b: &mut Builder) -> Vec<LabelDef> {
-    let prop = |path: &[&str]| {
-        Attribute::Property(path.iter().map(|s| s.to_string()).collect(), PropKind::Str)
+    let (table, peer) = match reporter {
+        Reporter::Destination => (&DESTINATION_SOURCES, PeerSide::Downstream),
+        Reporter::Source => (&SOURCE_SOURCES, PeerSide::Upstream),
     };
-    let local = |s: &str| LabelSource::Static(or_unknown(s));
     STANDARD_LABELS
         .iter()
-        .map(|name| {
-            let dest = reporter == Reporter::Destination;
-            let peer = if dest {
-                PeerSide::Downstream
-            } else {
-                PeerSide::Upstream
-            };
-            let source = match (*name, dest) {
-                ("reporter", _) => LabelSource::Static(reporter.as_str().to_string()),
-                ("source_workload", true) => LabelSource::Slot(b.slot(Attribute::Peer(peer, "workload"))),
-                ("source_workload_namespace", true) => {
-                    LabelSource::Slot(b.slot(Attribute::Peer(peer, "namespace")))
-                }
-                ("source_app", true) => LabelSource::Slot(b.slot(Attribute::Peer(peer, "app"))),
-                ("source_version", true) => LabelSource::Slot(b.slot(Attribute::Peer(peer, "version"))),
-                ("source_principal", true) => {
-                    LabelSource::Slot(b.slot(prop(&["connection", "uri_san_peer_certificate"])))
-                }
-                ("destination_workload", true) => local(&node.workload),
-                ("destination_workload_namespace", true) => local(&node.namespace),
-                ("destination_principal", true) => {
-                    LabelSource::Slot(b.slot(prop(&["connection", "uri_san_local_certificate"])))
-                }
-                ("source_workload", false) => local(&node.workload),
-                ("source_workload_namespace", false) => local(&node.namespace),
-                ("source_app", false) => local(&node.app),
-                ("source_version", false) => local(&node.version),
-                ("source_principal", false) => {
-                    LabelSource::Slot(b.slot(prop(&["upstream", "uri_san_local_certificate"])))
-                }
-                ("destination_workload", false) => {
-                    LabelSource::Slot(b.slot(Attribute::Peer(peer, "workload")))
-                }
-                ("destination_workload_namespace", false) => {
-                    LabelSource::Slot(b.slot(Attribute::Peer(peer, "namespace")))
-                }
-                ("destination_principal", false) => {
-                    LabelSource::Slot(b.slot(prop(&["upstream", "uri_san_peer_certificate"])))
-                }
-                ("destination_service", _) => {
-                    LabelSource::Slot(b.slot(Attribute::Derived(Derived::DestinationService)))
-                }
-                ("destination_service_name", _) => {
-                    LabelSource::Slot(b.slot(Attribute::Derived(Derived::DestinationServiceName)))
-                }
-                ("destination_service_namespace", _) => LabelSource::Slot(
-                    b.slot(Attribute::Derived(Derived::DestinationServiceNamespace)),
-                ),
-                ("request_protocol", _) => LabelSource::Slot(b.slot(Attribute::Derived(Derived::Protocol))),
-                ("response_code", _) => LabelSource::Slot(b.slot(Attribute::ResponseCode)),
-                ("grpc_response_status", _) => {
-                    LabelSource::Slot(b.slot(Attribute::Derived(Derived::GrpcLabel)))
-                }
-                ("response_flags", _) => LabelSource::Slot(b.slot(Attribute::ResponseFlags)),
-                ("connection_security_policy", true) => {
-                    LabelSource::Slot(b.slot(Attribute::Derived(Derived::SecurityPolicy)))
-                }
-                ("connection_security_policy", false) => LabelSource::Static("unknown".into()),
-                _ => LabelSource::Static("unknown".into()),
+        .zip(table.iter())
+        .map(|(name, src)| {
+            let source = match *src {
+                Std::Reporter => LabelSource::Static(reporter.as_str().to_string()),
+                Std::Node(f) => LabelSource::Static(or_unknown(f(node))),
+                Std::Unknown => LabelSource::Static("unknown".to_string()),
+                Std::Peer(field) => LabelSource::Slot(b.slot(Attribute::Peer(peer, field))),
+                Std::Prop(path) => LabelSource::Slot(b.slot(Attribute::Property(
+                    path.iter().map(|s| s.to_string()).collect(),
+                    PropKind::Str,
+                ))),
+                Std::Derived(d) => LabelSource::Slot(b.slot(Attribute::Derived(d))),
+                Std::Code => LabelSource::Slot(b.slot(Attribute::ResponseCode)),
+                Std::Flags => LabelSource::Slot(b.slot(Attribute::ResponseFlags)),
             };
             LabelDef {
                 name: name.to_string(),
@@ -648,12 +676,15 @@ fn check_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("`{name}` is not a valid metric name ([a-zA-Z_][a-zA-Z0-9_]*)"))
+        Err(format!(
+            "`{name}` is not a valid metric name ([a-zA-Z_][a-zA-Z0-9_]*)"
+        ))
     }
 }
 
 fn check_label_name(name: &str) -> Result<(), String> {
-    check_name(name).map_err(|_| format!("`{name}` is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"))?;
+    check_name(name)
+        .map_err(|_| format!("`{name}` is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"))?;
     if name == "le" || name.starts_with("__") {
         return Err(format!("`{name}` is a reserved Prometheus label name"));
     }
@@ -695,7 +726,10 @@ mod tests {
         assert_eq!(c.groups.len(), 4);
         assert_eq!(c.groups[0].metrics[0].name, "istio_requests_total");
         assert_eq!(c.groups[0].labels.len(), 16);
-        assert!(!c.groups[0].labels.iter().any(|l| l.name == "source_principal"));
+        assert!(!c.groups[0]
+            .labels
+            .iter()
+            .any(|l| l.name == "source_principal"));
         assert_eq!(c.groups[1].metrics.len(), 3);
         assert_eq!(c.groups[1].labels.len(), 17);
         assert_eq!(c.groups[2].metrics[0].name, "api_requests_total");
@@ -704,7 +738,10 @@ mod tests {
         assert_eq!(c.inflight_groups.len(), 1);
         assert!(c.uses_inflight());
         let tags: Vec<_> = c.stats_tags().into_iter().map(|t| t.tag_name).collect();
-        assert_eq!(&tags[17..], &["metric", "method", "code", "route", "tenant", "plan"]);
+        assert_eq!(
+            &tags[17..],
+            &["metric", "method", "code", "route", "tenant", "plan"]
+        );
         assert!(c.access_log.is_none());
         assert_eq!(c.cluster_header, DEFAULT_CLUSTER_HEADER);
     }
@@ -747,15 +784,21 @@ mod tests {
         let l = &c.groups[0].labels;
         assert_eq!(l.len(), 18);
         assert_eq!(l[17].name, "destination_app");
-        let LabelSource::Slot(s) = l[12].source else { panic!() };
+        let LabelSource::Slot(s) = l[12].source else {
+            panic!()
+        };
         assert_eq!(
             c.attributes[s],
             Attribute::Property(vec!["request".into(), "protocol".into()], PropKind::Str)
         );
-        assert!(err(r#"{"metrics":[{"name":"istio_requests_total","type":"GAUGE"}]}"#)
-            .starts_with("metrics[0].type: "));
-        assert!(err(r#"{"metrics":[{"name":"istio_request_bytes","value":"request.size"}]}"#)
-            .starts_with("metrics[0].value: "));
+        assert!(
+            err(r#"{"metrics":[{"name":"istio_requests_total","type":"GAUGE"}]}"#)
+                .starts_with("metrics[0].type: ")
+        );
+        assert!(
+            err(r#"{"metrics":[{"name":"istio_request_bytes","value":"request.size"}]}"#)
+                .starts_with("metrics[0].value: ")
+        );
         // Without standard metrics, the name is free.
         let c = compile(
             r#"{"standardMetrics":false,"metrics":[{"name":"istio_requests_total","type":"COUNTER"}]}"#,
@@ -767,7 +810,10 @@ mod tests {
     #[test]
     fn invalid_configurations_name_the_field() {
         let cases = [
-            (r#"{"metrics":[{"name":"a","type":"SUMMARY"}]}"#, "metrics[0].type: unknown variant `SUMMARY`"),
+            (
+                r#"{"metrics":[{"name":"a","type":"SUMMARY"}]}"#,
+                "metrics[0].type: unknown variant `SUMMARY`",
+            ),
             (r#"{"metrics":[{"name":"a"}]}"#, "metrics[0].type: required"),
             (
                 r#"{"metrics":[{"name":"a","type":"COUNTER","dimensions":{"x":"request.bogus"}}]}"#,
@@ -777,13 +823,22 @@ mod tests {
                 r#"{"metrics":[{"name":"a","type":"COUNTER"},{"name":"b","type":"HISTOGRAM","value":"request.nope"}]}"#,
                 "metrics[1].value: unknown attribute `request.nope`",
             ),
-            (r#"{"metrics":[{"name":"a","type":"HISTOGRAM"}]}"#, "metrics[0].value: required"),
+            (
+                r#"{"metrics":[{"name":"a","type":"HISTOGRAM"}]}"#,
+                "metrics[0].value: required",
+            ),
             (
                 r#"{"metrics":[{"name":"a","type":"HISTOGRAM","value":"request.method"}]}"#,
                 "metrics[0].value: `request.method` is not a number",
             ),
-            (r#"{"pathTemplates":["/a","/b/{"]}"#, "pathTemplates[1]: bad template `/b/{`"),
-            (r#"{"metrics":[{"name":"1a","type":"COUNTER"}]}"#, "metrics[0].name: `1a` is not"),
+            (
+                r#"{"pathTemplates":["/a","/b/{"]}"#,
+                "pathTemplates[1]: bad template `/b/{`",
+            ),
+            (
+                r#"{"metrics":[{"name":"1a","type":"COUNTER"}]}"#,
+                "metrics[0].name: `1a` is not",
+            ),
             (
                 r#"{"metrics":[{"name":"a","type":"COUNTER"},{"name":"a","type":"COUNTER"}]}"#,
                 "metrics[1].name: duplicate metric `a`",
@@ -797,19 +852,31 @@ mod tests {
                 "metrics[0].dimensions: duplicate key `x`",
             ),
             (r#"{"maxLabelValues":0}"#, "maxLabelValues: must be between"),
-            (r#"{"tagsToRemove":{"nope":["a"]}}"#, "tagsToRemove.nope: unknown metric `nope`"),
+            (
+                r#"{"tagsToRemove":{"nope":["a"]}}"#,
+                "tagsToRemove.nope: unknown metric `nope`",
+            ),
             (
                 r#"{"tagsToRemove":{"istio_requests_total":["reporter","bogus"]}}"#,
                 "tagsToRemove.istio_requests_total[1]: `istio_requests_total` has no label `bogus`",
             ),
-            (r#"{"reporter":"client"}"#, "reporter: unknown variant `client`"),
+            (
+                r#"{"reporter":"client"}"#,
+                "reporter: unknown variant `client`",
+            ),
             (r#"{"bogus":1}"#, "bogus: unknown field `bogus`"),
-            (r#"{"clusterHeader":"bad header"}"#, "clusterHeader: `bad header` is not a valid header name"),
+            (
+                r#"{"clusterHeader":"bad header"}"#,
+                "clusterHeader: `bad header` is not a valid header name",
+            ),
             (
                 r#"{"accessLog":{"fields":{"m":"request.nope"}}}"#,
                 "accessLog.fields.m: unknown attribute `request.nope`",
             ),
-            (r#"{"accessLog":{"fields":{}}}"#, "accessLog.fields: at least one field"),
+            (
+                r#"{"accessLog":{"fields":{}}}"#,
+                "accessLog.fields: at least one field",
+            ),
             (
                 r#"{"metrics":[{"name":"wasmesh_metrics_label_overflow_total","type":"COUNTER"}]}"#,
                 "metrics[0].name: `wasmesh_metrics_label_overflow_total` is reserved",
@@ -817,7 +884,10 @@ mod tests {
         ];
         for (json, want) in cases {
             let got = err(json);
-            assert!(got.starts_with(want), "{json}\n  got:  {got}\n  want: {want}");
+            assert!(
+                got.starts_with(want),
+                "{json}\n  got:  {got}\n  want: {want}"
+            );
         }
     }
 

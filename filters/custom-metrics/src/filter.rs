@@ -119,11 +119,11 @@ impl HttpContext for Stream {
         if let Some(shared) = self.shared.clone() {
             if shared.cfg.uses_inflight() {
                 let mut view = self.view();
-                self.started =
-                    shared
-                        .recorder
-                        .borrow_mut()
-                        .on_request_start(&shared.cfg, &mut view, &mut HostSink);
+                self.started = shared.recorder.borrow_mut().on_request_start(
+                    &shared.cfg,
+                    &mut view,
+                    &mut HostSink,
+                );
             }
         }
         Action::Continue
@@ -188,13 +188,16 @@ fn map(t: MapType) -> HeaderMap {
 
 impl StreamHost for HostView {
     fn request_headers(&mut self) -> &HeaderMap {
-        self.request.get_or_insert_with(|| map(MapType::HttpRequestHeaders))
+        self.request
+            .get_or_insert_with(|| map(MapType::HttpRequestHeaders))
     }
     fn response_headers(&mut self) -> &HeaderMap {
-        self.response.get_or_insert_with(|| map(MapType::HttpResponseHeaders))
+        self.response
+            .get_or_insert_with(|| map(MapType::HttpResponseHeaders))
     }
     fn response_trailers(&mut self) -> &HeaderMap {
-        self.trailers.get_or_insert_with(|| map(MapType::HttpResponseTrailers))
+        self.trailers
+            .get_or_insert_with(|| map(MapType::HttpResponseTrailers))
     }
     fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
         hostcalls::get_property(path.to_vec()).ok().flatten()

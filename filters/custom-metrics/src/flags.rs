@@ -51,12 +51,12 @@ pub fn render_flags(bits: u64) -> String {
 /// sees for an HTTP status without `grpc-status`.
 pub fn http_to_grpc_status(http: i64) -> i64 {
     match http {
-        400 => 13, // Internal
-        401 => 16, // Unauthenticated
-        403 => 7,  // PermissionDenied
-        404 => 12, // Unimplemented
+        400 => 13,                   // Internal
+        401 => 16,                   // Unauthenticated
+        403 => 7,                    // PermissionDenied
+        404 => 12,                   // Unimplemented
         429 | 502 | 503 | 504 => 14, // Unavailable
-        _ => 2,    // Unknown
+        _ => 2,                      // Unknown
     }
 }
 

@@ -123,7 +123,15 @@ impl Recorder {
         let mut ids = Vec::with_capacity(cfg.inflight_groups.len());
         for (gi, g) in cfg.inflight_groups.iter().enumerate() {
             let state = &mut self.inflight_groups[gi];
-            let slot = resolve_ids(state, g, cfg, &mut res, sink, &mut self.key, &mut self.scratch);
+            let slot = resolve_ids(
+                state,
+                g,
+                cfg,
+                &mut res,
+                sink,
+                &mut self.key,
+                &mut self.scratch,
+            );
             if let Some(Some(id)) = slot.first() {
                 sink.increment(*id, 1);
                 ids.push(*id);
@@ -149,7 +157,15 @@ impl Recorder {
             let mut res = Resolver::new(host, cfg, self.inflight);
             for (gi, g) in cfg.groups.iter().enumerate() {
                 let state = &mut self.groups[gi];
-                let ids = resolve_ids(state, g, cfg, &mut res, sink, &mut self.key, &mut self.scratch);
+                let ids = resolve_ids(
+                    state,
+                    g,
+                    cfg,
+                    &mut res,
+                    sink,
+                    &mut self.key,
+                    &mut self.scratch,
+                );
                 for (m, id) in g.metrics.iter().zip(ids.iter()) {
                     let Some(id) = *id else { continue };
                     let v = match m.value {
@@ -166,7 +182,9 @@ impl Recorder {
                     }
                 }
             }
-            cfg.access_log.as_ref().map(|fields| access_log_line(fields, &mut res))
+            cfg.access_log
+                .as_ref()
+                .map(|fields| access_log_line(fields, &mut res))
         };
         self.on_stream_gone(started, sink);
         line
@@ -332,13 +350,17 @@ mod tests {
             self.names
                 .iter()
                 .position(|(_, n)| n == name)
-                .unwrap_or_else(|| panic!("{name} not defined; have {:#?}", self.names)) as u32
+                .unwrap_or_else(|| panic!("{name} not defined; have {:#?}", self.names))
+                as u32
         }
         fn value(&self, name: &str) -> i64 {
             self.values.get(&self.id(name)).copied().unwrap_or(0)
         }
         fn samples(&self, name: &str) -> Vec<u64> {
-            self.samples.get(&self.id(name)).cloned().unwrap_or_default()
+            self.samples
+                .get(&self.id(name))
+                .cloned()
+                .unwrap_or_default()
         }
         fn named(&self, metric: &str) -> Vec<&str> {
             self.names
@@ -353,7 +375,12 @@ mod tests {
         Compiled::from_json(json.as_bytes(), NodeInfo::default()).unwrap()
     }
 
-    fn run(r: &mut Recorder, c: &Compiled, sink: &mut FakeSink, s: &mut FakeStream) -> Option<String> {
+    fn run(
+        r: &mut Recorder,
+        c: &Compiled,
+        sink: &mut FakeSink,
+        s: &mut FakeStream,
+    ) -> Option<String> {
         let started = r.on_request_start(c, s, sink);
         r.on_log(c, s, sink, &started)
     }
@@ -382,8 +409,14 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
             sink.samples(&format!("{STD_200}istio_request_duration_milliseconds")),
             vec![25, 25, 25]
         );
-        assert_eq!(sink.samples(&format!("{STD_200}istio_request_bytes")), vec![300; 3]);
-        assert_eq!(sink.samples(&format!("{STD_200}istio_response_bytes")), vec![700; 3]);
+        assert_eq!(
+            sink.samples(&format!("{STD_200}istio_request_bytes")),
+            vec![300; 3]
+        );
+        assert_eq!(
+            sink.samples(&format!("{STD_200}istio_response_bytes")),
+            vec![700; 3]
+        );
     }
 
     #[test]
@@ -402,10 +435,19 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
             .str("downstream_peer.namespace", "prod")
             .str("downstream_peer.app", "productpage")
             .str("downstream_peer.version", "v1")
-            .str("connection.uri_san_peer_certificate", "spiffe://cluster.local/ns/prod/sa/productpage")
-            .str("connection.uri_san_local_certificate", "spiffe://cluster.local/ns/prod/sa/reviews")
+            .str(
+                "connection.uri_san_peer_certificate",
+                "spiffe://cluster.local/ns/prod/sa/productpage",
+            )
+            .str(
+                "connection.uri_san_local_certificate",
+                "spiffe://cluster.local/ns/prod/sa/reviews",
+            )
             .boolean("connection.mtls", true)
-            .str("xds.cluster_name", "inbound|9080||reviews.prod.svc.cluster.local")
+            .str(
+                "xds.cluster_name",
+                "inbound|9080||reviews.prod.svc.cluster.local",
+            )
             .int("response.code", 503)
             .int("response.flags", 0x20)
             .str("wasmesh.fault", "FI");
@@ -420,12 +462,18 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
                 ("reporter", "destination"),
                 ("source_workload", "productpage-v1"),
                 ("source_workload_namespace", "prod"),
-                ("source_principal", "spiffe://cluster.local/ns/prod/sa/productpage"),
+                (
+                    "source_principal",
+                    "spiffe://cluster.local/ns/prod/sa/productpage"
+                ),
                 ("source_app", "productpage"),
                 ("source_version", "v1"),
                 ("destination_workload", "reviews-v1"),
                 ("destination_workload_namespace", "prod"),
-                ("destination_principal", "spiffe://cluster.local/ns/prod/sa/reviews"),
+                (
+                    "destination_principal",
+                    "spiffe://cluster.local/ns/prod/sa/reviews"
+                ),
                 ("destination_service", "reviews.prod.svc.cluster.local"),
                 ("destination_service_name", "reviews"),
                 ("destination_service_namespace", "prod"),
@@ -454,10 +502,14 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
         );
         let mut r = Recorder::new(&c);
         let mut sink = FakeSink::default();
-        let mut a = FakeStream::get("/users/1").int("request.duration", 5_000_000).int("response.size", 10);
+        let mut a = FakeStream::get("/users/1")
+            .int("request.duration", 5_000_000)
+            .int("response.size", 10);
         a.req.add("x-plan", "pro");
         a.req.add("content-length", "4");
-        let mut b = FakeStream::get("/users/2").int("request.duration", 9_000_000).int("response.size", 30);
+        let mut b = FakeStream::get("/users/2")
+            .int("request.duration", 9_000_000)
+            .int("response.size", 30);
         let mut post = FakeStream::get("/nope").int("request.duration", 1_000_000);
         post.req.set(":method", "POST");
         // a and b overlap: b starts before a ends.
@@ -473,9 +525,18 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
         assert_eq!(sink.value("method=.=POST;.;inflight"), 0);
         assert_eq!(r.inflight(), 0);
 
-        assert_eq!(sink.value("method=.=GET;.;route=.=/users/{id};.;plan=.=pro;.;api_requests_total"), 1);
-        assert_eq!(sink.value("method=.=GET;.;route=.=/users/{id};.;plan=.=unknown;.;api_requests_total"), 1);
-        assert_eq!(sink.value("method=.=POST;.;route=.=other;.;plan=.=unknown;.;api_requests_total"), 1);
+        assert_eq!(
+            sink.value("method=.=GET;.;route=.=/users/{id};.;plan=.=pro;.;api_requests_total"),
+            1
+        );
+        assert_eq!(
+            sink.value("method=.=GET;.;route=.=/users/{id};.;plan=.=unknown;.;api_requests_total"),
+            1
+        );
+        assert_eq!(
+            sink.value("method=.=POST;.;route=.=other;.;plan=.=unknown;.;api_requests_total"),
+            1
+        );
         assert_eq!(sink.value("api_bytes_total"), 40);
         assert_eq!(sink.samples("method=.=GET;.;api_latency_ms"), vec![5, 9]);
         assert_eq!(sink.samples("method=.=POST;.;api_latency_ms"), vec![1]);
@@ -487,10 +548,8 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
 
     #[test]
     fn cardinality_guard_folds_and_counts() {
-        let c = cfg(
-            r#"{"maxLabelValues": 2, "metrics": [
-                 {"name": "by_user", "type": "COUNTER", "dimensions": {"reporter": "request.method", "user": "request.headers[x-user]"}}]}"#,
-        );
+        let c = cfg(r#"{"maxLabelValues": 2, "metrics": [
+                 {"name": "by_user", "type": "COUNTER", "dimensions": {"reporter": "request.method", "user": "request.headers[x-user]"}}]}"#);
         let mut r = Recorder::new(&c);
         let mut sink = FakeSink::default();
         for u in ["a", "b", "a", "c", "d", "b", "c"] {
@@ -501,7 +560,10 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
         assert_eq!(sink.value("reporter=.=GET;.;user=.=a;.;by_user"), 2);
         assert_eq!(sink.value("reporter=.=GET;.;user=.=b;.;by_user"), 2);
         assert_eq!(sink.value("reporter=.=other;.;user=.=other;.;by_user"), 3);
-        assert_eq!(sink.value("metric=.=by_user;.;wasmesh_metrics_label_overflow_total"), 3);
+        assert_eq!(
+            sink.value("metric=.=by_user;.;wasmesh_metrics_label_overflow_total"),
+            3
+        );
         assert_eq!(sink.named("by_user").len(), 3);
         // Standard metrics: one label set, no overflow.
         assert_eq!(r.admitted(), vec![1, 2]);
@@ -515,7 +577,10 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
             run(&mut r, &c, &mut sink, &mut s);
         }
         let folded = sink.named("istio_requests_total")[1].to_string();
-        assert!(folded.starts_with("reporter=.=destination;.;source_workload=.=other;.;"), "{folded}");
+        assert!(
+            folded.starts_with("reporter=.=destination;.;source_workload=.=other;.;"),
+            "{folded}"
+        );
         assert_eq!(
             sink.value("metric=.=istio_request_bytes;.;wasmesh_metrics_label_overflow_total"),
             1
@@ -524,11 +589,9 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
 
     #[test]
     fn access_log_line_is_json() {
-        let c = cfg(
-            r#"{"standardMetrics": false, "accessLog": {"fields": {
+        let c = cfg(r#"{"standardMetrics": false, "accessLog": {"fields": {
                 "method": "request.method", "code": "response.code", "plan": "request.headers[x-plan]",
-                "mtls": "connection.mtls", "start": "request.time", "ua": "request.useragent"}}}"#,
-        );
+                "mtls": "connection.mtls", "start": "request.time", "ua": "request.useragent"}}}"#);
         let mut r = Recorder::new(&c);
         let mut sink = FakeSink::default();
         let mut s = FakeStream::get("/")
@@ -546,10 +609,8 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
 
     #[test]
     fn label_values_cannot_inject_labels() {
-        let c = cfg(
-            r#"{"standardMetrics": false, "metrics": [
-                 {"name": "m", "type": "COUNTER", "dimensions": {"plan": "request.headers[x-plan]"}}]}"#,
-        );
+        let c = cfg(r#"{"standardMetrics": false, "metrics": [
+                 {"name": "m", "type": "COUNTER", "dimensions": {"plan": "request.headers[x-plan]"}}]}"#);
         let mut r = Recorder::new(&c);
         let mut sink = FakeSink::default();
         let mut s = FakeStream::get("/");

@@ -40,7 +40,9 @@ pub fn decode(bytes: &[u8], kind: PropKind) -> Value {
         PropKind::Str => Value::Str(String::from_utf8_lossy(bytes).into_owned()),
         PropKind::Int | PropKind::Duration => int(bytes).map_or(Value::Missing, Value::Int),
         PropKind::Timestamp => int(bytes).map_or(Value::Missing, Value::Time),
-        PropKind::Bool => bytes.first().map_or(Value::Missing, |b| Value::Bool(*b != 0)),
+        PropKind::Bool => bytes
+            .first()
+            .map_or(Value::Missing, |b| Value::Bool(*b != 0)),
     }
 }
 
@@ -263,7 +265,10 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
         if let Value::Int(s) = self.prop(&["response", "grpc_status"], PropKind::Int) {
             return Value::Int(s);
         }
-        let parse = |m: &HeaderMap| m.get("grpc-status").and_then(|s| s.trim().parse::<i64>().ok());
+        let parse = |m: &HeaderMap| {
+            m.get("grpc-status")
+                .and_then(|s| s.trim().parse::<i64>().ok())
+        };
         if let Some(s) = parse(self.host.response_trailers()) {
             return Value::Int(s);
         }
@@ -399,7 +404,10 @@ fn content_length(h: &HeaderMap) -> Option<i64> {
 
 /// Envoy's `HeaderMap::byteSize`: names and values of every header.
 pub fn header_bytes(h: &HeaderMap) -> i64 {
-    h.pairs().iter().map(|(k, v)| (k.len() + v.len()) as i64).sum()
+    h.pairs()
+        .iter()
+        .map(|(k, v)| (k.len() + v.len()) as i64)
+        .sum()
 }
 
 #[cfg(test)]
@@ -498,13 +506,25 @@ pub(crate) mod tests {
         let mut s = FakeStream::get("/users/42?x=1");
         s.req.add("x-plan", "pro");
         assert_eq!(eval(&mut s, &c, "request.method"), Value::Str("GET".into()));
-        assert_eq!(eval(&mut s, &c, "request.url_path"), Value::Str("/users/42".into()));
+        assert_eq!(
+            eval(&mut s, &c, "request.url_path"),
+            Value::Str("/users/42".into())
+        );
         assert_eq!(eval(&mut s, &c, "request.query"), Value::Str("x=1".into()));
-        assert_eq!(eval(&mut s, &c, "request.headers[x-plan]"), Value::Str("pro".into()));
+        assert_eq!(
+            eval(&mut s, &c, "request.headers[x-plan]"),
+            Value::Str("pro".into())
+        );
         assert_eq!(eval(&mut s, &c, "request.headers[x-none]"), Value::Missing);
-        assert_eq!(eval(&mut s, &c, "request.path_template"), Value::Str("/users/{id}".into()));
+        assert_eq!(
+            eval(&mut s, &c, "request.path_template"),
+            Value::Str("/users/{id}".into())
+        );
         let mut s = FakeStream::get("/other");
-        assert_eq!(eval(&mut s, &c, "request.path_template"), Value::Str("other".into()));
+        assert_eq!(
+            eval(&mut s, &c, "request.path_template"),
+            Value::Str("other".into())
+        );
         assert_eq!(eval(&mut s, &c, "inflight"), Value::Int(3));
     }
 
@@ -518,8 +538,14 @@ pub(crate) mod tests {
             .int("source.port", 40000)
             .boolean("connection.mtls", true);
         assert_eq!(eval(&mut s, &c, "response.code"), Value::Int(503));
-        assert_eq!(eval(&mut s, &c, "response.code_class"), Value::Str("5xx".into()));
-        assert_eq!(eval(&mut s, &c, "response.flags"), Value::Str("UH,FI".into()));
+        assert_eq!(
+            eval(&mut s, &c, "response.code_class"),
+            Value::Str("5xx".into())
+        );
+        assert_eq!(
+            eval(&mut s, &c, "response.flags"),
+            Value::Str("UH,FI".into())
+        );
         assert_eq!(eval(&mut s, &c, "source.port"), Value::Int(40000));
         assert_eq!(eval(&mut s, &c, "connection.mtls"), Value::Bool(true));
         assert_eq!(eval(&mut s, &c, "source.address"), Value::Missing);
@@ -547,7 +573,9 @@ pub(crate) mod tests {
         assert_eq!(eval(&mut s, &c, "request.duration_ms"), Value::Missing);
 
         // Sizes: property, else content-length / counted bytes; totals add headers.
-        let mut s = FakeStream::get("/").int("request.size", 10).int("response.total_size", 99);
+        let mut s = FakeStream::get("/")
+            .int("request.size", 10)
+            .int("response.total_size", 99);
         assert_eq!(eval(&mut s, &c, "request.size"), Value::Int(10));
         assert_eq!(eval(&mut s, &c, "response.total_size"), Value::Int(99));
         let mut s = FakeStream::get("/");
@@ -557,14 +585,20 @@ pub(crate) mod tests {
         assert_eq!(eval(&mut s, &c, "request.size"), Value::Int(5));
         assert_eq!(eval(&mut s, &c, "request.total_size"), Value::Int(hdr + 5));
         assert_eq!(eval(&mut s, &c, "response.size"), Value::Int(11));
-        assert_eq!(eval(&mut s, &c, "response.total_size"), Value::Int(":status".len() as i64 + 3 + 11));
+        assert_eq!(
+            eval(&mut s, &c, "response.total_size"),
+            Value::Int(":status".len() as i64 + 3 + 11)
+        );
     }
 
     #[test]
     fn claims() {
         let c = cfg("{}");
         let mut s = FakeStream::get("/");
-        assert_eq!(eval(&mut s, &c, "request.auth.claims[tenant]"), Value::Missing);
+        assert_eq!(
+            eval(&mut s, &c, "request.auth.claims[tenant]"),
+            Value::Missing
+        );
         let mut claims = serde_json::Map::new();
         claims.insert("tenant".into(), serde_json::json!("acme"));
         claims.insert("groups".into(), serde_json::json!(["a", "b"]));
@@ -578,10 +612,22 @@ pub(crate) mod tests {
             principal: "https://idp/alice".into(),
             claims,
         });
-        assert_eq!(eval(&mut s, &c, "request.auth.claims[tenant]"), Value::Str("acme".into()));
-        assert_eq!(eval(&mut s, &c, "request.auth.claims[groups]"), Value::Str("a,b".into()));
-        assert_eq!(eval(&mut s, &c, "request.auth.claims[realm][role]"), Value::Str("admin".into()));
-        assert_eq!(eval(&mut s, &c, "request.auth.claims[realm]"), Value::Missing);
+        assert_eq!(
+            eval(&mut s, &c, "request.auth.claims[tenant]"),
+            Value::Str("acme".into())
+        );
+        assert_eq!(
+            eval(&mut s, &c, "request.auth.claims[groups]"),
+            Value::Str("a,b".into())
+        );
+        assert_eq!(
+            eval(&mut s, &c, "request.auth.claims[realm][role]"),
+            Value::Str("admin".into())
+        );
+        assert_eq!(
+            eval(&mut s, &c, "request.auth.claims[realm]"),
+            Value::Missing
+        );
         assert_eq!(
             eval(&mut s, &c, "request.auth.principal"),
             Value::Str("https://idp/alice".into())
@@ -592,20 +638,42 @@ pub(crate) mod tests {
     #[test]
     fn cluster_and_service() {
         let c = cfg("{}");
-        let d = |s: &mut FakeStream, d: Derived| Resolver::new(s, &c, 0).eval(&Attribute::Derived(d));
-        let mut s = FakeStream::get("/").str("xds.cluster_name", "outbound|9080||reviews.prod.svc.cluster.local");
+        let d =
+            |s: &mut FakeStream, d: Derived| Resolver::new(s, &c, 0).eval(&Attribute::Derived(d));
+        let mut s = FakeStream::get("/").str(
+            "xds.cluster_name",
+            "outbound|9080||reviews.prod.svc.cluster.local",
+        );
         assert_eq!(
             d(&mut s, Derived::DestinationService),
             Value::Str("reviews.prod.svc.cluster.local".into())
         );
-        assert_eq!(d(&mut s, Derived::DestinationServiceName), Value::Str("reviews".into()));
-        assert_eq!(d(&mut s, Derived::DestinationServiceNamespace), Value::Str("prod".into()));
+        assert_eq!(
+            d(&mut s, Derived::DestinationServiceName),
+            Value::Str("reviews".into())
+        );
+        assert_eq!(
+            d(&mut s, Derived::DestinationServiceNamespace),
+            Value::Str("prod".into())
+        );
         // Plain Envoy cluster: the authority is the service.
         let mut s = FakeStream::get("/").str("cluster_name", "backend");
-        assert_eq!(eval(&mut s, &c, "xds.cluster_name"), Value::Str("backend".into()));
-        assert_eq!(d(&mut s, Derived::DestinationService), Value::Str("api.example.com".into()));
-        assert_eq!(d(&mut s, Derived::DestinationServiceName), Value::Str("api.example.com".into()));
-        assert_eq!(d(&mut s, Derived::DestinationServiceNamespace), Value::Missing);
+        assert_eq!(
+            eval(&mut s, &c, "xds.cluster_name"),
+            Value::Str("backend".into())
+        );
+        assert_eq!(
+            d(&mut s, Derived::DestinationService),
+            Value::Str("api.example.com".into())
+        );
+        assert_eq!(
+            d(&mut s, Derived::DestinationServiceName),
+            Value::Str("api.example.com".into())
+        );
+        assert_eq!(
+            d(&mut s, Derived::DestinationServiceNamespace),
+            Value::Missing
+        );
         // The header router's header as last resort.
         let mut s = FakeStream::get("/");
         s.req.add("x-wasmesh-cluster", "v2");
@@ -617,7 +685,8 @@ pub(crate) mod tests {
     #[test]
     fn grpc() {
         let c = cfg("{}");
-        let d = |s: &mut FakeStream, d: Derived| Resolver::new(s, &c, 0).eval(&Attribute::Derived(d));
+        let d =
+            |s: &mut FakeStream, d: Derived| Resolver::new(s, &c, 0).eval(&Attribute::Derived(d));
         let mut s = FakeStream::get("/");
         assert_eq!(d(&mut s, Derived::Protocol), Value::Str("http".into()));
         assert_eq!(d(&mut s, Derived::GrpcLabel), Value::Str(String::new()));
@@ -637,14 +706,20 @@ pub(crate) mod tests {
         {
             let mut r = Resolver::new(&mut s, &c, 0);
             for f in ["workload", "namespace", "app", "version"] {
-                assert_eq!(r.eval(&Attribute::Peer(PeerSide::Downstream, f)), Value::Missing);
+                assert_eq!(
+                    r.eval(&Attribute::Peer(PeerSide::Downstream, f)),
+                    Value::Missing
+                );
             }
         }
         // One probe, then nothing.
         assert_eq!(s.property_reads, 1);
         let mut s = FakeStream::get("/").str("downstream_peer.app", "productpage");
         let mut r = Resolver::new(&mut s, &c, 0);
-        assert_eq!(r.eval(&Attribute::Peer(PeerSide::Downstream, "workload")), Value::Missing);
+        assert_eq!(
+            r.eval(&Attribute::Peer(PeerSide::Downstream, "workload")),
+            Value::Missing
+        );
         assert_eq!(
             r.eval(&Attribute::Peer(PeerSide::Downstream, "app")),
             Value::Missing,
@@ -655,7 +730,9 @@ pub(crate) mod tests {
     #[test]
     fn security_policy() {
         let c = cfg("{}");
-        let d = |s: &mut FakeStream| Resolver::new(s, &c, 0).eval(&Attribute::Derived(Derived::SecurityPolicy));
+        let d = |s: &mut FakeStream| {
+            Resolver::new(s, &c, 0).eval(&Attribute::Derived(Derived::SecurityPolicy))
+        };
         assert_eq!(d(&mut FakeStream::get("/")), Value::Missing);
         assert_eq!(
             d(&mut FakeStream::get("/").boolean("connection.mtls", true)),

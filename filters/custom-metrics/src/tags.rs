@@ -92,8 +92,8 @@ fn push_sanitized_value(buf: &mut String, value: &str) {
         return;
     }
     for (i, c) in value.char_indices() {
-        let dangerous = c == ';'
-            || (c == '.' && i > 0 && b[i - 1] == b'=' && b.get(i + 1) == Some(&b'='));
+        let dangerous =
+            c == ';' || (c == '.' && i > 0 && b[i - 1] == b'=' && b.get(i + 1) == Some(&b'='));
         buf.push(if dangerous { '_' } else { c });
     }
 }
@@ -113,7 +113,11 @@ pub fn sanitize_label_value(value: &str) -> Cow<'_, str> {
 /// it to `proxy_define_metric`.
 pub fn encode_stat_name(metric: &str, labels: &[(&str, &str)]) -> String {
     let mut s = String::with_capacity(
-        metric.len() + labels.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>(),
+        metric.len()
+            + labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>(),
     );
     for (k, v) in labels {
         push_label(&mut s, k, v);
@@ -314,7 +318,13 @@ fn remove_intervals(s: &str, intervals: &mut [(usize, usize)]) -> String {
 /// `[a-zA-Z0-9_]` becomes `_`.
 pub fn sanitize_prometheus_name(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -351,15 +361,18 @@ pub fn prometheus_metric_name(tag_extracted_name: &str) -> Option<String> {
                 Some(s)
             }
         }
-        None => Some(format!("envoy_{}", sanitize_prometheus_name(tag_extracted_name))),
+        None => Some(format!(
+            "envoy_{}",
+            sanitize_prometheus_name(tag_extracted_name)
+        )),
     }
 }
 
 /// Envoy's default histogram bucket bounds (`stats_config` without
 /// `histogram_bucket_settings`).
 pub const DEFAULT_HISTOGRAM_BUCKETS: [f64; 19] = [
-    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
-    30000.0, 60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
 ];
 
 /// The samples of one histogram, kept as Envoy's Prometheus output needs
@@ -491,7 +504,11 @@ pub fn render_prometheus(stats: &[Stat<'_>], producer: &TagProducer) -> String {
                 continue;
             };
             items.sort_by(|a, b| stat_name_cmp(a.name, b.name));
-            let kind = [MetricKind::Counter, MetricKind::Gauge, MetricKind::Histogram][kind_idx];
+            let kind = [
+                MetricKind::Counter,
+                MetricKind::Gauge,
+                MetricKind::Histogram,
+            ][kind_idx];
             let _ = writeln!(out, "# TYPE {name} {}", kind.prometheus_type());
             for it in items.iter() {
                 let tags = formatted_tags(&it.tags);
@@ -530,7 +547,12 @@ fn formatted_tags(tags: &[(String, String)]) -> String {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{}=\"{}\"", sanitize_prometheus_name(k), escape_label_value(v));
+        let _ = write!(
+            s,
+            "{}=\"{}\"",
+            sanitize_prometheus_name(k),
+            escape_label_value(v)
+        );
     }
     s
 }
@@ -580,13 +602,19 @@ mod tests {
         assert_eq!(sanitize_label_value("reporter=.=evil"), "reporter=_=evil");
         assert_eq!(sanitize_label_value("=.=.="), "=_=_=");
         assert_eq!(sanitize_label_value("a.b=c"), "a.b=c");
-        assert!(matches!(sanitize_label_value("/users/{id}"), Cow::Borrowed(_)));
+        assert!(matches!(
+            sanitize_label_value("/users/{id}"),
+            Cow::Borrowed(_)
+        ));
         // A forged label in a header value stays a plain value after extraction.
         let name = encode_stat_name("m", &[("plan", "x;.;reporter=.=evil")]);
         let p = TagProducer::for_labels(["plan"]);
         let (rest, tags) = p.produce_tags(&wasm_stat_name(&name));
         assert_eq!(rest, "wasmcustom.m");
-        assert_eq!(tags, vec![("plan".to_string(), "x_._reporter=_=evil".to_string())]);
+        assert_eq!(
+            tags,
+            vec![("plan".to_string(), "x_._reporter=_=evil".to_string())]
+        );
     }
 
     #[test]
@@ -609,7 +637,10 @@ mod tests {
         assert_eq!(rest, "wasmcustom.api_requests_total");
         assert_eq!(
             tags,
-            vec![("method".into(), "GET".into()), ("code".into(), "200".into())]
+            vec![
+                ("method".into(), "GET".into()),
+                ("code".into(), "200".into())
+            ]
         );
         // Empty values are values.
         let (rest, tags) = p.produce_tags("wasmcustom.method=.=;.;m");
@@ -652,8 +683,14 @@ mod tests {
         let (rest, tags) = p.produce_tags("x.response_code=.=200;.;y_rq_404");
         assert_eq!(rest, "x.y_rq_404");
         assert_eq!(tags, vec![("response_code".into(), "200".into())]);
-        assert_eq!(regex_prefix_token(r"^cluster\.((.*?)\.)").as_deref(), Some("cluster"));
-        assert_eq!(regex_prefix_token(r"^listener(?=\.).*?"), Some("listener".into()));
+        assert_eq!(
+            regex_prefix_token(r"^cluster\.((.*?)\.)").as_deref(),
+            Some("cluster")
+        );
+        assert_eq!(
+            regex_prefix_token(r"^listener(?=\.).*?"),
+            Some("listener".into())
+        );
         assert_eq!(regex_prefix_token(r"(reporter=\.=(.*?);\.;)"), None);
         assert!(TagProducer::new(&[StatsTag {
             tag_name: "x".into(),
@@ -708,8 +745,7 @@ mod tests {
         let refs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let std_name = wasm_stat_name(&encode_stat_name("istio_requests_total", &refs));
         let labels404 = standard_labels("404");
-        let refs404: Vec<(&str, &str)> =
-            labels404.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let refs404: Vec<(&str, &str)> = labels404.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let std_name404 = wasm_stat_name(&encode_stat_name("istio_requests_total", &refs404));
         let api_get = wasm_stat_name(&encode_stat_name(
             "api_requests_total",
@@ -792,7 +828,9 @@ response_code=\"{code}\",grpc_response_status=\"\",response_flags=\"-\",connecti
             ("3600000", 2),
             ("+Inf", 2),
         ] {
-            expected.push_str(&format!("api_latency_ms_bucket{{method=\"GET\",le=\"{le}\"}} {n}\n"));
+            expected.push_str(&format!(
+                "api_latency_ms_bucket{{method=\"GET\",le=\"{le}\"}} {n}\n"
+            ));
         }
         expected.push_str("api_latency_ms_sum{method=\"GET\"} 123\n");
         expected.push_str("api_latency_ms_count{method=\"GET\"} 2\n");

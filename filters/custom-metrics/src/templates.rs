@@ -81,11 +81,15 @@ fn parse(t: &str) -> Result<Vec<Segment>, String> {
             Segment::Rest
         } else if let Some(inner) = part.strip_prefix('{') {
             let Some(inner) = inner.strip_suffix('}') else {
-                return Err(format!("segment `{part}`: a variable must be a whole segment `{{name}}`"));
+                return Err(format!(
+                    "segment `{part}`: a variable must be a whole segment `{{name}}`"
+                ));
             };
             let (name, pattern) = inner.split_once('=').unwrap_or((inner, "*"));
             if !is_identifier(name) {
-                return Err(format!("segment `{part}`: variable name `{name}` is not an identifier"));
+                return Err(format!(
+                    "segment `{part}`: variable name `{name}` is not an identifier"
+                ));
             }
             if names.contains(&name) {
                 return Err(format!("variable `{name}` appears twice"));
@@ -171,7 +175,10 @@ mod tests {
         assert_eq!(t.template_for("/users/42/"), OTHER);
         assert_eq!(t.template_for("/users/"), OTHER);
         assert_eq!(t.template_for("/users"), OTHER);
-        assert_eq!(t.template_for("/orders/7/items/abc"), "/orders/{id}/items/{item}");
+        assert_eq!(
+            t.template_for("/orders/7/items/abc"),
+            "/orders/{id}/items/{item}"
+        );
         assert_eq!(t.template_for("/orders/7/items"), OTHER);
         assert_eq!(t.template_for("/static/css/site.css"), "/static/{file=**}");
         assert_eq!(t.template_for("/static"), OTHER);
