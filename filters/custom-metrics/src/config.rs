@@ -1,13 +1,10 @@
 //! The plugin configuration (JSON, camelCase) and its compiled form.
 
 use crate::attribute::{self, Attribute, Derived, PeerSide, PropKind};
+use crate::json::{self, Json};
 use crate::tags::{self, MetricKind, StatsTag, STANDARD_LABELS};
 use crate::templates::PathTemplates;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::fmt;
-use wasmesh_common::{parse_json, ConfigError, FieldPath};
+use wasmesh_common::{ConfigError, FieldPath};
 
 /// Istio's standard request metrics, in the order they are recorded.
 pub const STANDARD_METRICS: [(&str, MetricKind); 4] = [
@@ -24,64 +21,64 @@ pub const MAX_MAX_LABEL_VALUES: u32 = 1_000_000;
 /// Default for `clusterHeader` (the header router's default).
 pub const DEFAULT_CLUSTER_HEADER: &str = "x-wasmesh-cluster";
 
-/// The plugin configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+/// The plugin configuration, as written (JSON, camelCase field names). Read
+/// by [`PluginConfig::parse`]: unknown fields are refused and every error
+/// names the JSON path of its field, as `wasmesh_common::parse_json` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginConfig {
-    /// Record Istio's standard metrics (`istio_requests_total`,
-    /// `istio_request_duration_milliseconds`, `istio_request_bytes`,
-    /// `istio_response_bytes`). Default `true`.
-    #[serde(default = "yes")]
+    /// `standardMetrics`: record Istio's standard metrics
+    /// (`istio_requests_total`, `istio_request_duration_milliseconds`,
+    /// `istio_request_bytes`, `istio_response_bytes`). Default `true`.
     pub standard_metrics: bool,
-    /// Which side this proxy reports as: `destination` (the server's sidecar,
-    /// inbound; Istio's default for server-side metrics) or `source` (the
-    /// client's sidecar or a gateway, outbound). Default `destination`.
-    #[serde(default)]
+    /// `reporter`: which side this proxy reports as: `destination` (the
+    /// server's sidecar, inbound; Istio's default for server-side metrics) or
+    /// `source` (the client's sidecar or a gateway, outbound). Default
+    /// `destination`.
     pub reporter: Reporter,
-    /// User-defined metrics. A metric named like a standard metric adds its
-    /// `dimensions` to that metric (or overrides a standard label's
+    /// `metrics`: user-defined metrics. A metric named like a standard metric
+    /// adds its `dimensions` to that metric (or overrides a standard label's
     /// expression), as Istio's stats `metrics` overrides do.
-    #[serde(default)]
     pub metrics: Vec<MetricConfig>,
-    /// Path templates for `request.path_template` (`/users/{id}`); a path no
-    /// template matches is labelled `other`.
-    #[serde(default)]
+    /// `pathTemplates`: path templates for `request.path_template`
+    /// (`/users/{id}`); a path no template matches is labelled `other`.
     pub path_templates: Vec<String>,
-    /// At most this many distinct label sets per metric (per VM); further
-    /// sets fold into `other` and `wasmesh_metrics_label_overflow_total`
-    /// counts them. Default 1000.
-    #[serde(default = "default_max_label_values")]
+    /// `maxLabelValues`: at most this many distinct label sets per metric
+    /// (per VM); further sets fold into `other` and
+    /// `wasmesh_metrics_label_overflow_total` counts them. Default 1000.
     pub max_label_values: u32,
-    /// Labels to drop from a metric: `{"istio_requests_total":
-    /// ["source_principal"]}`.
-    #[serde(default)]
-    pub tags_to_remove: BTreeMap<String, Vec<String>>,
-    /// Request header holding the routed cluster when the proxy does not
-    /// expose `xds.cluster_name` (the header router's `clusterHeader`).
-    /// Default `x-wasmesh-cluster`.
-    #[serde(default)]
+    /// `tagsToRemove`: labels to drop from a metric, e.g.
+    /// `{"istio_requests_total": ["source_principal"]}`.
+    pub tags_to_remove: Vec<(String, Vec<String>)>,
+    /// `clusterHeader`: request header holding the routed cluster when the
+    /// proxy does not expose `xds.cluster_name` (the header router's
+    /// `clusterHeader`). Default `x-wasmesh-cluster`.
     pub cluster_header: Option<String>,
-    /// Structured JSON access log line at stream end.
-    #[serde(default)]
+    /// `accessLog`: a structured JSON access log line at stream end.
     pub access_log: Option<AccessLogConfig>,
 }
 
-fn yes() -> bool {
-    true
-}
-
-fn default_max_label_values() -> u32 {
-    DEFAULT_MAX_LABEL_VALUES
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            standard_metrics: true,
+            reporter: Reporter::Destination,
+            metrics: Vec::new(),
+            path_templates: Vec::new(),
+            max_label_values: DEFAULT_MAX_LABEL_VALUES,
+            tags_to_remove: Vec::new(),
+            cluster_header: None,
+            access_log: None,
+        }
+    }
 }
 
 /// Istio's `reporter` label.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Reporter {
-    /// Server side (inbound).
+    /// `destination`: server side (inbound).
     #[default]
     Destination,
-    /// Client side (outbound).
+    /// `source`: client side (outbound).
     Source,
 }
 
@@ -96,17 +93,14 @@ impl Reporter {
 }
 
 /// The type of a user metric (Istio's `MetricType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricType {
-    /// A counter, incremented by `value` (default 1) per request.
-    #[serde(rename = "COUNTER")]
+    /// `COUNTER`: incremented by `value` (default 1) per request.
     Counter,
-    /// A gauge set to `value` at stream end; with `value: inflight`, the
+    /// `GAUGE`: set to `value` at stream end; with `value: inflight`, the
     /// number of requests in flight.
-    #[serde(rename = "GAUGE")]
     Gauge,
-    /// A histogram of `value`, one sample per request.
-    #[serde(rename = "HISTOGRAM")]
+    /// `HISTOGRAM`: one sample of `value` per request.
     Histogram,
 }
 
@@ -121,35 +115,30 @@ impl MetricType {
 }
 
 /// One user metric.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricConfig {
-    /// The metric name as Prometheus shows it (`[a-zA-Z_][a-zA-Z0-9_]*`).
+    /// `name`: the metric name as Prometheus shows it
+    /// (`[a-zA-Z_][a-zA-Z0-9_]*`).
     pub name: String,
-    /// `COUNTER`, `GAUGE` or `HISTOGRAM`. Required except when extending a
-    /// standard metric.
-    #[serde(rename = "type", default)]
+    /// `type`: `COUNTER`, `GAUGE` or `HISTOGRAM`. Required except when
+    /// extending a standard metric.
     pub kind: Option<MetricType>,
-    /// Attribute giving the sample (`request.duration_ms`, `request.size`,
-    /// `response.size`, `inflight`, ...). Optional for a counter (default 1),
-    /// required for gauges and histograms.
-    #[serde(default)]
+    /// `value`: attribute giving the sample (`request.duration_ms`,
+    /// `request.size`, `response.size`, `inflight`, ...). Optional for a
+    /// counter (default 1), required for gauges and histograms.
     pub value: Option<String>,
-    /// Label name → attribute expression, in label order.
-    #[serde(default)]
+    /// `dimensions`: label name → attribute expression, in label order.
     pub dimensions: OrderedMap,
 }
 
 /// The access log.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessLogConfig {
-    /// Write the line. Default `true` (the object's presence enables it).
-    #[serde(default = "yes")]
+    /// `enabled`: write the line. Default `true` (the object's presence
+    /// enables it).
     pub enabled: bool,
-    /// JSON key → attribute expression, in output order. Default: see
+    /// `fields`: JSON key → attribute expression, in output order. Default:
     /// [`DEFAULT_ACCESS_LOG_FIELDS`].
-    #[serde(default)]
     pub fields: Option<OrderedMap>,
 }
 
@@ -172,33 +161,209 @@ pub const DEFAULT_ACCESS_LOG_FIELDS: [(&str, &str); 14] = [
     ("downstream_remote_address", "source.address"),
 ];
 
-/// A JSON object of strings that keeps its document order and refuses
-/// duplicate keys.
+/// A JSON object of strings in document order (duplicate keys refused).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderedMap(pub Vec<(String, String)>);
 
-impl<'de> Deserialize<'de> for OrderedMap {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = OrderedMap;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object of strings")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<OrderedMap, A::Error> {
-                let mut out: Vec<(String, String)> = Vec::new();
-                while let Some(k) = m.next_key::<String>()? {
-                    let v: String = m.next_value()?;
-                    if out.iter().any(|(e, _)| *e == k) {
-                        return Err(de::Error::custom(format!("duplicate key `{k}`")));
+const CONFIG_FIELDS: [&str; 8] = [
+    "standardMetrics",
+    "reporter",
+    "metrics",
+    "pathTemplates",
+    "maxLabelValues",
+    "tagsToRemove",
+    "clusterHeader",
+    "accessLog",
+];
+const METRIC_FIELDS: [&str; 4] = ["name", "type", "value", "dimensions"];
+const ACCESS_LOG_FIELDS: [&str; 2] = ["enabled", "fields"];
+
+impl PluginConfig {
+    /// Parses a configuration document. An empty (or all-whitespace)
+    /// document is `{}`: every default.
+    pub fn parse(bytes: &[u8]) -> Result<PluginConfig, ConfigError> {
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(PluginConfig::default());
+        }
+        let doc = json::parse(bytes).map_err(|e| ConfigError::at("", e))?;
+        let root = FieldPath::root();
+        let obj = object(&doc, &root, "struct PluginConfig", &CONFIG_FIELDS)?;
+        let mut cfg = PluginConfig::default();
+        for (k, v) in obj {
+            let p = root.field(k);
+            match k.as_str() {
+                "standardMetrics" => cfg.standard_metrics = boolean(v, &p)?,
+                "reporter" => {
+                    cfg.reporter = match variant(v, &p, &["destination", "source"])? {
+                        0 => Reporter::Destination,
+                        _ => Reporter::Source,
                     }
-                    out.push((k, v));
                 }
-                Ok(OrderedMap(out))
+                "metrics" => cfg.metrics = list(v, &p, metric)?,
+                "pathTemplates" => cfg.path_templates = list(v, &p, string)?,
+                "maxLabelValues" => cfg.max_label_values = u32_value(v, &p)?,
+                "tagsToRemove" => {
+                    let m = object(v, &p, "a map", &[])?;
+                    let mut out = Vec::with_capacity(m.len());
+                    for (metric, labels) in m {
+                        out.push((metric.clone(), list(labels, &p.key(metric), string)?));
+                    }
+                    cfg.tags_to_remove = out;
+                }
+                "clusterHeader" => cfg.cluster_header = optional(v, &p, string)?,
+                _ => cfg.access_log = optional(v, &p, access_log)?,
             }
         }
-        d.deserialize_map(V)
+        Ok(cfg)
     }
+}
+
+fn metric(v: &Json, p: &FieldPath) -> Result<MetricConfig, ConfigError> {
+    let obj = object(v, p, "struct MetricConfig", &METRIC_FIELDS)?;
+    let mut name = None;
+    let mut m = MetricConfig {
+        name: String::new(),
+        kind: None,
+        value: None,
+        dimensions: OrderedMap::default(),
+    };
+    for (k, v) in obj {
+        let fp = p.field(k);
+        match k.as_str() {
+            "name" => name = Some(string(v, &fp)?),
+            "type" => {
+                m.kind = optional(v, &fp, |v, fp| {
+                    Ok(match variant(v, fp, &["COUNTER", "GAUGE", "HISTOGRAM"])? {
+                        0 => MetricType::Counter,
+                        1 => MetricType::Gauge,
+                        _ => MetricType::Histogram,
+                    })
+                })?
+            }
+            "value" => m.value = optional(v, &fp, string)?,
+            _ => m.dimensions = string_map(v, &fp)?,
+        }
+    }
+    m.name = name.ok_or_else(|| p.error("missing field `name`"))?;
+    Ok(m)
+}
+
+fn access_log(v: &Json, p: &FieldPath) -> Result<AccessLogConfig, ConfigError> {
+    let obj = object(v, p, "struct AccessLogConfig", &ACCESS_LOG_FIELDS)?;
+    let mut a = AccessLogConfig {
+        enabled: true,
+        fields: None,
+    };
+    for (k, v) in obj {
+        let fp = p.field(k);
+        match k.as_str() {
+            "enabled" => a.enabled = boolean(v, &fp)?,
+            _ => a.fields = optional(v, &fp, string_map)?,
+        }
+    }
+    Ok(a)
+}
+
+fn invalid_type(v: &Json, p: &FieldPath, expected: &str) -> ConfigError {
+    p.error(format!(
+        "invalid type: {}, expected {expected}",
+        v.unexpected()
+    ))
+}
+
+/// The members of an object; with `fields`, unknown and repeated members
+/// are refused (serde's `deny_unknown_fields` messages).
+fn object<'a>(
+    v: &'a Json,
+    p: &FieldPath,
+    expected: &str,
+    fields: &[&str],
+) -> Result<&'a [(String, Json)], ConfigError> {
+    let Json::Object(members) = v else {
+        return Err(invalid_type(v, p, expected));
+    };
+    for (i, (k, _)) in members.iter().enumerate() {
+        if members[..i].iter().any(|(e, _)| e == k) {
+            let what = if fields.is_empty() { "key" } else { "field" };
+            return Err(p.error(format!("duplicate {what} `{k}`")));
+        }
+        if !fields.is_empty() && !fields.contains(&k.as_str()) {
+            let list: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+            return Err(p.field(k).error(format!(
+                "unknown field `{k}`, expected one of {}",
+                list.join(", ")
+            )));
+        }
+    }
+    Ok(members)
+}
+
+fn string(v: &Json, p: &FieldPath) -> Result<String, ConfigError> {
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| invalid_type(v, p, "a string"))
+}
+
+fn boolean(v: &Json, p: &FieldPath) -> Result<bool, ConfigError> {
+    match v {
+        Json::Bool(b) => Ok(*b),
+        _ => Err(invalid_type(v, p, "a boolean")),
+    }
+}
+
+fn u32_value(v: &Json, p: &FieldPath) -> Result<u32, ConfigError> {
+    match v {
+        Json::Number(n) if !n.contains(['.', 'e', 'E']) => n
+            .parse::<u32>()
+            .map_err(|_| p.error(format!("invalid value: {}, expected u32", v.unexpected()))),
+        _ => Err(invalid_type(v, p, "u32")),
+    }
+}
+
+fn variant(v: &Json, p: &FieldPath, names: &[&str]) -> Result<usize, ConfigError> {
+    let s = v.as_str().ok_or_else(|| invalid_type(v, p, "a string"))?;
+    names.iter().position(|n| *n == s).ok_or_else(|| {
+        let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        p.error(format!(
+            "unknown variant `{s}`, expected one of {}",
+            list.join(", ")
+        ))
+    })
+}
+
+fn optional<T>(
+    v: &Json,
+    p: &FieldPath,
+    f: impl Fn(&Json, &FieldPath) -> Result<T, ConfigError>,
+) -> Result<Option<T>, ConfigError> {
+    match v {
+        Json::Null => Ok(None),
+        v => f(v, p).map(Some),
+    }
+}
+
+fn list<T>(
+    v: &Json,
+    p: &FieldPath,
+    f: impl Fn(&Json, &FieldPath) -> Result<T, ConfigError>,
+) -> Result<Vec<T>, ConfigError> {
+    let Json::Array(items) = v else {
+        return Err(invalid_type(v, p, "a sequence"));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, x)| f(x, &p.index(i)))
+        .collect()
+}
+
+fn string_map(v: &Json, p: &FieldPath) -> Result<OrderedMap, ConfigError> {
+    let m = object(v, p, "an object of strings", &[])?;
+    let mut out = Vec::with_capacity(m.len());
+    for (k, x) in m {
+        out.push((k.clone(), string(x, &p.key(k))?));
+    }
+    Ok(OrderedMap(out))
 }
 
 /// Local workload facts from the node metadata (Istio's `WORKLOAD_NAME`,
@@ -295,7 +460,7 @@ pub struct Compiled {
 impl Compiled {
     /// Parses and compiles a configuration document.
     pub fn from_json(bytes: &[u8], node: NodeInfo) -> Result<Compiled, ConfigError> {
-        let cfg: PluginConfig = parse_json(bytes)?;
+        let cfg = PluginConfig::parse(bytes)?;
         Compiled::new(&cfg, node)
     }
 
@@ -878,6 +1043,50 @@ mod tests {
                 "accessLog.fields: at least one field",
             ),
             (
+                r#"{"metrics":[{"name":"a","type":"COUNTER","dimensions":{"x":3}}]}"#,
+                "metrics[0].dimensions.x: invalid type: integer `3`, expected a string",
+            ),
+            (
+                r#"{"metrics":[{"type":"COUNTER"}]}"#,
+                "metrics[0]: missing field `name`",
+            ),
+            (
+                r#"{"metrics":[{"name":"a","name":"b","type":"COUNTER"}]}"#,
+                "metrics[0]: duplicate field `name`",
+            ),
+            (
+                r#"{"maxLabelValues":-1}"#,
+                "maxLabelValues: invalid value: integer `-1`, expected u32",
+            ),
+            (
+                r#"{"maxLabelValues":1.5}"#,
+                "maxLabelValues: invalid type: floating point `1.5`, expected u32",
+            ),
+            (
+                r#"{"standardMetrics":"yes"}"#,
+                "standardMetrics: invalid type: string \"yes\", expected a boolean",
+            ),
+            (
+                r#"{"metrics":{}}"#,
+                "metrics: invalid type: map, expected a sequence",
+            ),
+            (
+                r#"[]"#,
+                "configuration: invalid type: sequence, expected struct PluginConfig",
+            ),
+            (
+                r#"{"metrics":[}"#,
+                "configuration: expected value at line 1 column 13",
+            ),
+            (
+                r#"{"pathTemplates":["/a", 1]}"#,
+                "pathTemplates[1]: invalid type: integer `1`, expected a string",
+            ),
+            (
+                r#"{"tagsToRemove":{"istio_requests_total":"reporter"}}"#,
+                "tagsToRemove.istio_requests_total: invalid type: string",
+            ),
+            (
                 r#"{"metrics":[{"name":"wasmesh_metrics_label_overflow_total","type":"COUNTER"}]}"#,
                 "metrics[0].name: `wasmesh_metrics_label_overflow_total` is reserved",
             ),
@@ -889,6 +1098,19 @@ mod tests {
                 "{json}\n  got:  {got}\n  want: {want}"
             );
         }
+    }
+
+    #[test]
+    fn nulls_and_empty_documents() {
+        let c = compile("  \n ").unwrap();
+        assert_eq!(c.groups.len(), 1);
+        let p = PluginConfig::parse(br#"{"clusterHeader": null, "accessLog": null, "metrics": [{"name": "a", "type": null, "value": null}]}"#).unwrap();
+        assert_eq!(p.cluster_header, None);
+        assert_eq!(p.metrics[0].kind, None);
+        // A null where no default applies is a type error, as with serde.
+        assert!(
+            err(r#"{"standardMetrics": null}"#).starts_with("standardMetrics: invalid type: null")
+        );
     }
 
     #[test]

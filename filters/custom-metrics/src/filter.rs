@@ -2,6 +2,7 @@
 //! the [`Recorder`] decide, and forwards its metric updates to the host.
 
 use crate::config::{Compiled, NodeInfo};
+use crate::json::{self, Json};
 use crate::recorder::{MetricSink, Recorder, Started};
 use crate::resolver::StreamHost;
 use crate::tags::MetricKind;
@@ -11,7 +12,7 @@ use proxy_wasm::types::*;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasmesh_common::host;
-use wasmesh_common::identity::Identity;
+use wasmesh_common::identity::IDENTITY_PROPERTY;
 use wasmesh_common::HeaderMap;
 
 const FILTER: &str = "custom_metrics";
@@ -176,7 +177,7 @@ struct HostView {
     request: Option<HeaderMap>,
     response: Option<HeaderMap>,
     trailers: Option<HeaderMap>,
-    identity: Option<Option<Identity>>,
+    identity: Option<Option<Json>>,
     start_ns: Option<u64>,
     request_body: Option<u64>,
     response_body: Option<u64>,
@@ -202,8 +203,15 @@ impl StreamHost for HostView {
     fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
         hostcalls::get_property(path.to_vec()).ok().flatten()
     }
-    fn identity(&mut self) -> Option<&Identity> {
-        self.identity.get_or_insert_with(host::identity).as_ref()
+    fn identity(&mut self) -> Option<&Json> {
+        self.identity
+            .get_or_insert_with(|| {
+                let bytes = hostcalls::get_property(vec![IDENTITY_PROPERTY])
+                    .ok()
+                    .flatten()?;
+                json::parse(&bytes).ok()
+            })
+            .as_ref()
     }
     fn now_nanos(&mut self) -> u64 {
         host::now_nanos()

@@ -5,6 +5,7 @@
 pub mod attribute;
 pub mod config;
 pub mod flags;
+pub mod json;
 pub mod recorder;
 pub mod resolver;
 pub mod tags;

@@ -7,6 +7,7 @@ use crate::config::{Compiled, GroupDef, LabelSource, ValueSource};
 use crate::resolver::{Resolver, StreamHost};
 use crate::tags::{self, MetricKind};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Where metric updates go: the proxy-wasm metric calls in the filter, a
@@ -305,8 +306,24 @@ fn access_log_line<H: StreamHost>(fields: &[(String, usize)], res: &mut Resolver
     out
 }
 
+/// A JSON string literal: `"` and `\` escaped, control characters as
+/// `\n`, `\t`... or `\u00XX`.
 fn push_json_string(out: &mut String, s: &str) {
-    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 #[cfg(test)]

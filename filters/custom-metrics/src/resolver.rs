@@ -8,7 +8,7 @@
 use crate::attribute::{Attribute, Derived, PeerSide, PropKind, Value};
 use crate::config::{Compiled, Reporter};
 use crate::flags;
-use wasmesh_common::identity::{claim_strings, Identity};
+use crate::json::Json;
 use wasmesh_common::HeaderMap;
 
 /// What the filter can read about the stream being logged.
@@ -21,8 +21,10 @@ pub trait StreamHost {
     fn response_trailers(&mut self) -> &HeaderMap;
     /// A property's raw bytes (`proxy_get_property`).
     fn property(&mut self, path: &[&str]) -> Option<Vec<u8>>;
-    /// The verified identity left by the JWT filter (fetched at most once).
-    fn identity(&mut self) -> Option<&Identity>;
+    /// The verified identity the JWT filter left in filter state
+    /// (`wasmesh.identity`, the JSON of `wasmesh_common::identity::Identity`),
+    /// parsed; fetched at most once.
+    fn identity(&mut self) -> Option<&Json>;
     /// The clock, in nanoseconds since the epoch.
     fn now_nanos(&mut self) -> u64;
     /// When this filter first saw the stream, if it did.
@@ -107,31 +109,18 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
                 .get(h)
                 .map_or(Value::Missing, |v| Value::Str(v.to_string())),
             Claim(path) => {
-                let p: Vec<&str> = path.iter().map(|s| s.as_str()).collect();
-                match self.host.identity().and_then(|id| id.claim(&p)) {
-                    Some(v) => {
-                        let parts = claim_strings(v);
-                        if parts.is_empty() {
-                            Value::Missing
-                        } else {
-                            Value::Str(parts.join(","))
-                        }
-                    }
-                    None => Value::Missing,
+                let mut v = self.host.identity().and_then(|id| id.get("claims"));
+                for seg in path {
+                    v = v.and_then(|x| x.get(seg));
                 }
+                v.and_then(claim_string).map_or(Value::Missing, Value::Str)
             }
-            AuthPrincipal => match self.host.identity() {
-                Some(id) if !id.principal.is_empty() => Value::Str(id.principal.clone()),
-                _ => Value::Missing,
+            AuthPrincipal => self.identity_string("principal"),
+            AuthAudiences => match self.host.identity().and_then(|id| id.get("aud")) {
+                Some(a) => claim_string(a).map_or(Value::Missing, Value::Str),
+                None => Value::Missing,
             },
-            AuthAudiences => match self.host.identity() {
-                Some(id) if !id.aud.is_empty() => Value::Str(id.aud.join(",")),
-                _ => Value::Missing,
-            },
-            AuthPresenter => match self.host.identity() {
-                Some(id) if !id.azp.is_empty() => Value::Str(id.azp.clone()),
-                _ => Value::Missing,
-            },
+            AuthPresenter => self.identity_string("azp"),
             Method => self.req_header(":method"),
             Path => self.req_header(":path"),
             UrlPath => match self.host.request_headers().get(":path") {
@@ -202,6 +191,18 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
                 self.prop(&p, *kind)
             }
             Derived(d) => self.derived(*d),
+        }
+    }
+
+    fn identity_string(&mut self, key: &str) -> Value {
+        match self
+            .host
+            .identity()
+            .and_then(|id| id.get(key))
+            .and_then(Json::as_str)
+        {
+            Some(v) if !v.is_empty() => Value::Str(v.to_string()),
+            _ => Value::Missing,
         }
     }
 
@@ -376,6 +377,27 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
     }
 }
 
+/// A claim as a label: a string as is, a number as written, a boolean as
+/// `true`/`false`, a list as its scalar elements joined with `,` (as
+/// `wasmesh_common::identity::claim_strings`); objects and nulls are missing.
+fn claim_string(v: &Json) -> Option<String> {
+    fn scalar(v: &Json) -> Option<String> {
+        match v {
+            Json::String(s) => Some(s.clone()),
+            Json::Number(n) => Some(n.clone()),
+            Json::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+    match v {
+        Json::Array(items) => {
+            let parts: Vec<String> = items.iter().filter_map(scalar).collect();
+            (!parts.is_empty()).then(|| parts.join(","))
+        }
+        other => scalar(other),
+    }
+}
+
 /// `reviews.default.svc.cluster.local` → (`reviews`, `default`).
 fn split_k8s_host(host: &str) -> Option<(&str, &str)> {
     let mut it = host.split('.');
@@ -416,6 +438,7 @@ pub(crate) mod tests {
     use crate::attribute;
     use crate::config::NodeInfo;
     use std::collections::HashMap;
+    use wasmesh_common::identity::Identity;
 
     /// A stream made of plain data.
     #[derive(Default)]
@@ -424,7 +447,7 @@ pub(crate) mod tests {
         pub resp: HeaderMap,
         pub trailers: HeaderMap,
         pub props: HashMap<String, Vec<u8>>,
-        pub identity: Option<Identity>,
+        pub identity: Option<Json>,
         pub now: u64,
         pub start: Option<u64>,
         pub req_body: Option<u64>,
@@ -474,7 +497,7 @@ pub(crate) mod tests {
             self.property_reads += 1;
             self.props.get(&path.join(".")).cloned()
         }
-        fn identity(&mut self) -> Option<&Identity> {
+        fn identity(&mut self) -> Option<&Json> {
             self.identity.as_ref()
         }
         fn now_nanos(&mut self) -> u64 {
@@ -493,6 +516,11 @@ pub(crate) mod tests {
 
     fn cfg(json: &str) -> Compiled {
         Compiled::from_json(json.as_bytes(), NodeInfo::default()).unwrap()
+    }
+
+    /// The identity as the JWT filter stores it, parsed as the filter reads it.
+    pub fn identity_json(id: Identity) -> Json {
+        crate::json::parse(id.to_json().as_bytes()).unwrap()
     }
 
     fn eval(s: &mut FakeStream, c: &Compiled, expr: &str) -> Value {
@@ -603,7 +631,7 @@ pub(crate) mod tests {
         claims.insert("tenant".into(), serde_json::json!("acme"));
         claims.insert("groups".into(), serde_json::json!(["a", "b"]));
         claims.insert("realm".into(), serde_json::json!({"role": "admin"}));
-        s.identity = Some(Identity {
+        s.identity = Some(identity_json(Identity {
             provider: "idp".into(),
             iss: "https://idp".into(),
             sub: "alice".into(),
@@ -611,7 +639,7 @@ pub(crate) mod tests {
             azp: String::new(),
             principal: "https://idp/alice".into(),
             claims,
-        });
+        }));
         assert_eq!(
             eval(&mut s, &c, "request.auth.claims[tenant]"),
             Value::Str("acme".into())
