@@ -127,7 +127,8 @@ pub struct MetricConfig {
     /// `request.size`, `response.size`, `inflight`, ...). Optional for a
     /// counter (default 1), required for gauges and histograms.
     pub value: Option<String>,
-    /// `dimensions`: label name → attribute expression, in label order.
+    /// `dimensions`: label name → attribute expression. Labels are written
+    /// into the stat name sorted by name (as Istio does).
     pub dimensions: OrderedMap,
 }
 
@@ -563,6 +564,11 @@ impl Compiled {
                     unknown_if_empty: false,
                 });
             }
+            // Label order in the stat name is by name, as Istio sorts its
+            // dimensions: a configuration that passed through a protobuf
+            // Struct (WasmPlugin.pluginConfig) or a YAML tool may have its
+            // keys reordered, and the names must not change with that.
+            labels.sort_by(|a, b| a.name.cmp(&b.name));
             let vp = mp.field("value");
             let (value, inflight) = match (&m.value, t) {
                 (None, MetricType::Counter) => (ValueSource::One, false),
@@ -899,13 +905,13 @@ mod tests {
         assert_eq!(c.groups[1].labels.len(), 17);
         assert_eq!(c.groups[2].metrics[0].name, "api_requests_total");
         let names: Vec<_> = c.groups[2].labels.iter().map(|l| l.name.as_str()).collect();
-        assert_eq!(names, ["method", "code", "route", "tenant", "plan"]);
+        assert_eq!(names, ["code", "method", "plan", "route", "tenant"]);
         assert_eq!(c.inflight_groups.len(), 1);
         assert!(c.uses_inflight());
         let tags: Vec<_> = c.stats_tags().into_iter().map(|t| t.tag_name).collect();
         assert_eq!(
             &tags[17..],
-            &["metric", "method", "code", "route", "tenant", "plan"]
+            &["metric", "code", "method", "plan", "route", "tenant"]
         );
         assert!(c.access_log.is_none());
         assert_eq!(c.cluster_header, DEFAULT_CLUSTER_HEADER);

@@ -543,15 +543,15 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
         assert_eq!(r.inflight(), 0);
 
         assert_eq!(
-            sink.value("method=.=GET;.;route=.=/users/{id};.;plan=.=pro;.;api_requests_total"),
+            sink.value("method=.=GET;.;plan=.=pro;.;route=.=/users/{id};.;api_requests_total"),
             1
         );
         assert_eq!(
-            sink.value("method=.=GET;.;route=.=/users/{id};.;plan=.=unknown;.;api_requests_total"),
+            sink.value("method=.=GET;.;plan=.=unknown;.;route=.=/users/{id};.;api_requests_total"),
             1
         );
         assert_eq!(
-            sink.value("method=.=POST;.;route=.=other;.;plan=.=unknown;.;api_requests_total"),
+            sink.value("method=.=POST;.;plan=.=unknown;.;route=.=other;.;api_requests_total"),
             1
         );
         assert_eq!(sink.value("api_bytes_total"), 40);
