@@ -396,6 +396,22 @@ impl HistogramData {
         Self::default()
     }
 
+    /// A histogram from per-bucket sample counts (one count per
+    /// [`DEFAULT_HISTOGRAM_BUCKETS`] bound, not cumulative; a trailing
+    /// overflow count is ignored), the sum and the count — the form the
+    /// harness keeps.
+    pub fn from_bucket_counts(per_bucket: &[u64], sum: u64, count: u64) -> Self {
+        let mut bucket_counts = [0u64; 19];
+        for (dst, src) in bucket_counts.iter_mut().zip(per_bucket) {
+            *dst = *src;
+        }
+        HistogramData {
+            bucket_counts,
+            sum,
+            count,
+        }
+    }
+
     /// Records one sample (`proxy_record_metric` on a histogram).
     pub fn record(&mut self, value: u64) {
         self.sum = self.sum.saturating_add(value);
@@ -737,6 +753,13 @@ mod tests {
         assert_eq!(c[5], 5); // le 50: +30, 50
         assert_eq!(c[6], 7); // le 100: +70, 100
         assert_eq!(c[18], 9); // le 3600000: all but 4000000
+        let mut per = [0u64; 20];
+        per[0] = 1;
+        per[1] = 1;
+        per[19] = 1;
+        let back = HistogramData::from_bucket_counts(&per, 4_000_001, 3);
+        assert_eq!(back.cumulative_buckets()[1], 2);
+        assert_eq!(back.cumulative_buckets()[18], 2);
     }
 
     #[test]
