@@ -81,6 +81,12 @@ pub enum Derived {
     /// `mutual_tls` when `connection.mtls`, `none` when not, unknown when the
     /// property is missing.
     SecurityPolicy,
+    /// The client's mTLS identity (`connection.uri_san_peer_certificate`),
+    /// unknown on a connection that is not mutual TLS.
+    PeerPrincipal,
+    /// This proxy's mTLS identity (`connection.uri_san_local_certificate`),
+    /// unknown on a connection that is not mutual TLS.
+    LocalPrincipal,
 }
 
 /// A parsed attribute expression.

@@ -456,6 +456,7 @@ pub struct Compiled {
     pub node: NodeInfo,
     /// Every label name used, for [`Compiled::stats_tags`].
     label_names: Vec<String>,
+    uses_inflight: bool,
 }
 
 impl Compiled {
@@ -472,7 +473,7 @@ impl Compiled {
 
     /// Whether anything reads `inflight`.
     pub fn uses_inflight(&self) -> bool {
-        !self.inflight_groups.is_empty() || self.attributes.contains(&Attribute::Inflight)
+        self.uses_inflight
     }
 
     /// Compiles a parsed configuration.
@@ -690,7 +691,10 @@ impl Compiled {
                 }
             }
         }
+        let uses_inflight =
+            !inflight_groups.is_empty() || b.attributes.contains(&Attribute::Inflight);
         Ok(Compiled {
+            uses_inflight,
             attributes: b.attributes,
             groups,
             inflight_groups,
@@ -736,11 +740,12 @@ impl Builder {
     }
 }
 
+/// A static label value, made safe for the stat name once.
 fn or_unknown(s: &str) -> String {
     if s.is_empty() {
         "unknown".to_string()
     } else {
-        s.to_string()
+        tags::sanitize_label_value(s).into_owned()
     }
 }
 
@@ -768,12 +773,12 @@ const DESTINATION_SOURCES: [Std; 17] = [
     Std::Reporter,
     Std::Peer("workload"),
     Std::Peer("namespace"),
-    Std::Prop(&["connection", "uri_san_peer_certificate"]),
+    Std::Derived(Derived::PeerPrincipal),
     Std::Peer("app"),
     Std::Peer("version"),
     Std::Node(WORKLOAD),
     Std::Node(NAMESPACE),
-    Std::Prop(&["connection", "uri_san_local_certificate"]),
+    Std::Derived(Derived::LocalPrincipal),
     Std::Derived(Derived::DestinationService),
     Std::Derived(Derived::DestinationServiceName),
     Std::Derived(Derived::DestinationServiceNamespace),

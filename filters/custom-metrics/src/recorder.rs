@@ -51,8 +51,10 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 #[derive(Default)]
 struct GroupState {
-    /// Encoded label segments → metric ids (one per metric of the group).
-    cache: FxMap<Box<str>, Box<[Option<u32>]>>,
+    /// Encoded label segments → index into `ids`.
+    cache: FxMap<Box<str>, u32>,
+    /// Metric ids per label set (one per metric of the group).
+    ids: Vec<Box<[Option<u32>]>>,
     /// Label sets admitted (the folded set is not counted).
     admitted: usize,
     /// Overflow counter id per metric, defined on first overflow.
@@ -215,32 +217,39 @@ fn resolve_ids<'s, H: StreamHost>(
     scratch: &mut String,
 ) -> &'s [Option<u32>] {
     build_key(g, res, false, key, scratch);
-    if !state.cache.contains_key(key.as_str()) {
-        if state.admitted < cfg.max_label_values {
-            state.admitted += 1;
-            let ids = define_all(g, key, sink);
-            state.cache.insert(key.as_str().into(), ids);
-        } else {
-            build_key(g, res, true, key, scratch);
-            if !state.cache.contains_key(key.as_str()) {
-                let ids = define_all(g, key, sink);
-                state.cache.insert(key.as_str().into(), ids);
-            }
-            for (mi, m) in g.metrics.iter().enumerate() {
-                let id = *state.overflow[mi].get_or_insert_with(|| {
-                    let name = tags::encode_stat_name(
-                        tags::OVERFLOW_METRIC,
-                        &[(tags::OVERFLOW_LABEL, &m.name)],
-                    );
-                    sink.define(MetricKind::Counter, &name)
-                });
-                if let Some(id) = id {
-                    sink.increment(id, 1);
-                }
+    if let Some(&i) = state.cache.get(key.as_str()) {
+        return &state.ids[i as usize];
+    }
+    let i = if state.admitted < cfg.max_label_values {
+        state.admitted += 1;
+        insert(state, g, key, sink)
+    } else {
+        for (mi, m) in g.metrics.iter().enumerate() {
+            let id = *state.overflow[mi].get_or_insert_with(|| {
+                let name = tags::encode_stat_name(
+                    tags::OVERFLOW_METRIC,
+                    &[(tags::OVERFLOW_LABEL, &m.name)],
+                );
+                sink.define(MetricKind::Counter, &name)
+            });
+            if let Some(id) = id {
+                sink.increment(id, 1);
             }
         }
-    }
-    state.cache.get(key.as_str()).map_or(&[], |b| &b[..])
+        build_key(g, res, true, key, scratch);
+        match state.cache.get(key.as_str()) {
+            Some(&i) => i,
+            None => insert(state, g, key, sink),
+        }
+    };
+    &state.ids[i as usize]
+}
+
+fn insert(state: &mut GroupState, g: &GroupDef, key: &str, sink: &mut dyn MetricSink) -> u32 {
+    let i = state.ids.len() as u32;
+    state.ids.push(define_all(g, key, sink));
+    state.cache.insert(key.into(), i);
+    i
 }
 
 fn define_all(g: &GroupDef, key: &str, sink: &mut dyn MetricSink) -> Box<[Option<u32>]> {
@@ -278,7 +287,16 @@ fn build_key<H: StreamHost>(
                 }
             }
         }
-        tags::push_label(key, &l.name, scratch);
+        match &l.source {
+            // Static values were made safe when the configuration was compiled.
+            LabelSource::Static(_) => {
+                key.push_str(&l.name);
+                key.push_str(tags::VALUE_SEPARATOR);
+                key.push_str(scratch);
+                key.push_str(tags::FIELD_SEPARATOR);
+            }
+            LabelSource::Slot(_) => tags::push_label(key, &l.name, scratch),
+        }
     }
 }
 

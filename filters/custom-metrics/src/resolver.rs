@@ -36,12 +36,15 @@ pub trait StreamHost {
 }
 
 /// Decodes a property value.
-pub fn decode(bytes: &[u8], kind: PropKind) -> Value {
+pub fn decode(bytes: Vec<u8>, kind: PropKind) -> Value {
     let int = |b: &[u8]| -> Option<i64> { Some(i64::from_le_bytes(b.get(..8)?.try_into().ok()?)) };
     match kind {
-        PropKind::Str => Value::Str(String::from_utf8_lossy(bytes).into_owned()),
-        PropKind::Int | PropKind::Duration => int(bytes).map_or(Value::Missing, Value::Int),
-        PropKind::Timestamp => int(bytes).map_or(Value::Missing, Value::Time),
+        PropKind::Str => Value::Str(
+            String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        ),
+        PropKind::Int | PropKind::Duration => int(&bytes).map_or(Value::Missing, Value::Int),
+        PropKind::Timestamp => int(&bytes).map_or(Value::Missing, Value::Time),
         PropKind::Bool => bytes
             .first()
             .map_or(Value::Missing, |b| Value::Bool(*b != 0)),
@@ -55,6 +58,10 @@ pub struct Resolver<'a, H: StreamHost> {
     memo: Vec<Option<Value>>,
     inflight: i64,
     peer_present: [Option<bool>; 2],
+    /// The routed cluster and the service host, read once per stream.
+    cluster: Option<Value>,
+    service_host: Option<Option<String>>,
+    mtls: Option<Value>,
 }
 
 impl<'a, H: StreamHost> Resolver<'a, H> {
@@ -66,6 +73,9 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
             memo: vec![None; cfg.attributes.len()],
             inflight,
             peer_present: [None, None],
+            cluster: None,
+            service_host: None,
+            mtls: None,
         }
     }
 
@@ -81,7 +91,7 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
 
     fn prop(&mut self, path: &[&str], kind: PropKind) -> Value {
         match self.host.property(path) {
-            Some(b) => decode(&b, kind),
+            Some(b) => decode(b, kind),
             None => Value::Missing,
         }
     }
@@ -287,6 +297,15 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
     }
 
     fn cluster(&mut self) -> Value {
+        if let Some(c) = &self.cluster {
+            return c.clone();
+        }
+        let c = self.read_cluster();
+        self.cluster = Some(c.clone());
+        c
+    }
+
+    fn read_cluster(&mut self) -> Value {
         for path in [&["xds", "cluster_name"][..], &["cluster_name"][..]] {
             if let Value::Str(s) = self.prop(path, PropKind::Str) {
                 if !s.is_empty() {
@@ -294,8 +313,8 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
                 }
             }
         }
-        let h = self.cfg.cluster_header.clone();
-        self.req_header(&h)
+        let cfg = self.cfg;
+        self.req_header(&cfg.cluster_header)
     }
 
     fn peer(&mut self, side: PeerSide, field: &str) -> Value {
@@ -319,9 +338,27 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
         self.prop(&[side.property(), field], PropKind::Str)
     }
 
+    fn mtls(&mut self) -> Value {
+        if let Some(v) = &self.mtls {
+            return v.clone();
+        }
+        let v = self.prop(&["connection", "mtls"], PropKind::Bool);
+        self.mtls = Some(v.clone());
+        v
+    }
+
     /// The service host: an Istio cluster name's host, else the authority
     /// without port.
     fn service_host(&mut self) -> Option<String> {
+        if let Some(h) = &self.service_host {
+            return h.clone();
+        }
+        let h = self.read_service_host();
+        self.service_host = Some(h.clone());
+        h
+    }
+
+    fn read_service_host(&mut self) -> Option<String> {
         if let Value::Str(c) = self.cluster() {
             let parts: Vec<&str> = c.split('|').collect();
             if parts.len() == 4 && !parts[3].is_empty() {
@@ -368,11 +405,26 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
                     Reporter::Source => self.peer(PeerSide::Upstream, "namespace"),
                 }
             }
-            Derived::SecurityPolicy => match self.prop(&["connection", "mtls"], PropKind::Bool) {
+            Derived::SecurityPolicy => match self.mtls() {
                 Value::Bool(true) => Value::Str("mutual_tls".into()),
                 Value::Bool(false) => Value::Str("none".into()),
                 _ => Value::Missing,
             },
+            // Principals are mTLS identities: without mutual TLS there is no
+            // peer certificate, and Istio writes `unknown`; skipping the
+            // certificate reads saves two property calls per plain-text
+            // request.
+            Derived::PeerPrincipal | Derived::LocalPrincipal => {
+                if self.mtls() == Value::Bool(false) {
+                    return Value::Missing;
+                }
+                let field = if d == Derived::PeerPrincipal {
+                    "uri_san_peer_certificate"
+                } else {
+                    "uri_san_local_certificate"
+                };
+                self.prop(&["connection", field], PropKind::Str)
+            }
         }
     }
 }

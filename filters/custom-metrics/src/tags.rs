@@ -84,18 +84,21 @@ pub fn push_label(buf: &mut String, name: &str, value: &str) {
 
 fn push_sanitized_value(buf: &mut String, value: &str) {
     let b = value.as_bytes();
-    let needs_work = b.iter().enumerate().any(|(i, &c)| {
-        c == b';' || (c == b'.' && i > 0 && b[i - 1] == b'=' && b.get(i + 1) == Some(&b'='))
-    });
-    if !needs_work {
+    let dangerous = |i: usize| {
+        b[i] == b';' || (b[i] == b'.' && i > 0 && b[i - 1] == b'=' && b.get(i + 1) == Some(&b'='))
+    };
+    let Some(first) = (0..b.len()).find(|&i| dangerous(i)) else {
         buf.push_str(value);
         return;
+    };
+    // Both replaced characters are ASCII: byte-wise replacement keeps UTF-8.
+    let mut out = b.to_vec();
+    for (i, c) in out.iter_mut().enumerate().skip(first) {
+        if dangerous(i) {
+            *c = b'_';
+        }
     }
-    for (i, c) in value.char_indices() {
-        let dangerous =
-            c == ';' || (c == '.' && i > 0 && b[i - 1] == b'=' && b.get(i + 1) == Some(&b'='));
-        buf.push(if dangerous { '_' } else { c });
-    }
+    buf.push_str(&String::from_utf8_lossy(&out));
 }
 
 /// The value as [`push_label`] writes it.
