@@ -44,9 +44,17 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn measure(session: &mut Session, spec: &crate::scenario::ScenarioSpec, step_index: usize, iterations: usize, runs: usize) -> Result<Vec<f64>, String> {
+fn measure(
+    session: &mut Session,
+    spec: &crate::scenario::ScenarioSpec,
+    step_index: usize,
+    iterations: usize,
+    runs: usize,
+) -> Result<Vec<f64>, String> {
     let step = &spec.requests[step_index];
-    let Some(req) = &step.request else { return Ok(Vec::new()) };
+    let Some(req) = &step.request else {
+        return Ok(Vec::new());
+    };
     let mut props = crate::scenario::runner::typed_properties(&spec.properties)?;
     props.extend(crate::scenario::runner::typed_properties(&step.properties)?);
     // Warm up (caches, lazily defined metrics, JIT'd code paths).
@@ -65,7 +73,13 @@ fn measure(session: &mut Session, spec: &crate::scenario::ScenarioSpec, step_ind
 }
 
 /// Benchmarks every request step of a scenario.
-pub fn bench(s: &Scenario, opts: &RunOptions, iterations: usize, runs: usize, baseline: bool) -> Result<BenchReport, String> {
+pub fn bench(
+    s: &Scenario,
+    opts: &RunOptions,
+    iterations: usize,
+    runs: usize,
+    baseline: bool,
+) -> Result<BenchReport, String> {
     let mut session = Session::new(&s.spec, &s.base_dir, opts)?;
     let mut base = if baseline {
         let mut empty = s.spec.clone();
@@ -87,7 +101,11 @@ pub fn bench(s: &Scenario, opts: &RunOptions, iterations: usize, runs: usize, ba
         };
         let median_ns = median(&mut runs_ns.clone());
         steps.push(StepFigure {
-            name: if step.name.is_empty() { format!("step {}", i + 1) } else { step.name.clone() },
+            name: if step.name.is_empty() {
+                format!("step {}", i + 1)
+            } else {
+                step.name.clone()
+            },
             median_ns,
             runs_ns: {
                 runs_ns.truncate(runs);
@@ -96,7 +114,11 @@ pub fn bench(s: &Scenario, opts: &RunOptions, iterations: usize, runs: usize, ba
             baseline_ns,
         });
     }
-    let memory = session.workers().iter().flat_map(|w| w.memory_sizes()).collect();
+    let memory = session
+        .workers()
+        .iter()
+        .flat_map(|w| w.memory_sizes())
+        .collect();
     Ok(BenchReport {
         source: s.source.clone(),
         chain: s.spec.chain.iter().map(|p| p.name.clone()).collect(),
@@ -108,7 +130,13 @@ pub fn bench(s: &Scenario, opts: &RunOptions, iterations: usize, runs: usize, ba
 }
 
 /// Benchmarks a scenario file.
-pub fn bench_file(path: &Path, opts: &RunOptions, iterations: usize, runs: usize, baseline: bool) -> Result<BenchReport, String> {
+pub fn bench_file(
+    path: &Path,
+    opts: &RunOptions,
+    iterations: usize,
+    runs: usize,
+    baseline: bool,
+) -> Result<BenchReport, String> {
     let s = Scenario::from_file(path)?;
     bench(&s, opts, iterations, runs, baseline)
 }
@@ -116,7 +144,11 @@ pub fn bench_file(path: &Path, opts: &RunOptions, iterations: usize, runs: usize
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}  chain: [{}]", self.source, self.chain.join(", "))?;
-        writeln!(f, "  {} requests x {} runs per step, median ns/request", self.iterations, self.runs)?;
+        writeln!(
+            f,
+            "  {} requests x {} runs per step, median ns/request",
+            self.iterations, self.runs
+        )?;
         for s in &self.steps {
             match s.baseline_ns {
                 Some(b) => writeln!(

@@ -28,7 +28,6 @@ use crate::stream_data::{window, LocalReply, Slot, StreamData, StreamRef};
 use crate::types::{LogLevel, StreamType};
 use crate::vm::{Action, CalloutView, OutgoingCall, Outputs, PluginInfo, Trap, Vm, VmSettings};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -72,7 +71,11 @@ pub struct PluginConfig {
 
 impl PluginConfig {
     /// A plugin with defaults: root_id = name, empty vm_id, fail_closed.
-    pub fn new(name: &str, wasm: impl Into<PathBuf>, configuration: impl Into<Vec<u8>>) -> PluginConfig {
+    pub fn new(
+        name: &str,
+        wasm: impl Into<PathBuf>,
+        configuration: impl Into<Vec<u8>>,
+    ) -> PluginConfig {
         PluginConfig {
             name: name.to_string(),
             root_id: name.to_string(),
@@ -129,12 +132,25 @@ pub struct ChainConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     /// The request passed every filter: send it upstream to `cluster`.
-    UpstreamHeaders { headers: HeaderMap, end_stream: bool, cluster: String },
-    UpstreamData { data: Vec<u8>, end_stream: bool },
+    UpstreamHeaders {
+        headers: HeaderMap,
+        end_stream: bool,
+        cluster: String,
+    },
+    UpstreamData {
+        data: Vec<u8>,
+        end_stream: bool,
+    },
     UpstreamTrailers(HeaderMap),
     /// The response (or a local reply) passed every filter.
-    DownstreamHeaders { headers: HeaderMap, end_stream: bool },
-    DownstreamData { data: Vec<u8>, end_stream: bool },
+    DownstreamHeaders {
+        headers: HeaderMap,
+        end_stream: bool,
+    },
+    DownstreamData {
+        data: Vec<u8>,
+        end_stream: bool,
+    },
     DownstreamTrailers(HeaderMap),
     /// The stream was reset (`proxy_close_stream`, reply after response start).
     Reset(String),
@@ -214,6 +230,9 @@ enum Dir {
 
 #[derive(Default, Clone)]
 struct FilterDir {
+    /// The body callback in progress ends the stream and no trailers existed
+    /// before it: trailers that exist afterwards were added by the filter.
+    trailers_addable: bool,
     headers_done: bool,
     stop_all: bool,
     buffering: bool,
@@ -241,7 +260,11 @@ struct StreamState {
     grpc_request: bool,
     /// `end_stream` that came with the request / response headers.
     headers_eos: [bool; 2],
+    /// The route picked, and the route-cache generation it was picked at.
+    route: Option<(u32, RouteResult)>,
 }
+
+type RouteResult = Result<(String, String), (u32, &'static str, u64)>;
 
 /// A stream's outcome as the driver sees it.
 #[derive(Debug, Clone, Default)]
@@ -262,9 +285,11 @@ pub struct Worker {
     vms: Vec<VmSlot>,
     plugins: Vec<PluginSlot>,
     config: ChainConfig,
-    streams: HashMap<u64, StreamState>,
+    streams: crate::FastMap<u64, StreamState>,
+    /// Streams with events not yet taken.
+    dirty: Vec<u64>,
     next_stream: u64,
-    timers: HashMap<(usize, u32), (u32, i64)>,
+    timers: crate::FastMap<(usize, u32), (u32, i64)>,
     outbox: Vec<Callout>,
     route_rng: u64,
 }
@@ -274,7 +299,12 @@ impl Worker {
     /// with the same `vm_id`, code and VM configuration, as Envoy does) and
     /// starts every plugin. Fails if a module cannot load or a plugin's
     /// `proxy_on_vm_start`/`proxy_on_configure` returns false.
-    pub fn new(id: usize, runtime: Arc<Runtime>, host: Arc<HostShared>, config: ChainConfig) -> Result<Worker, String> {
+    pub fn new(
+        id: usize,
+        runtime: Arc<Runtime>,
+        host: Arc<HostShared>,
+        config: ChainConfig,
+    ) -> Result<Worker, String> {
         let mut w = Worker {
             id,
             runtime,
@@ -282,9 +312,10 @@ impl Worker {
             vms: Vec::new(),
             plugins: Vec::new(),
             config: config.clone(),
-            streams: HashMap::new(),
+            streams: Default::default(),
+            dirty: Vec::new(),
             next_stream: (id as u64) << 40,
-            timers: HashMap::new(),
+            timers: Default::default(),
             outbox: Vec::new(),
             route_rng: 0x853c_49e6_748f_ea9b ^ id as u64,
         };
@@ -359,7 +390,11 @@ impl Worker {
         self.vms
             .iter()
             .map(|v| {
-                let names: Vec<&str> = v.plugins.iter().map(|p| self.plugins[*p].info.name.as_str()).collect();
+                let names: Vec<&str> = v
+                    .plugins
+                    .iter()
+                    .map(|p| self.plugins[*p].info.name.as_str())
+                    .collect();
                 (names.join("+"), v.vm.memory_size())
             })
             .collect()
@@ -441,10 +476,17 @@ impl Worker {
         let s = self.streams.get(&sid)?;
         let d = s.data.borrow();
         Some(StreamInfo {
-            local_reply_by: s.local_reply_by.and_then(|p| self.plugins.get(p)).map(|p| p.info.name.clone()),
+            local_reply_by: s
+                .local_reply_by
+                .and_then(|p| self.plugins.get(p))
+                .map(|p| p.info.name.clone()),
             code_details: d.code_details.clone(),
             route_cache_cleared: d.route_cache_cleared,
-            filter_state: d.filter_state.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            filter_state: d
+                .filter_state
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             upstream_cluster: d.upstream_cluster.clone(),
         })
     }
@@ -457,7 +499,9 @@ impl Worker {
     fn apply(&mut self, vm: usize, actions: Vec<Action>) {
         for a in actions {
             let ctx = match &a {
-                Action::Continue { ctx, .. } | Action::Close { ctx, .. } | Action::LocalReply { ctx, .. } => *ctx,
+                Action::Continue { ctx, .. }
+                | Action::Close { ctx, .. }
+                | Action::LocalReply { ctx, .. } => *ctx,
             };
             let Some((sid, pos)) = self.vms[vm].vm.stream_position(ctx) else {
                 continue;
@@ -466,8 +510,14 @@ impl Worker {
                 continue;
             }
             match a {
-                Action::Continue { stream: StreamType::Request, .. } => self.resume(sid, Dir::Req, pos),
-                Action::Continue { stream: StreamType::Response, .. } => {
+                Action::Continue {
+                    stream: StreamType::Request,
+                    ..
+                } => self.resume(sid, Dir::Req, pos),
+                Action::Continue {
+                    stream: StreamType::Response,
+                    ..
+                } => {
                     let k = self.plugins.len() - 1 - pos;
                     self.resume(sid, Dir::Resp, k)
                 }
@@ -546,20 +596,13 @@ impl Worker {
     /// Delivers a gRPC answer to the root context that made the call.
     pub fn deliver_grpc(&mut self, callout: &Callout, a: GrpcAnswer) {
         let (id, root_ctx) = (callout.id, callout.call.root_ctx);
-        let Some(slot) = self.vms.get_mut(id.vm) else { return };
+        let Some(slot) = self.vms.get_mut(id.vm) else {
+            return;
+        };
         if slot.generation != id.generation || slot.vm.failed.is_some() {
             return;
         }
-        let r = slot.vm.on_grpc_answer(
-            root_ctx,
-            id.token,
-            a.initial_metadata,
-            a.message,
-            a.trailing_metadata,
-            a.status,
-            &a.status_message,
-            a.close,
-        );
+        let r = slot.vm.on_grpc_answer(root_ctx, id.token, a);
         self.after_root_call(id.vm, r);
     }
 
@@ -567,7 +610,9 @@ impl Worker {
     /// (`None`: the call failed — Envoy's reset, `on_http_call_response(token, 0, 0, 0)`).
     pub fn deliver_http(&mut self, callout: &Callout, response: Option<CalloutResponse>) {
         let id = callout.id;
-        let Some(slot) = self.vms.get_mut(id.vm) else { return };
+        let Some(slot) = self.vms.get_mut(id.vm) else {
+            return;
+        };
         if slot.generation != id.generation || slot.vm.failed.is_some() {
             return;
         }
@@ -576,20 +621,29 @@ impl Worker {
             body: Some(r.body),
             trailers: Some(r.trailers),
         });
-        let r = slot.vm.on_http_call_response(callout.call.root_ctx, id.token, view);
+        let r = slot
+            .vm
+            .on_http_call_response(callout.call.root_ctx, id.token, view);
         self.after_root_call(id.vm, r);
     }
 
     /// Runs `proxy_on_queue_ready` for items enqueued for this worker's VMs.
     pub fn poll_queues(&mut self) {
         for _ in 0..64 {
+            if !self.host.has_notifications() {
+                return;
+            }
             let ids: Vec<u64> = self.vms.iter().map(|v| v.vm.instance_id()).collect();
             let notes = self.host.take_notifications(&ids);
             if notes.is_empty() {
                 return;
             }
             for n in notes {
-                if let Some(vm) = self.vms.iter().position(|v| v.vm.instance_id() == n.vm_instance) {
+                if let Some(vm) = self
+                    .vms
+                    .iter()
+                    .position(|v| v.vm.instance_id() == n.vm_instance)
+                {
                     if self.vms[vm].vm.failed.is_some() {
                         continue;
                     }
@@ -611,11 +665,20 @@ impl Worker {
                 continue;
             }
             self.vms[vm].reload_pending = false;
-            let new_vm = Vm::new(&self.runtime, &self.vms[vm].module, self.host.clone(), &self.vms[vm].settings);
+            let new_vm = Vm::new(
+                &self.runtime,
+                &self.vms[vm].module,
+                self.host.clone(),
+                &self.vms[vm].settings,
+            );
             let mut new_vm = match new_vm {
                 Ok(v) => v,
                 Err(e) => {
-                    self.host.log(LogLevel::Critical, "", &format!("Failed to reload Wasm VM: {e}"));
+                    self.host.log(
+                        LogLevel::Critical,
+                        "",
+                        &format!("Failed to reload Wasm VM: {e}"),
+                    );
                     continue;
                 }
             };
@@ -625,7 +688,11 @@ impl Worker {
                 match new_vm.start_plugin(self.plugins[*p].info.clone()) {
                     Ok(root) => self.plugins[*p].root_ctx = root,
                     Err(e) => {
-                        self.host.log(LogLevel::Critical, &self.plugins[*p].info.name, &format!("reload: {e}"));
+                        self.host.log(
+                            LogLevel::Critical,
+                            &self.plugins[*p].info.name,
+                            &format!("reload: {e}"),
+                        );
                         ok = false;
                     }
                 }
@@ -633,7 +700,11 @@ impl Worker {
             if !ok {
                 continue;
             }
-            self.host.log(LogLevel::Warn, "", "Wasm VM reloaded after failure (fail_reload)");
+            self.host.log(
+                LogLevel::Warn,
+                "",
+                "Wasm VM reloaded after failure (fail_reload)",
+            );
             let slot = &mut self.vms[vm];
             slot.vm = new_vm;
             slot.generation += 1;
@@ -641,6 +712,24 @@ impl Worker {
             let actions = self.absorb(vm, out);
             self.apply(vm, actions);
         }
+    }
+
+    /// Plugin shutdown, as Envoy drains a VM: `proxy_on_done` on each root
+    /// context; those that return true get `proxy_on_delete` now, the others
+    /// when they call `proxy_done`.
+    pub fn shutdown(&mut self) {
+        for p in 0..self.plugins.len() {
+            let (vm, root) = (self.plugins[p].vm, self.plugins[p].root_ctx);
+            if self.vms[vm].vm.failed.is_some() {
+                continue;
+            }
+            let r = self.vms[vm].vm.shutdown_root(root);
+            if let Ok(true) = r {
+                let _ = self.vms[vm].vm.on_delete(root);
+            }
+            self.after_root_call(vm, r.map(|_| ()));
+        }
+        self.timers.clear();
     }
 
     // ------------------------------------------------------------------
@@ -689,6 +778,7 @@ impl Worker {
                 local_reply_by: None,
                 grpc_request,
                 headers_eos: [end_stream, false],
+                route: None,
             },
         );
         let invalid = invalid_request(&self.streams[&sid].data.borrow().req_headers);
@@ -707,13 +797,16 @@ impl Worker {
             );
             return sid;
         }
+        let _ = self.route_for(sid);
         self.headers_at(sid, Dir::Req, 0, end_stream);
         sid
     }
 
     /// A request body chunk from the client.
     pub fn downstream_data(&mut self, sid: u64, data: Vec<u8>, end_stream: bool) {
-        let Some(s) = self.streams.get_mut(&sid) else { return };
+        let Some(s) = self.streams.get_mut(&sid) else {
+            return;
+        };
         if s.local_reply_by.is_some() || s.finished {
             return;
         }
@@ -726,7 +819,9 @@ impl Worker {
 
     /// Request trailers from the client (end of the request).
     pub fn downstream_trailers(&mut self, sid: u64, trailers: HeaderMap) {
-        let Some(s) = self.streams.get_mut(&sid) else { return };
+        let Some(s) = self.streams.get_mut(&sid) else {
+            return;
+        };
         if s.local_reply_by.is_some() || s.finished {
             return;
         }
@@ -745,7 +840,9 @@ impl Worker {
 
     /// Response headers from the upstream.
     pub fn upstream_headers(&mut self, sid: u64, headers: HeaderMap, end_stream: bool) {
-        let Some(s) = self.streams.get_mut(&sid) else { return };
+        let Some(s) = self.streams.get_mut(&sid) else {
+            return;
+        };
         if s.finished || s.local_reply_by.is_some() || s.response_started {
             return;
         }
@@ -763,7 +860,9 @@ impl Worker {
 
     /// A response body chunk from the upstream.
     pub fn upstream_data(&mut self, sid: u64, data: Vec<u8>, end_stream: bool) {
-        let Some(s) = self.streams.get(&sid) else { return };
+        let Some(s) = self.streams.get(&sid) else {
+            return;
+        };
         if s.finished || s.local_reply_by.is_some() {
             return;
         }
@@ -772,7 +871,9 @@ impl Worker {
 
     /// Response trailers from the upstream.
     pub fn upstream_trailers(&mut self, sid: u64, trailers: HeaderMap) {
-        let Some(s) = self.streams.get(&sid) else { return };
+        let Some(s) = self.streams.get(&sid) else {
+            return;
+        };
         if s.finished || s.local_reply_by.is_some() {
             return;
         }
@@ -782,7 +883,14 @@ impl Worker {
 
     /// The upstream failed: Envoy answers the client itself (`503 no healthy
     /// upstream`, `504 upstream request timeout`, ...) through the filters.
-    pub fn upstream_failure(&mut self, sid: u64, status: u32, body: &str, details: &str, flags: u64) {
+    pub fn upstream_failure(
+        &mut self,
+        sid: u64,
+        status: u32,
+        body: &str,
+        details: &str,
+        flags: u64,
+    ) {
         let n = self.plugins.len();
         if let Some(s) = self.streams.get(&sid) {
             s.data.borrow_mut().response_flags |= flags;
@@ -840,7 +948,15 @@ impl Worker {
                 if let Some(d) = self.dirs(sid, dir) {
                     d[k].headers_done = true;
                 }
-                self.close_window(sid, i, if dir == Dir::Req { window::REQ_HEADERS } else { window::RESP_HEADERS });
+                self.close_window(
+                    sid,
+                    i,
+                    if dir == Dir::Req {
+                        window::REQ_HEADERS
+                    } else {
+                        window::RESP_HEADERS
+                    },
+                );
                 self.headers_at(sid, dir, k + 1, eos);
                 self.flush_pending(sid, dir, k);
             }
@@ -880,17 +996,33 @@ impl Worker {
             let f = &mut d[k];
             if !f.headers_done || f.stopped_trailers {
                 // Stopped in headers: hold the body until the filter continues.
-                f.pending.get_or_insert_with(Vec::new).extend_from_slice(&data);
+                f.pending
+                    .get_or_insert_with(Vec::new)
+                    .extend_from_slice(&data);
                 f.pending_eos |= eos;
                 return;
             }
         }
         let buffering = self.dirs(sid, dir).map(|d| d[k].buffering).unwrap_or(false);
+        let no_trailers = {
+            let d = self.streams[&sid].data.borrow();
+            match dir {
+                Dir::Req => d.req_trailers.is_none(),
+                Dir::Resp => d.resp_trailers.is_none(),
+            }
+        };
+        if let Some(d) = self.dirs(sid, dir) {
+            d[k].trailers_addable = eos && no_trailers;
+        }
         {
             let s = &self.streams[&sid];
             let mut st = s.data.borrow_mut();
             let slot = &mut st.slots[i];
-            let buf = if dir == Dir::Req { &mut slot.req_buf } else { &mut slot.resp_buf };
+            let buf = if dir == Dir::Req {
+                &mut slot.req_buf
+            } else {
+                &mut slot.resp_buf
+            };
             if !buffering {
                 buf.clear();
             }
@@ -907,7 +1039,7 @@ impl Worker {
                     d[k].buffering = false;
                 }
                 let body = self.take_body(sid, dir, i);
-                self.data_at(sid, dir, k + 1, body, eos);
+                self.forward_body(sid, dir, k, body, eos);
             }
             Outcome::Stop => {
                 if let Some(d) = self.dirs(sid, dir) {
@@ -918,13 +1050,45 @@ impl Worker {
         }
     }
 
+    /// Passes a body on from position `k`; if the filter added trailers in
+    /// its last body callback, the data goes on without end of stream and
+    /// the new trailers follow (Envoy's `addDecodedTrailers` /
+    /// `addEncodedTrailers`).
+    fn forward_body(&mut self, sid: u64, dir: Dir, k: usize, body: Vec<u8>, eos: bool) {
+        let added = eos
+            && self.dirs(sid, dir).is_some_and(|d| d[k].trailers_addable)
+            && self.streams.get(&sid).is_some_and(|s| {
+                let d = s.data.borrow();
+                match dir {
+                    Dir::Req => d.req_trailers.is_some(),
+                    Dir::Resp => d.resp_trailers.is_some(),
+                }
+            });
+        if added {
+            self.data_at(sid, dir, k + 1, body, false);
+            self.trailers_at(sid, dir, k + 1);
+        } else {
+            self.data_at(sid, dir, k + 1, body, eos);
+        }
+    }
+
     fn take_body(&mut self, sid: u64, dir: Dir, i: usize) -> Vec<u8> {
-        let Some(s) = self.streams.get(&sid) else { return Vec::new() };
+        let Some(s) = self.streams.get(&sid) else {
+            return Vec::new();
+        };
         let mut st = s.data.borrow_mut();
         let slot = &mut st.slots[i];
-        let w = if dir == Dir::Req { window::REQ_BODY } else { window::RESP_BODY };
+        let w = if dir == Dir::Req {
+            window::REQ_BODY
+        } else {
+            window::RESP_BODY
+        };
         slot.open &= !w;
-        std::mem::take(if dir == Dir::Req { &mut slot.req_buf } else { &mut slot.resp_buf })
+        std::mem::take(if dir == Dir::Req {
+            &mut slot.req_buf
+        } else {
+            &mut slot.resp_buf
+        })
     }
 
     fn trailers_at(&mut self, sid: u64, dir: Dir, k: usize) {
@@ -955,12 +1119,23 @@ impl Worker {
     }
 
     fn pass_trailers(&mut self, sid: u64, dir: Dir, k: usize, i: usize) {
-        let buffered = self.dirs(sid, dir).map(|d| std::mem::take(&mut d[k].buffering)).unwrap_or(false);
+        let buffered = self
+            .dirs(sid, dir)
+            .map(|d| std::mem::take(&mut d[k].buffering))
+            .unwrap_or(false);
         if buffered {
             let body = self.take_body(sid, dir, i);
             self.data_at(sid, dir, k + 1, body, false);
         }
-        self.close_window(sid, i, if dir == Dir::Req { window::REQ_TRAILERS } else { window::RESP_TRAILERS });
+        self.close_window(
+            sid,
+            i,
+            if dir == Dir::Req {
+                window::REQ_TRAILERS
+            } else {
+                window::RESP_TRAILERS
+            },
+        );
         self.trailers_at(sid, dir, k + 1);
     }
 
@@ -970,7 +1145,9 @@ impl Worker {
             return;
         }
         let i = self.filter_index(dir, k);
-        let Some(f) = self.dirs(sid, dir).map(|d| d[k].clone()) else { return };
+        let Some(f) = self.dirs(sid, dir).map(|d| d[k].clone()) else {
+            return;
+        };
         // Envoy forgets the context's maps and buffers on continue.
         let all = if dir == Dir::Req {
             window::REQ_HEADERS | window::REQ_BODY | window::REQ_TRAILERS
@@ -1007,12 +1184,14 @@ impl Worker {
             };
             let body = self.take_body(sid, dir, i);
             self.close_window(sid, i, all);
-            self.data_at(sid, dir, k + 1, body, eos);
+            self.forward_body(sid, dir, k, body, eos);
         }
     }
 
     fn headers_eos(&self, sid: u64, dir: Dir) -> bool {
-        self.streams.get(&sid).is_some_and(|s| s.headers_eos[dir as usize])
+        self.streams
+            .get(&sid)
+            .is_some_and(|s| s.headers_eos[dir as usize])
     }
 
     fn close_window(&mut self, sid: u64, i: usize, w: u32) {
@@ -1030,14 +1209,16 @@ impl Worker {
         match dir {
             Dir::Req => {
                 let headers = self.streams[&sid].data.borrow().req_headers.clone();
-                match self.route(&headers) {
-                    Ok((route, cluster)) => {
-                        {
-                            let mut d = self.streams[&sid].data.borrow_mut();
-                            d.upstream_cluster = Some(cluster.clone());
-                            d.route_name = Some(route);
-                        }
-                        self.push(sid, StreamEvent::UpstreamHeaders { headers, end_stream: eos, cluster });
+                match self.route_for(sid) {
+                    Ok((_route, cluster)) => {
+                        self.push(
+                            sid,
+                            StreamEvent::UpstreamHeaders {
+                                headers,
+                                end_stream: eos,
+                                cluster,
+                            },
+                        );
                     }
                     Err((status, details, flag)) => {
                         if let Some(s) = self.streams.get(&sid) {
@@ -1059,11 +1240,22 @@ impl Worker {
                 }
             }
             Dir::Resp => {
-                let headers = self.streams[&sid].data.borrow().resp_headers.clone().unwrap_or_default();
+                let headers = self.streams[&sid]
+                    .data
+                    .borrow()
+                    .resp_headers
+                    .clone()
+                    .unwrap_or_default();
                 if let Some(s) = self.streams.get_mut(&sid) {
                     s.downstream_headers_sent = true;
                 }
-                self.push(sid, StreamEvent::DownstreamHeaders { headers, end_stream: eos });
+                self.push(
+                    sid,
+                    StreamEvent::DownstreamHeaders {
+                        headers,
+                        end_stream: eos,
+                    },
+                );
                 if eos {
                     self.downstream_complete(sid);
                 }
@@ -1073,12 +1265,24 @@ impl Worker {
 
     fn sink_data(&mut self, sid: u64, dir: Dir, data: Vec<u8>, eos: bool) {
         match dir {
-            Dir::Req => self.push(sid, StreamEvent::UpstreamData { data, end_stream: eos }),
+            Dir::Req => self.push(
+                sid,
+                StreamEvent::UpstreamData {
+                    data,
+                    end_stream: eos,
+                },
+            ),
             Dir::Resp => {
                 if let Some(s) = self.streams.get(&sid) {
                     s.data.borrow_mut().resp_body_bytes += data.len() as u64;
                 }
-                self.push(sid, StreamEvent::DownstreamData { data, end_stream: eos });
+                self.push(
+                    sid,
+                    StreamEvent::DownstreamData {
+                        data,
+                        end_stream: eos,
+                    },
+                );
                 if eos {
                     self.downstream_complete(sid);
                 }
@@ -1106,8 +1310,56 @@ impl Worker {
 
     fn push(&mut self, sid: u64, e: StreamEvent) {
         if let Some(s) = self.streams.get_mut(&sid) {
+            if s.events.is_empty() {
+                self.dirty.push(sid);
+            }
             s.events.push(e);
         }
+    }
+
+    /// Ids of streams that have events waiting (each once), clearing the list.
+    pub fn take_dirty(&mut self) -> Vec<u64> {
+        let mut d = std::mem::take(&mut self.dirty);
+        d.sort_unstable();
+        d.dedup();
+        d
+    }
+
+    /// The stream's route, as Envoy's connection manager caches it: picked
+    /// before the filters run (so `xds.route_name` / `xds.cluster_name` are
+    /// known from the first callback) and picked again when a filter cleared
+    /// the route cache since.
+    fn route_for(&mut self, sid: u64) -> RouteResult {
+        let Some(s) = self.streams.get(&sid) else {
+            return Err((503, "stream_gone", 0));
+        };
+        let (headers, generation) = {
+            let d = s.data.borrow();
+            (d.req_headers.clone(), d.route_cache_cleared)
+        };
+        if let Some((g, r)) = &s.route {
+            if *g == generation {
+                return r.clone();
+            }
+        }
+        let r = self.route(&headers);
+        if let Some(s) = self.streams.get_mut(&sid) {
+            {
+                let mut d = s.data.borrow_mut();
+                match &r {
+                    Ok((route, cluster)) => {
+                        d.route_name = Some(route.clone());
+                        d.upstream_cluster = Some(cluster.clone());
+                    }
+                    Err(_) => {
+                        d.route_name = None;
+                        d.upstream_cluster = None;
+                    }
+                }
+            }
+            s.route = Some((generation, r.clone()));
+        }
+        r
     }
 
     fn route(&mut self, headers: &HeaderMap) -> Result<(String, String), (u32, &'static str, u64)> {
@@ -1121,25 +1373,38 @@ impl Worker {
             .routes
             .iter()
             .find(|r| {
-                r.prefix.as_ref().is_none_or(|p| url_path.starts_with(p.as_str()))
+                r.prefix
+                    .as_ref()
+                    .is_none_or(|p| url_path.starts_with(p.as_str()))
                     && r.path.as_ref().is_none_or(|p| url_path == p)
-                    && r.headers.iter().all(|(n, v)| match (headers.get_str(n), v) {
-                        (Some(_), None) => true,
-                        (Some(a), Some(b)) => a == *b,
-                        (None, _) => false,
-                    })
+                    && r.headers
+                        .iter()
+                        .all(|(n, v)| match (headers.get_str(n), v) {
+                            (Some(_), None) => true,
+                            (Some(a), Some(b)) => a == *b,
+                            (None, _) => false,
+                        })
             })
             .cloned()
             .ok_or((404, "route_not_found", response_flags::NO_ROUTE_FOUND))?;
         let cluster = match &route.action {
             RouteAction::Cluster(c) => c.clone(),
-            RouteAction::ClusterHeader(h) => headers
-                .get_str(h)
-                .ok_or((503, "cluster_not_found", response_flags::NO_CLUSTER_FOUND))?,
+            RouteAction::ClusterHeader(h) => headers.get_str(h).ok_or((
+                503,
+                "cluster_not_found",
+                response_flags::NO_CLUSTER_FOUND,
+            ))?,
             RouteAction::Weighted(ws) => {
                 let total: u64 = ws.iter().map(|(_, w)| u64::from(*w)).sum();
-                self.route_rng = self.route_rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let mut pick = if total == 0 { 0 } else { (self.route_rng >> 33) % total };
+                self.route_rng = self
+                    .route_rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let mut pick = if total == 0 {
+                    0
+                } else {
+                    (self.route_rng >> 33) % total
+                };
                 let mut chosen = ws.first().map(|(c, _)| c.clone()).unwrap_or_default();
                 for (c, w) in ws {
                     if pick < u64::from(*w) {
@@ -1151,7 +1416,9 @@ impl Worker {
                 chosen
             }
         };
-        if !self.config.upstream_clusters.is_empty() && !self.config.upstream_clusters.contains(&cluster) {
+        if !self.config.upstream_clusters.is_empty()
+            && !self.config.upstream_clusters.contains(&cluster)
+        {
             return Err((503, "cluster_not_found", response_flags::NO_CLUSTER_FOUND));
         }
         Ok((route.name.clone(), cluster))
@@ -1161,7 +1428,9 @@ impl Worker {
     // Local replies, resets, the end of a stream
 
     fn local_reply(&mut self, sid: u64, position: usize, reply: LocalReply) {
-        let Some(s) = self.streams.get_mut(&sid) else { return };
+        let Some(s) = self.streams.get_mut(&sid) else {
+            return;
+        };
         if s.finished {
             return;
         }
@@ -1177,13 +1446,18 @@ impl Worker {
         }
         s.local_reply_by = Some(position);
         let headers = local_reply_headers(&reply, s.grpc_request);
-        let body = if s.grpc_request { Vec::new() } else { reply.body.clone() };
+        let body = if s.grpc_request {
+            Vec::new()
+        } else {
+            reply.body.clone()
+        };
         let eos = body.is_empty();
         let direct = s.response_started;
         s.response_started = true;
         {
             let mut d = s.data.borrow_mut();
-            d.code_details = Some(if reply.details.is_empty() { "via_wasm".into() } else { reply.details.clone() });
+            // Envoy records the details as given, even when empty.
+            d.code_details = Some(reply.details.clone());
             d.resp_headers = Some(headers.clone());
             d.resp_trailers = None;
             for slot in d.slots.iter_mut() {
@@ -1193,10 +1467,24 @@ impl Worker {
         if direct {
             // The response already entered the filters: reply straight to the client.
             s.downstream_headers_sent = true;
-            s.events.push(StreamEvent::DownstreamHeaders { headers, end_stream: eos });
             if !eos {
                 s.data.borrow_mut().resp_body_bytes += body.len() as u64;
-                s.events.push(StreamEvent::DownstreamData { data: body, end_stream: true });
+            }
+            self.push(
+                sid,
+                StreamEvent::DownstreamHeaders {
+                    headers,
+                    end_stream: eos,
+                },
+            );
+            if !eos {
+                self.push(
+                    sid,
+                    StreamEvent::DownstreamData {
+                        data: body,
+                        end_stream: true,
+                    },
+                );
             }
             self.downstream_complete(sid);
             return;
@@ -1212,11 +1500,13 @@ impl Worker {
     }
 
     fn reset(&mut self, sid: u64, reason: &str) {
-        let Some(s) = self.streams.get_mut(&sid) else { return };
+        let Some(s) = self.streams.get_mut(&sid) else {
+            return;
+        };
         if s.finished {
             return;
         }
-        s.events.push(StreamEvent::Reset(reason.to_string()));
+        self.push(sid, StreamEvent::Reset(reason.to_string()));
         self.finish(sid);
     }
 
@@ -1231,7 +1521,9 @@ impl Worker {
     /// context if the plugin never saw the request), then `proxy_on_done`
     /// and `proxy_on_delete`.
     fn finish(&mut self, sid: u64) {
-        let Some(s) = self.streams.get_mut(&sid) else { return };
+        let Some(s) = self.streams.get_mut(&sid) else {
+            return;
+        };
         if s.finished {
             return;
         }
@@ -1244,7 +1536,9 @@ impl Worker {
         }
         let n = self.plugins.len();
         for i in 0..n {
-            let Some((vm, ctx)) = self.context_for(sid, i) else { continue };
+            let Some((vm, ctx)) = self.context_for(sid, i) else {
+                continue;
+            };
             if self.vms[vm].vm.ensure_created(ctx).is_err() {
                 self.after_stream_call(vm);
                 continue;
@@ -1257,7 +1551,9 @@ impl Worker {
         }
         data.borrow_mut().log_phase = false;
         for i in 0..n {
-            let Some((vm, ctx)) = self.existing_context(sid, i) else { continue };
+            let Some((vm, ctx)) = self.existing_context(sid, i) else {
+                continue;
+            };
             if self.vms[vm].vm.failed.is_none() && self.vms[vm].vm.is_created(ctx) {
                 let _ = self.vms[vm].vm.on_done(ctx);
                 self.after_stream_call(vm);
@@ -1268,9 +1564,7 @@ impl Worker {
             }
             self.vms[vm].vm.drop_context(ctx);
         }
-        if let Some(s) = self.streams.get_mut(&sid) {
-            s.events.push(StreamEvent::Complete);
-        }
+        self.push(sid, StreamEvent::Complete);
     }
 
     fn after_stream_call(&mut self, vm: usize) {
@@ -1313,7 +1607,9 @@ impl Worker {
     fn call(&mut self, sid: u64, dir: Dir, phase: Phase, i: usize, eos: bool) -> Outcome {
         let vm = self.plugins[i].vm;
         let policy = self.plugins[i].config.failure_policy;
-        let Some(s) = self.streams.get(&sid) else { return Outcome::Gone };
+        let Some(s) = self.streams.get(&sid) else {
+            return Outcome::Gone;
+        };
         if s.failed[i] {
             return Outcome::Continue;
         }
@@ -1410,7 +1706,11 @@ impl Worker {
                     Phase::Body => d[k].buffering,
                     Phase::Trailers => d[k].stopped_trailers,
                 });
-                return if still == Some(true) { Outcome::Stop } else { Outcome::Gone };
+                return if still == Some(true) {
+                    Outcome::Stop
+                } else {
+                    Outcome::Gone
+                };
             }
         }
         self.poll_queues();
@@ -1427,6 +1727,11 @@ impl Worker {
         }
         if let Some(s) = self.streams.get_mut(&sid) {
             s.failed[i] = true;
+            if s.local_reply_by.is_some() {
+                // Already answering (e.g. with the failure reply of another
+                // plugin on the same VM): let that reply through.
+                return Outcome::Continue;
+            }
         }
         self.local_reply(
             sid,
@@ -1462,13 +1767,17 @@ enum Outcome {
 /// `:path` must be present (`400`), header names must be valid tokens and
 /// values must not contain NUL, CR or LF (the codec refuses them).
 fn invalid_request(h: &HeaderMap) -> Option<(u32, &'static str)> {
-    if h.get(b":method").is_none_or(|m| m.is_empty()) || h.get(b":path").is_none_or(|p| p.is_empty()) {
+    if h.get(b":method").is_none_or(|m| m.is_empty())
+        || h.get(b":path").is_none_or(|p| p.is_empty())
+    {
         return Some((400, "missing_required_header"));
     }
     for (k, v) in h.entries() {
         let name = k.strip_prefix(b":").unwrap_or(k);
         let token = !name.is_empty()
-            && name.iter().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(c));
+            && name
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(c));
         if !token {
             return Some((400, "http1.invalid_characters"));
         }
@@ -1487,7 +1796,9 @@ pub fn local_reply_headers(reply: &LocalReply, grpc: bool) -> HeaderMap {
     if grpc {
         h.add(b":status", b"200");
         h.add(b"content-type", b"application/grpc");
-        let status = reply.grpc_status.unwrap_or_else(|| http_to_grpc_status(reply.status));
+        let status = reply
+            .grpc_status
+            .unwrap_or_else(|| http_to_grpc_status(reply.status));
         h.add(b"grpc-status", status.to_string().as_bytes());
         if !reply.body.is_empty() {
             h.add(b"grpc-message", grpc_percent_encode(&reply.body).as_bytes());
@@ -1496,7 +1807,11 @@ pub fn local_reply_headers(reply: &LocalReply, grpc: bool) -> HeaderMap {
         h.add(b":status", reply.status.to_string().as_bytes());
         if !reply.body.is_empty() {
             h.add(b"content-length", reply.body.len().to_string().as_bytes());
-            if !reply.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(b"content-type")) {
+            if !reply
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(b"content-type"))
+            {
                 h.add(b"content-type", b"text/plain");
             }
         }
@@ -1543,4 +1858,3 @@ fn request_id(sid: u64) -> String {
         b & 0xffff_ffff_ffff
     )
 }
-

@@ -19,7 +19,9 @@ impl HeaderMap {
     }
 
     /// Builds from string pairs (names are lower-cased).
-    pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         let mut m = HeaderMap::new();
         for (k, v) in pairs {
             m.add(k.as_ref(), v.as_ref());
@@ -30,18 +32,26 @@ impl HeaderMap {
     /// First value of `name`.
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
         let l = lower(name);
-        self.entries.iter().find(|(k, _)| *k == l).map(|(_, v)| v.as_slice())
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == l)
+            .map(|(_, v)| v.as_slice())
     }
 
     /// First value as text (lossy).
     pub fn get_str(&self, name: &str) -> Option<String> {
-        self.get(name.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned())
+        self.get(name.as_bytes())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     /// Every value of `name`.
     pub fn get_all(&self, name: &[u8]) -> Vec<&[u8]> {
         let l = lower(name);
-        self.entries.iter().filter(|(k, _)| *k == l).map(|(_, v)| v.as_slice()).collect()
+        self.entries
+            .iter()
+            .filter(|(k, _)| *k == l)
+            .map(|(_, v)| v.as_slice())
+            .collect()
     }
 
     /// All values joined by `,` as Envoy's expression attributes show a
@@ -116,7 +126,12 @@ impl HeaderMap {
     pub fn to_string_pairs(&self) -> Vec<(String, String)> {
         self.entries
             .iter()
-            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
             .collect()
     }
 }

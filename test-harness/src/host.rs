@@ -20,7 +20,9 @@ pub enum Clock {
 impl Clock {
     /// A virtual clock starting at `unix_seconds`.
     pub fn virtual_at(unix_seconds: i64) -> Clock {
-        Clock::Virtual(Arc::new(AtomicI64::new(unix_seconds.saturating_mul(1_000_000_000))))
+        Clock::Virtual(Arc::new(AtomicI64::new(
+            unix_seconds.saturating_mul(1_000_000_000),
+        )))
     }
     /// Wall-clock time, ns since the Unix epoch.
     pub fn now_ns(&self) -> i64 {
@@ -38,7 +40,10 @@ impl Clock {
             Clock::Virtual(t) => t.load(Ordering::SeqCst),
             Clock::Real => {
                 static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-                START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as i64
+                START
+                    .get_or_init(std::time::Instant::now)
+                    .elapsed()
+                    .as_nanos() as i64
             }
         }
     }
@@ -77,8 +82,8 @@ pub struct Metric {
 
 /// Envoy's default histogram bucket bounds.
 pub const HISTOGRAM_BUCKETS: [f64; 19] = [
-    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
-    300000.0, 600000.0, 1800000.0, 3600000.0,
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
 ];
 
 #[derive(Debug, Default)]
@@ -103,6 +108,11 @@ pub struct QueueReady {
     pub queue_id: u32,
 }
 
+/// Shared data per vm_id: key -> (value, CAS token).
+type SharedData = HashMap<String, HashMap<Vec<u8>, (Vec<u8>, u32)>>;
+/// Metric name and kind -> index into the metric list.
+type MetricIndex = HashMap<(String, MetricKind), usize>;
+
 /// Host-wide shared state.
 #[derive(Debug)]
 pub struct HostShared {
@@ -113,11 +123,13 @@ pub struct HostShared {
     /// Echo log lines to stderr as they happen.
     pub echo_logs: bool,
     clusters: Mutex<HashSet<String>>,
-    shared_data: Mutex<HashMap<String, HashMap<Vec<u8>, (Vec<u8>, u32)>>>,
+    shared_data: Mutex<SharedData>,
     next_cas: AtomicU32,
     queues: Mutex<Queues>,
     notifications: Mutex<Vec<QueueReady>>,
-    metrics: Mutex<(HashMap<(String, MetricKind), usize>, Vec<Metric>)>,
+    /// Number of queued notifications (checked without taking the lock).
+    pending_notifications: std::sync::atomic::AtomicUsize,
+    metrics: Mutex<(MetricIndex, Vec<Metric>)>,
     logs: Mutex<(VecDeque<LogLine>, u64)>,
     next_vm_instance: AtomicU64,
     properties: std::sync::RwLock<crate::properties::PropertyMap>,
@@ -140,6 +152,7 @@ impl HostShared {
                 ..Default::default()
             }),
             notifications: Mutex::new(Vec::new()),
+            pending_notifications: std::sync::atomic::AtomicUsize::new(0),
             metrics: Mutex::new((HashMap::new(), Vec::new())),
             logs: Mutex::new((VecDeque::new(), 0)),
             next_vm_instance: AtomicU64::new(1),
@@ -164,13 +177,18 @@ impl HostShared {
     /// Sets a host-level property (e.g. `node.metadata.NAMESPACE`), visible
     /// from root and stream contexts.
     pub fn set_property(&self, path: &str, value: crate::properties::Value) {
-        self.properties.write().expect("lock").insert(path.to_string(), value);
+        self.properties
+            .write()
+            .expect("lock")
+            .insert(path.to_string(), value);
     }
 
     /// A host-level property by dotted path, or the map of those below it.
     pub fn property(&self, path: &str) -> Option<crate::properties::Value> {
         let g = self.properties.read().expect("lock");
-        g.get(path).cloned().or_else(|| crate::properties::subtree(&g, path))
+        g.get(path)
+            .cloned()
+            .or_else(|| crate::properties::subtree(&g, path))
     }
 
     // ---- clusters -------------------------------------------------------
@@ -261,7 +279,13 @@ impl HostShared {
 
     /// `proxy_register_shared_queue`: creates or reopens a queue; the caller's
     /// (VM, root context) becomes the one notified of new items.
-    pub fn register_queue(&self, vm_id: &str, name: &[u8], vm_instance: u64, context_id: u32) -> u32 {
+    pub fn register_queue(
+        &self,
+        vm_id: &str,
+        name: &[u8],
+        vm_instance: u64,
+        context_id: u32,
+    ) -> u32 {
         let mut g = self.queues.lock().expect("lock");
         let key = (vm_id.to_string(), name.to_vec());
         let token = match g.by_name.get(&key) {
@@ -299,6 +323,7 @@ impl HostShared {
                 context_id,
                 queue_id: token,
             });
+            self.pending_notifications.fetch_add(1, Ordering::SeqCst);
         }
         Status::Ok
     }
@@ -312,10 +337,21 @@ impl HostShared {
 
     /// Takes the pending queue-ready notifications for the given VMs.
     pub fn take_notifications(&self, vm_instances: &[u64]) -> Vec<QueueReady> {
+        if !self.has_notifications() {
+            return Vec::new();
+        }
         let mut g = self.notifications.lock().expect("lock");
-        let (mine, rest): (Vec<_>, Vec<_>) = g.drain(..).partition(|n| vm_instances.contains(&n.vm_instance));
+        let (mine, rest): (Vec<_>, Vec<_>) = g
+            .drain(..)
+            .partition(|n| vm_instances.contains(&n.vm_instance));
         *g = rest;
+        self.pending_notifications.store(g.len(), Ordering::SeqCst);
         mine
+    }
+
+    /// Whether any queue-ready notification waits (a cheap check).
+    pub fn has_notifications(&self) -> bool {
+        self.pending_notifications.load(Ordering::SeqCst) > 0
     }
 
     // ---- metrics --------------------------------------------------------
@@ -358,9 +394,13 @@ impl HostShared {
     /// The metric called `name` (any kind; counters first).
     pub fn metric(&self, name: &str) -> Option<Metric> {
         let g = self.metrics.lock().expect("lock");
-        [MetricKind::Counter, MetricKind::Gauge, MetricKind::Histogram]
-            .iter()
-            .find_map(|k| g.0.get(&(name.to_string(), *k)).map(|i| g.1[*i].clone()))
+        [
+            MetricKind::Counter,
+            MetricKind::Gauge,
+            MetricKind::Histogram,
+        ]
+        .iter()
+        .find_map(|k| g.0.get(&(name.to_string(), *k)).map(|i| g.1[*i].clone()))
     }
 }
 
@@ -388,9 +428,15 @@ mod tests {
         assert_eq!(h.set_shared_data("vm", b"k", b"v1", 0), Status::Ok);
         let (v, cas) = h.get_shared_data("vm", b"k").unwrap();
         assert_eq!(v, b"v1");
-        assert_eq!(h.set_shared_data("vm", b"k", b"v2", cas + 100), Status::CasMismatch);
+        assert_eq!(
+            h.set_shared_data("vm", b"k", b"v2", cas + 100),
+            Status::CasMismatch
+        );
         assert_eq!(h.set_shared_data("vm", b"k", b"v2", cas), Status::Ok);
-        assert_eq!(h.set_shared_data("vm", b"k", b"v3", cas), Status::CasMismatch);
+        assert_eq!(
+            h.set_shared_data("vm", b"k", b"v3", cas),
+            Status::CasMismatch
+        );
         assert!(h.get_shared_data("other", b"k").is_none());
     }
 
@@ -403,7 +449,14 @@ mod tests {
         assert_eq!(h.dequeue(t), Err(Status::Empty));
         assert_eq!(h.enqueue(t, b"a"), Status::Ok);
         assert_eq!(h.enqueue(999, b"a"), Status::NotFound);
-        assert_eq!(h.take_notifications(&[7]), vec![QueueReady { vm_instance: 7, context_id: 1, queue_id: t }]);
+        assert_eq!(
+            h.take_notifications(&[7]),
+            vec![QueueReady {
+                vm_instance: 7,
+                context_id: 1,
+                queue_id: t
+            }]
+        );
         assert_eq!(h.dequeue(t), Ok(b"a".to_vec()));
         assert_eq!(h.register_queue("vm", b"q", 8, 2), t);
     }

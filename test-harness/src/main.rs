@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "wasmesh", version, about = "Proxy-Wasm host on wasmtime with Envoy's semantics")]
+#[command(
+    name = "wasmesh",
+    version,
+    about = "Proxy-Wasm host on wasmtime with Envoy's semantics"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -45,8 +49,15 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Test { files, wasm_dir, verbose } => {
-            let opts = wasmesh::scenario::RunOptions { wasm_dir, echo_logs: verbose };
+        Cmd::Test {
+            files,
+            wasm_dir,
+            verbose,
+        } => {
+            let opts = wasmesh::scenario::RunOptions {
+                wasm_dir,
+                echo_logs: verbose,
+            };
             let mut paths = Vec::new();
             for f in files {
                 if f.is_dir() {
@@ -61,7 +72,9 @@ fn main() -> ExitCode {
             }
             let (mut steps, mut failed) = (0, 0);
             for p in &paths {
-                let report = match wasmesh::scenario::Scenario::from_file(p).and_then(|s| wasmesh::scenario::run(&s, &opts)) {
+                let report = match wasmesh::scenario::Scenario::from_file(p)
+                    .and_then(|s| wasmesh::scenario::run(&s, &opts))
+                {
                     Ok(r) => r,
                     Err(e) => {
                         println!("{}\n  FAIL  {e}", p.display());
@@ -73,15 +86,27 @@ fn main() -> ExitCode {
                 steps += report.steps.len();
                 failed += report.failed_count();
             }
-            println!("\n{} scenario file(s), {steps} step(s), {failed} failed", paths.len());
+            println!(
+                "\n{} scenario file(s), {steps} step(s), {failed} failed",
+                paths.len()
+            );
             if failed == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             }
         }
-        Cmd::Bench { scenario, wasm_dir, iterations, runs, baseline } => {
-            let opts = wasmesh::scenario::RunOptions { wasm_dir, echo_logs: false };
+        Cmd::Bench {
+            scenario,
+            wasm_dir,
+            iterations,
+            runs,
+            baseline,
+        } => {
+            let opts = wasmesh::scenario::RunOptions {
+                wasm_dir,
+                echo_logs: false,
+            };
             match wasmesh::bench::bench_file(&scenario, &opts, iterations, runs, baseline) {
                 Ok(r) => {
                     println!("{r}");

@@ -91,11 +91,20 @@ mod tests {
         let enc = encode(&[("a", "1"), ("b", "22")]);
         assert_eq!(
             enc,
-            vec![2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'1', 0, b'b', 0, b'2', b'2', 0]
+            vec![
+                2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'1', 0, b'b',
+                0, b'2', b'2', 0
+            ]
         );
         assert_eq!(size(&[("a", "1"), ("b", "22")]), enc.len());
         let dec = decode(&enc);
-        assert_eq!(dec, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"22".to_vec())]);
+        assert_eq!(
+            dec,
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"22".to_vec())
+            ]
+        );
     }
 
     #[test]

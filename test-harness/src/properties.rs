@@ -36,7 +36,8 @@ impl Value {
             Value::Bool(b) => vec![u8::from(*b)],
             Value::Map(pairs) => crate::pairs::encode(pairs),
             Value::List(items) => {
-                let pairs: Vec<(&[u8], &[u8])> = items.iter().map(|i| (i.as_slice(), &b""[..])).collect();
+                let pairs: Vec<(&[u8], &[u8])> =
+                    items.iter().map(|i| (i.as_slice(), &b""[..])).collect();
                 crate::pairs::encode(&pairs)
             }
         }
@@ -71,9 +72,18 @@ pub enum Kind {
 /// Envoy's type for an attribute path written with dots.
 pub fn kind_of(path: &str) -> Kind {
     match path {
-        "source.port" | "destination.port" | "upstream.port" | "upstream.local_port" | "response.code"
-        | "response.grpc_status" | "request.size" | "request.total_size" | "response.size"
-        | "response.total_size" | "listener_direction" | "xds.listener_direction"
+        "source.port"
+        | "destination.port"
+        | "upstream.port"
+        | "upstream.local_port"
+        | "response.code"
+        | "response.grpc_status"
+        | "request.size"
+        | "request.total_size"
+        | "response.size"
+        | "response.total_size"
+        | "listener_direction"
+        | "xds.listener_direction"
         | "upstream.request_attempt_count" => Kind::Int,
         "connection.id" | "connection_id" | "response.flags" => Kind::Uint,
         "connection.mtls" => Kind::Bool,
@@ -110,7 +120,9 @@ pub fn typed(path: &str, raw: &serde_json::Value) -> Result<Value, String> {
             let n = raw
                 .as_i64()
                 .or_else(|| as_text().parse().ok())
-                .ok_or_else(|| format!("property `{path}` must be an integer number of nanoseconds"))?;
+                .ok_or_else(|| {
+                    format!("property `{path}` must be an integer number of nanoseconds")
+                })?;
             if kind_of(path) == Kind::Timestamp {
                 Value::Timestamp(n)
             } else {
@@ -131,7 +143,7 @@ pub fn subtree(map: &PropertyMap, prefix: &str) -> Option<Value> {
     let pairs: Vec<(Vec<u8>, Vec<u8>)> = map
         .range(p.clone()..)
         .take_while(|(k, _)| k.starts_with(&p))
-        .map(|(k, v)| (k[p.len()..].as_bytes().to_vec(), v.serialize()))
+        .map(|(k, v)| (k.as_bytes()[p.len()..].to_vec(), v.serialize()))
         .collect();
     if pairs.is_empty() {
         None
@@ -157,9 +169,18 @@ mod tests {
 
     #[test]
     fn typing() {
-        assert_eq!(typed("source.port", &serde_json::json!(40000)).unwrap(), Value::Int(40000));
-        assert_eq!(typed("source.port", &serde_json::json!("40000")).unwrap(), Value::Int(40000));
-        assert_eq!(typed("connection.mtls", &serde_json::json!(true)).unwrap(), Value::Bool(true));
+        assert_eq!(
+            typed("source.port", &serde_json::json!(40000)).unwrap(),
+            Value::Int(40000)
+        );
+        assert_eq!(
+            typed("source.port", &serde_json::json!("40000")).unwrap(),
+            Value::Int(40000)
+        );
+        assert_eq!(
+            typed("connection.mtls", &serde_json::json!(true)).unwrap(),
+            Value::Bool(true)
+        );
         assert!(typed("connection.mtls", &serde_json::json!("maybe")).is_err());
         assert_eq!(
             typed("node.metadata.NAMESPACE", &serde_json::json!("prod")).unwrap(),
@@ -170,8 +191,14 @@ mod tests {
     #[test]
     fn subtrees() {
         let mut m = PropertyMap::new();
-        m.insert("node.metadata.NAMESPACE".into(), Value::String("prod".into()));
-        m.insert("node.metadata.LABELS.app".into(), Value::String("web".into()));
+        m.insert(
+            "node.metadata.NAMESPACE".into(),
+            Value::String("prod".into()),
+        );
+        m.insert(
+            "node.metadata.LABELS.app".into(),
+            Value::String("web".into()),
+        );
         m.insert("node.id".into(), Value::String("n1".into()));
         match subtree(&m, "node.metadata").unwrap() {
             Value::Map(p) => assert_eq!(p.len(), 2),

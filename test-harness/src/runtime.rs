@@ -69,16 +69,21 @@ impl Runtime {
 
     /// Compiles (or returns the cached compilation of) the module at `path`.
     pub fn load(&self, path: &Path) -> Result<LoadedModule, String> {
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
         if let Some((t, m)) = self.modules.lock().expect("lock").get(path) {
             if *t == mtime {
                 return Ok(m.clone());
             }
         }
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let m = self.load_bytes(path, &bytes)?;
-        self.modules.lock().expect("lock").insert(path.to_path_buf(), (mtime, m.clone()));
+        self.modules
+            .lock()
+            .expect("lock")
+            .insert(path.to_path_buf(), (mtime, m.clone()));
         Ok(m)
     }
 
@@ -86,10 +91,18 @@ impl Runtime {
     pub fn load_bytes(&self, name: &Path, bytes: &[u8]) -> Result<LoadedModule, String> {
         let module = Module::new(&self.engine, bytes)
             .map_err(|e| format!("Failed to load Wasm module {}: {e:#}", name.display()))?;
-        let pre = self
-            .linker
-            .instantiate_pre(&module)
-            .map_err(|e| format!("Failed to load Wasm module {} due to a missing import: {e:#}", name.display()))?;
+        check_abi_imports(&module).map_err(|e| {
+            format!(
+                "Failed to load Wasm module {} due to a missing import: {e}",
+                name.display()
+            )
+        })?;
+        let pre = self.linker.instantiate_pre(&module).map_err(|e| {
+            format!(
+                "Failed to load Wasm module {} due to a missing import: {e:#}",
+                name.display()
+            )
+        })?;
         Ok(LoadedModule {
             path: name.to_path_buf(),
             pre,
@@ -97,6 +110,35 @@ impl Runtime {
             size: bytes.len(),
         })
     }
+}
+
+/// Host functions that exist only for some ABI versions, as
+/// proxy-wasm-cpp-host registers them: the ABI 0.1 names only for 0.1,
+/// `proxy_get_log_level` only for 0.2.1.
+fn check_abi_imports(module: &Module) -> Result<(), String> {
+    let abi_021 = module
+        .exports()
+        .any(|e| e.name() == "proxy_abi_version_0_2_1");
+    for imp in module.imports() {
+        if imp.module() != "env" {
+            continue;
+        }
+        let name = imp.name();
+        let refused = match name {
+            "proxy_get_configuration"
+            | "proxy_continue_request"
+            | "proxy_continue_response"
+            | "proxy_clear_route_cache" => true,
+            "proxy_get_log_level" => !abi_021,
+            _ => false,
+        };
+        if refused {
+            return Err(format!(
+                "env.{name} is not provided for this module's ABI version"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn wasmesh_digest(bytes: &[u8]) -> u64 {

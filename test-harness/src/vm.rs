@@ -15,7 +15,7 @@ use crate::host::HostShared;
 use crate::runtime::Runtime;
 use crate::stream_data::{LocalReply, StreamRef};
 use crate::types::{LogLevel, StreamType};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
 use wasmtime::{Instance, Memory, Store, StoreLimits, StoreLimitsBuilder, TypedFunc};
@@ -99,7 +99,7 @@ pub struct VmState {
     pub(crate) limits: StoreLimits,
     pub(crate) current: u32,
     pub(crate) effective: u32,
-    pub(crate) contexts: HashMap<u32, Ctx>,
+    pub(crate) contexts: crate::FastMap<u32, Ctx>,
     pub(crate) configuring: Option<u32>,
     pub(crate) callout: Option<CalloutView>,
     pub(crate) foreign_args: Option<Vec<u8>>,
@@ -108,15 +108,20 @@ pub struct VmState {
     pub(crate) calls: Vec<OutgoingCall>,
     pub(crate) ticks: Vec<(u32, u32)>,
     pub(crate) stop_iteration: bool,
-    pub(crate) metric_ids: HashMap<u32, usize>,
+    pub(crate) metric_ids: crate::FastMap<u32, usize>,
     pub(crate) next_metric: [u32; 3],
     pub(crate) next_http_token: u32,
-    pub(crate) next_grpc_token: u32,
+    pub(crate) next_grpc_call: u32,
+    pub(crate) next_grpc_stream: u32,
     pub(crate) grpc_calls: HashSet<u32>,
-    pub(crate) grpc_streams: HashSet<u32>,
+    /// Open gRPC streams and the cluster each was opened to.
+    pub(crate) grpc_streams: crate::FastMap<u32, String>,
     pub(crate) pending_done: HashSet<u32>,
     pub(crate) done_called: Vec<u32>,
     pub(crate) rng: u64,
+    /// A trap that happened inside a host call (in the module's allocator):
+    /// the callback is treated as having trapped.
+    pub(crate) fatal: Option<String>,
 }
 
 impl VmState {
@@ -149,14 +154,18 @@ impl VmState {
     /// The stream and chain position of a stream context.
     pub(crate) fn stream_of(&self, ctx: u32) -> Option<(StreamRef, usize)> {
         match self.contexts.get(&ctx)? {
-            Ctx::Stream { stream, position, .. } => Some((stream.clone(), *position)),
+            Ctx::Stream {
+                stream, position, ..
+            } => Some((stream.clone(), *position)),
             _ => None,
         }
     }
 
     /// Name of the plugin whose context is active (for log lines).
     pub(crate) fn plugin_name(&self) -> String {
-        self.plugin_of(self.active()).map(|p| p.name.clone()).unwrap_or_default()
+        self.plugin_of(self.active())
+            .map(|p| p.name.clone())
+            .unwrap_or_default()
     }
 
     /// Logs on behalf of the active context.
@@ -173,6 +182,8 @@ impl VmState {
         z ^ (z >> 31)
     }
 }
+
+type I5 = (i32, i32, i32, i32, i32);
 
 /// Typed exports of the module (all optional, as the spec says).
 #[derive(Clone, Default)]
@@ -191,7 +202,7 @@ struct Exports {
     on_response_headers: Option<TypedFunc<(i32, i32, i32), i32>>,
     on_response_body: Option<TypedFunc<(i32, i32, i32), i32>>,
     on_response_trailers: Option<TypedFunc<(i32, i32), i32>>,
-    on_http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    on_http_call_response: Option<TypedFunc<I5, ()>>,
     on_grpc_receive_initial_metadata: Option<TypedFunc<(i32, i32, i32), ()>>,
     on_grpc_receive: Option<TypedFunc<(i32, i32, i32), ()>>,
     on_grpc_receive_trailing_metadata: Option<TypedFunc<(i32, i32, i32), ()>>,
@@ -278,10 +289,8 @@ impl Vm {
             .memories(4)
             .build();
         let seed = {
-            use std::hash::{BuildHasher, Hash, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            settings.vm_id.hash(&mut h);
-            h.finish()
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(&settings.vm_id)
         };
         let state = VmState {
             instance_id: host.next_vm_instance(),
@@ -294,7 +303,7 @@ impl Vm {
             limits,
             current: 0,
             effective: 0,
-            contexts: HashMap::new(),
+            contexts: Default::default(),
             configuring: None,
             callout: None,
             foreign_args: None,
@@ -303,15 +312,17 @@ impl Vm {
             calls: Vec::new(),
             ticks: Vec::new(),
             stop_iteration: false,
-            metric_ids: HashMap::new(),
+            metric_ids: Default::default(),
             next_metric: [0, 1, 2],
             next_http_token: 1,
-            next_grpc_token: 1,
+            next_grpc_call: 1,
+            next_grpc_stream: 2,
             grpc_calls: HashSet::new(),
-            grpc_streams: HashSet::new(),
+            grpc_streams: Default::default(),
             pending_done: HashSet::new(),
             done_called: Vec::new(),
             rng: seed,
+            fatal: None,
         };
         let mut store = Store::new(runtime.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -360,9 +371,15 @@ impl Vm {
         get!(on_response_body, "proxy_on_response_body");
         get!(on_response_trailers, "proxy_on_response_trailers");
         get!(on_http_call_response, "proxy_on_http_call_response");
-        get!(on_grpc_receive_initial_metadata, "proxy_on_grpc_receive_initial_metadata");
+        get!(
+            on_grpc_receive_initial_metadata,
+            "proxy_on_grpc_receive_initial_metadata"
+        );
         get!(on_grpc_receive, "proxy_on_grpc_receive");
-        get!(on_grpc_receive_trailing_metadata, "proxy_on_grpc_receive_trailing_metadata");
+        get!(
+            on_grpc_receive_trailing_metadata,
+            "proxy_on_grpc_receive_trailing_metadata"
+        );
         get!(on_grpc_close, "proxy_on_grpc_close");
         get!(on_foreign_function, "proxy_on_foreign_function");
         get!(on_done, "proxy_on_done");
@@ -376,12 +393,15 @@ impl Vm {
             budget_ticks: runtime.budget_ticks(),
         };
         if let Some(init) = vm.exports.initialize.clone() {
-            vm.invoke("_initialize", 0, |s| init.call(s, ())).map_err(|t| t.to_string())?;
+            vm.invoke("_initialize", 0, |s| init.call(s, ()))
+                .map_err(|t| t.to_string())?;
             if let Some(main) = vm.exports.main.clone() {
-                vm.invoke("main", 0, |s| main.call(s, (0, 0))).map_err(|t| t.to_string())?;
+                vm.invoke("main", 0, |s| main.call(s, (0, 0)))
+                    .map_err(|t| t.to_string())?;
             }
         } else if let Some(start) = vm.exports.start.clone() {
-            vm.invoke("_start", 0, |s| start.call(s, ())).map_err(|t| t.to_string())?;
+            vm.invoke("_start", 0, |s| start.call(s, ()))
+                .map_err(|t| t.to_string())?;
         }
         vm.take_outputs();
         Ok(vm)
@@ -410,16 +430,19 @@ impl Vm {
         }
         self.store.set_epoch_deadline(self.budget_ticks);
         let r = f(&mut self.store);
-        {
+        let fatal = {
             let s = self.store.data_mut();
             s.current = 0;
             s.effective = 0;
-        }
-        r.map_err(|e| {
-            let trap = Trap {
-                function,
-                message: trap_message(&e),
-            };
+            s.fatal.take()
+        };
+        let r = match (r, fatal) {
+            (Ok(_), Some(msg)) => Err(msg),
+            (Ok(v), None) => Ok(v),
+            (Err(e), _) => Err(trap_message(&e)),
+        };
+        r.map_err(|message| {
+            let trap = Trap { function, message };
             let s = self.store.data();
             let plugin = s.plugin_of(ctx).map(|p| p.name.clone()).unwrap_or_default();
             s.host.log(LogLevel::Critical, &plugin, &trap.to_string());
@@ -460,8 +483,10 @@ impl Vm {
             },
         );
         if let Some(f) = self.exports.on_context_create.clone() {
-            self.invoke("proxy_on_context_create", ctx, |s| f.call(s, (ctx as i32, 0)))
-                .map_err(|t| t.to_string())?;
+            self.invoke("proxy_on_context_create", ctx, |s| {
+                f.call(s, (ctx as i32, 0))
+            })
+            .map_err(|t| t.to_string())?;
         }
         if let Some(Ctx::Root { created, .. }) = self.store.data_mut().contexts.get_mut(&ctx) {
             *created = true;
@@ -477,7 +502,9 @@ impl Vm {
         }
         if let Some(f) = self.exports.on_configure.clone() {
             self.store.data_mut().configuring = Some(ctx);
-            let r = self.invoke("proxy_on_configure", ctx, |s| f.call(s, (ctx as i32, config_len)));
+            let r = self.invoke("proxy_on_configure", ctx, |s| {
+                f.call(s, (ctx as i32, config_len))
+            });
             self.store.data_mut().configuring = None;
             let ok = r.map_err(|t| t.to_string())?;
             if ok == 0 {
@@ -517,21 +544,30 @@ impl Vm {
     /// Calls `proxy_on_context_create(ctx, root)` if it has not run yet.
     pub fn ensure_created(&mut self, ctx: u32) -> Result<(), Trap> {
         let root = match self.store.data().contexts.get(&ctx) {
-            Some(Ctx::Stream { created: false, root, .. }) => *root,
+            Some(Ctx::Stream {
+                created: false,
+                root,
+                ..
+            }) => *root,
             _ => return Ok(()),
         };
         if let Some(Ctx::Stream { created, .. }) = self.store.data_mut().contexts.get_mut(&ctx) {
             *created = true;
         }
         if let Some(f) = self.exports.on_context_create.clone() {
-            self.invoke("proxy_on_context_create", ctx, |s| f.call(s, (ctx as i32, root as i32)))?;
+            self.invoke("proxy_on_context_create", ctx, |s| {
+                f.call(s, (ctx as i32, root as i32))
+            })?;
         }
         Ok(())
     }
 
     /// The stream id and chain position of a stream context.
     pub fn stream_position(&self, ctx: u32) -> Option<(u64, usize)> {
-        self.store.data().stream_of(ctx).map(|(s, p)| (s.borrow().id, p))
+        self.store
+            .data()
+            .stream_of(ctx)
+            .map(|(s, p)| (s.borrow().id, p))
     }
 
     /// Forgets a context after `proxy_on_delete`.
@@ -544,7 +580,9 @@ impl Vm {
         match self.exports.on_request_headers.clone() {
             None => Ok(0),
             Some(f) => self
-                .invoke("proxy_on_request_headers", ctx, |s| f.call(s, (ctx as i32, n as i32, eos as i32)))
+                .invoke("proxy_on_request_headers", ctx, |s| {
+                    f.call(s, (ctx as i32, n as i32, eos as i32))
+                })
                 .map(|r| r as u32),
         }
     }
@@ -554,7 +592,9 @@ impl Vm {
         match self.exports.on_request_body.clone() {
             None => Ok(0),
             Some(f) => self
-                .invoke("proxy_on_request_body", ctx, |s| f.call(s, (ctx as i32, size as i32, eos as i32)))
+                .invoke("proxy_on_request_body", ctx, |s| {
+                    f.call(s, (ctx as i32, size as i32, eos as i32))
+                })
                 .map(|r| r as u32),
         }
     }
@@ -564,7 +604,9 @@ impl Vm {
         match self.exports.on_request_trailers.clone() {
             None => Ok(0),
             Some(f) => self
-                .invoke("proxy_on_request_trailers", ctx, |s| f.call(s, (ctx as i32, n as i32)))
+                .invoke("proxy_on_request_trailers", ctx, |s| {
+                    f.call(s, (ctx as i32, n as i32))
+                })
                 .map(|r| r as u32),
         }
     }
@@ -574,7 +616,9 @@ impl Vm {
         match self.exports.on_response_headers.clone() {
             None => Ok(0),
             Some(f) => self
-                .invoke("proxy_on_response_headers", ctx, |s| f.call(s, (ctx as i32, n as i32, eos as i32)))
+                .invoke("proxy_on_response_headers", ctx, |s| {
+                    f.call(s, (ctx as i32, n as i32, eos as i32))
+                })
                 .map(|r| r as u32),
         }
     }
@@ -584,7 +628,9 @@ impl Vm {
         match self.exports.on_response_body.clone() {
             None => Ok(0),
             Some(f) => self
-                .invoke("proxy_on_response_body", ctx, |s| f.call(s, (ctx as i32, size as i32, eos as i32)))
+                .invoke("proxy_on_response_body", ctx, |s| {
+                    f.call(s, (ctx as i32, size as i32, eos as i32))
+                })
                 .map(|r| r as u32),
         }
     }
@@ -594,7 +640,9 @@ impl Vm {
         match self.exports.on_response_trailers.clone() {
             None => Ok(0),
             Some(f) => self
-                .invoke("proxy_on_response_trailers", ctx, |s| f.call(s, (ctx as i32, n as i32)))
+                .invoke("proxy_on_response_trailers", ctx, |s| {
+                    f.call(s, (ctx as i32, n as i32))
+                })
                 .map(|r| r as u32),
         }
     }
@@ -611,7 +659,9 @@ impl Vm {
     pub fn on_done(&mut self, ctx: u32) -> Result<bool, Trap> {
         match self.exports.on_done.clone() {
             None => Ok(true),
-            Some(f) => self.invoke("proxy_on_done", ctx, |s| f.call(s, ctx as i32)).map(|r| r != 0),
+            Some(f) => self
+                .invoke("proxy_on_done", ctx, |s| f.call(s, ctx as i32))
+                .map(|r| r != 0),
         }
     }
 
@@ -638,14 +688,21 @@ impl Vm {
         }
         match self.exports.on_queue_ready.clone() {
             None => Ok(()),
-            Some(f) => self.invoke("proxy_on_queue_ready", root, |s| f.call(s, (root as i32, queue as i32))),
+            Some(f) => self.invoke("proxy_on_queue_ready", root, |s| {
+                f.call(s, (root as i32, queue as i32))
+            }),
         }
     }
 
     /// Delivers an HTTP callout's answer: `None` for a failed call
     /// (`on_http_call_response(token, 0, 0, 0)` with status BrokenConnection
     /// and message `reset`, as Envoy reports a reset).
-    pub fn on_http_call_response(&mut self, root: u32, token: u32, response: Option<CalloutView>) -> Result<(), Trap> {
+    pub fn on_http_call_response(
+        &mut self,
+        root: u32,
+        token: u32,
+        response: Option<CalloutView>,
+    ) -> Result<(), Trap> {
         let Some(f) = self.exports.on_http_call_response.clone() else {
             return Ok(());
         };
@@ -663,12 +720,18 @@ impl Vm {
         {
             let s = self.store.data_mut();
             if response.is_none() {
-                s.status = (crate::types::Status::BrokenConnection as u32, b"reset".to_vec());
+                s.status = (
+                    crate::types::Status::BrokenConnection as u32,
+                    b"reset".to_vec(),
+                );
             }
             s.callout = Some(response.unwrap_or_default());
         }
         let r = self.invoke("proxy_on_http_call_response", root, |s| {
-            f.call(s, (root as i32, token as i32, nh as i32, nb as i32, nt as i32))
+            f.call(
+                s,
+                (root as i32, token as i32, nh as i32, nb as i32, nt as i32),
+            )
         });
         let s = self.store.data_mut();
         s.callout = None;
@@ -683,21 +746,60 @@ impl Vm {
         &mut self,
         root: u32,
         token: u32,
-        initial: Option<crate::headers::HeaderMap>,
-        message: Option<Vec<u8>>,
-        trailing: Option<crate::headers::HeaderMap>,
-        status: u32,
-        status_message: &str,
-        close: bool,
+        answer: crate::chain::GrpcAnswer,
     ) -> Result<(), Trap> {
-        let outstanding = {
+        let crate::chain::GrpcAnswer {
+            initial_metadata: initial,
+            message,
+            trailing_metadata: trailing,
+            status,
+            status_message,
+            close,
+        } = answer;
+        let (unary, stream) = {
             let s = self.store.data();
-            s.grpc_calls.contains(&token) || s.grpc_streams.contains(&token)
+            (
+                s.grpc_calls.contains(&token),
+                s.grpc_streams.contains_key(&token),
+            )
         };
-        if !outstanding || !self.store.data().contexts.contains_key(&root) {
+        if !(unary || stream) || !self.store.data().contexts.contains_key(&root) {
             return Ok(());
         }
-        if let (Some(md), Some(f)) = (initial, self.exports.on_grpc_receive_initial_metadata.clone()) {
+        if unary {
+            // Envoy's unary handler: success -> proxy_on_grpc_receive only,
+            // failure -> proxy_on_grpc_close only; either ends the call.
+            self.store.data_mut().grpc_calls.remove(&token);
+            if status == 0 {
+                let Some(f) = self.exports.on_grpc_receive.clone() else {
+                    return Ok(());
+                };
+                let msg = message.unwrap_or_default();
+                let n = msg.len() as i32;
+                self.store.data_mut().callout = Some(CalloutView {
+                    body: Some(msg),
+                    ..Default::default()
+                });
+                let r = self.invoke("proxy_on_grpc_receive", root, |s| {
+                    f.call(s, (root as i32, token as i32, n))
+                });
+                self.store.data_mut().callout = None;
+                return r;
+            }
+            let Some(f) = self.exports.on_grpc_close.clone() else {
+                return Ok(());
+            };
+            self.store.data_mut().status = (status, status_message.into_bytes());
+            let r = self.invoke("proxy_on_grpc_close", root, |s| {
+                f.call(s, (root as i32, token as i32, status as i32))
+            });
+            self.store.data_mut().status = (0, Vec::new());
+            return r;
+        }
+        if let (Some(md), Some(f)) = (
+            initial,
+            self.exports.on_grpc_receive_initial_metadata.clone(),
+        ) {
             let n = md.len() as i32;
             self.store.data_mut().callout = Some(CalloutView {
                 headers: Some(md),
@@ -715,11 +817,16 @@ impl Vm {
                 body: Some(msg),
                 ..Default::default()
             });
-            let r = self.invoke("proxy_on_grpc_receive", root, |s| f.call(s, (root as i32, token as i32, n)));
+            let r = self.invoke("proxy_on_grpc_receive", root, |s| {
+                f.call(s, (root as i32, token as i32, n))
+            });
             self.store.data_mut().callout = None;
             r?;
         }
-        if let (Some(md), Some(f)) = (trailing, self.exports.on_grpc_receive_trailing_metadata.clone()) {
+        if let (Some(md), Some(f)) = (
+            trailing,
+            self.exports.on_grpc_receive_trailing_metadata.clone(),
+        ) {
             let n = md.len() as i32;
             self.store.data_mut().callout = Some(CalloutView {
                 trailers: Some(md),
@@ -738,8 +845,10 @@ impl Vm {
                 s.grpc_streams.remove(&token);
             }
             if let Some(f) = self.exports.on_grpc_close.clone() {
-                self.store.data_mut().status = (status, status_message.as_bytes().to_vec());
-                let r = self.invoke("proxy_on_grpc_close", root, |s| f.call(s, (root as i32, token as i32, status as i32)));
+                self.store.data_mut().status = (status, status_message.into_bytes());
+                let r = self.invoke("proxy_on_grpc_close", root, |s| {
+                    f.call(s, (root as i32, token as i32, status as i32))
+                });
                 self.store.data_mut().status = (0, Vec::new());
                 r?;
             }
@@ -760,7 +869,10 @@ impl Vm {
 
     /// Linear memory size in bytes.
     pub fn memory_size(&self) -> usize {
-        self.store.data().memory.map_or(0, |m| m.data_size(&self.store))
+        self.store
+            .data()
+            .memory
+            .map_or(0, |m| m.data_size(&self.store))
     }
 
     /// Shared host state.
@@ -778,7 +890,9 @@ impl Vm {
 /// backtrace when there is one.
 fn trap_message(e: &wasmtime::Error) -> String {
     let mut msg = match e.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => "execution time budget exceeded (interrupted)".to_string(),
+        Some(wasmtime::Trap::Interrupt) => {
+            "execution time budget exceeded (interrupted)".to_string()
+        }
         Some(t) => format!("Uncaught RuntimeError: {t}"),
         None => format!("{e}"),
     };
@@ -787,7 +901,11 @@ fn trap_message(e: &wasmtime::Error) -> String {
             .frames()
             .iter()
             .take(20)
-            .map(|f| f.func_name().map(|n| n.to_string()).unwrap_or_else(|| format!("func[{}]", f.func_index())))
+            .map(|f| {
+                f.func_name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| format!("func[{}]", f.func_index()))
+            })
             .collect();
         if !frames.is_empty() {
             msg.push_str(&format!("; backtrace: {}", frames.join(" <- ")));

@@ -5,10 +5,16 @@
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::PathBuf;
-use wasmesh::scenario::{discover, looks_like_scenario, run, workspace_root, RunOptions, Scenario};
+use wasmesh::scenario::{
+    discover, ensure_artifacts, looks_like_scenario, run, workspace_root, RunOptions, Scenario,
+};
 
 fn main() {
     let args = Arguments::from_args();
+    if let Err(e) = ensure_artifacts() {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
     let root = workspace_root().expect("workspace root");
     let mut dirs = vec![root.join("examples"), root.join("test-harness/scenarios")];
     if let Ok(rd) = std::fs::read_dir(root.join("filters")) {
@@ -16,11 +22,18 @@ fn main() {
             dirs.push(e.path().join("scenarios"));
         }
     }
-    let files: Vec<PathBuf> = discover(&dirs).into_iter().filter(|p| looks_like_scenario(p)).collect();
+    let files: Vec<PathBuf> = discover(&dirs)
+        .into_iter()
+        .filter(|p| looks_like_scenario(p))
+        .collect();
     let trials = files
         .into_iter()
         .map(|path| {
-            let name = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+            let name = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
             Trial::test(name, move || {
                 let s = Scenario::from_file(&path).map_err(Failed::from)?;
                 let report = run(&s, &RunOptions::default()).map_err(Failed::from)?;

@@ -20,7 +20,9 @@ pub fn response_headers() -> HeaderMap {
 
 /// The verified identity left by the JWT filter earlier in this stream.
 pub fn identity() -> Option<Identity> {
-    let bytes = hostcalls::get_property(vec![IDENTITY_PROPERTY]).ok().flatten()?;
+    let bytes = hostcalls::get_property(vec![IDENTITY_PROPERTY])
+        .ok()
+        .flatten()?;
     Identity::from_json(&bytes)
 }
 
@@ -48,7 +50,10 @@ pub fn now_nanos() -> u64 {
 
 /// Logs a refused configuration: `<filter>: invalid configuration: <path>: <why>`.
 pub fn log_config_error(filter: &str, e: &ConfigError) {
-    let _ = hostcalls::log(LogLevel::Error, &format!("{filter}: invalid configuration: {e}"));
+    let _ = hostcalls::log(
+        LogLevel::Error,
+        &format!("{filter}: invalid configuration: {e}"),
+    );
 }
 
 /// Logs at `level` with the filter's name as prefix.

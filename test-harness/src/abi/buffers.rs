@@ -26,11 +26,15 @@ fn content(s: &VmState, bt: BufferType) -> Result<Vec<u8>, Status> {
                 BufferType::HttpRequestBody => (window::REQ_BODY, true),
                 _ => (window::RESP_BODY, false),
             };
-            if !st.slots.get(pos).is_some_and(|sl| sl.open & w != 0) {
+            if st.slots.get(pos).is_none_or(|sl| sl.open & w == 0) {
                 return Ok(Vec::new());
             }
             let slot = &st.slots[pos];
-            Ok(if req { slot.req_buf.clone() } else { slot.resp_buf.clone() })
+            Ok(if req {
+                slot.req_buf.clone()
+            } else {
+                slot.resp_buf.clone()
+            })
         }
         BufferType::DownstreamData | BufferType::UpstreamData => Ok(Vec::new()),
         BufferType::HttpCallResponseBody => match &s.callout {
@@ -40,10 +44,17 @@ fn content(s: &VmState, bt: BufferType) -> Result<Vec<u8>, Status> {
             Some(_) => Ok(Vec::new()),
             None => Err(Status::NotFound),
         },
-        BufferType::GrpcReceiveBuffer => Ok(s.callout.as_ref().and_then(|c| c.body.clone()).unwrap_or_default()),
+        BufferType::GrpcReceiveBuffer => Ok(s
+            .callout
+            .as_ref()
+            .and_then(|c| c.body.clone())
+            .unwrap_or_default()),
         BufferType::VmConfiguration => Ok(s.vm_config.clone()),
         BufferType::PluginConfiguration => match s.configuring {
-            Some(root) => Ok(s.plugin_of(root).map(|p| p.configuration.clone()).unwrap_or_default()),
+            Some(root) => Ok(s
+                .plugin_of(root)
+                .map(|p| p.configuration.clone())
+                .unwrap_or_default()),
             None => Err(Status::NotFound),
         },
         BufferType::ForeignFunctionArguments => Ok(s.foreign_args.clone().unwrap_or_default()),
@@ -84,14 +95,29 @@ fn set(s: &VmState, bt: BufferType, start: usize, size: usize, data: &[u8]) -> S
         return Status::BadArgument;
     }
     let slot = &mut st.slots[pos];
-    splice(if req { &mut slot.req_buf } else { &mut slot.resp_buf }, start, size, data)
+    splice(
+        if req {
+            &mut slot.req_buf
+        } else {
+            &mut slot.resp_buf
+        },
+        start,
+        size,
+        data,
+    )
 }
 
 pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
     l.func_wrap(
         "env",
         "proxy_get_buffer_bytes",
-        |mut c: Caller<'_, VmState>, bt: i32, start: i32, max: i32, ptr_ptr: i32, size_ptr: i32| -> i32 {
+        |mut c: Caller<'_, VmState>,
+         bt: i32,
+         start: i32,
+         max: i32,
+         ptr_ptr: i32,
+         size_ptr: i32|
+         -> i32 {
             let Some(bt) = BufferType::from_raw(bt) else {
                 return Status::BadArgument.code();
             };
@@ -106,7 +132,11 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
             } else if start + len > data.len() {
                 len = data.len() - start;
             }
-            let slice = if len == 0 { &[][..] } else { &data[start..start + len] };
+            let slice = if len == 0 {
+                &[][..]
+            } else {
+                &data[start..start + len]
+            };
             if memory::copy_out(&mut c, slice, ptr_ptr, size_ptr) {
                 Status::Ok.code()
             } else {
@@ -125,7 +155,9 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
                 Ok(d) => d.len(),
                 Err(s) => return s.code(),
             };
-            if memory::write_u32(&mut c, len_ptr, len as u32) && memory::write_u32(&mut c, flags_ptr, 0) {
+            if memory::write_u32(&mut c, len_ptr, len as u32)
+                && memory::write_u32(&mut c, flags_ptr, 0)
+            {
                 Status::Ok.code()
             } else {
                 Status::InvalidMemoryAccess.code()
@@ -142,7 +174,14 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
             let Some(data) = memory::read(&mut c, ptr, len) else {
                 return Status::InvalidMemoryAccess.code();
             };
-            set(c.data(), bt, start as u32 as usize, size as u32 as usize, &data).code()
+            set(
+                c.data(),
+                bt,
+                start as u32 as usize,
+                size as u32 as usize,
+                &data,
+            )
+            .code()
         },
     )?;
     Ok(())

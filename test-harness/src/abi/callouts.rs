@@ -66,11 +66,22 @@ fn proto_field(b: &[u8], field: u64) -> Option<&[u8]> {
 }
 
 fn next_grpc_token(s: &mut VmState, stream: bool) -> u32 {
-    // Calls get odd tokens, streams even ones, as Envoy allocates them.
+    // Envoy numbers calls 1, 3, 5, ... and streams 2, 4, 6, ... per VM.
     loop {
-        let t = s.next_grpc_token;
-        s.next_grpc_token = s.next_grpc_token.wrapping_add(1);
-        if t != 0 && (t % 2 == 0) == stream && !s.grpc_calls.contains(&t) && !s.grpc_streams.contains(&t) {
+        let t = if stream {
+            s.next_grpc_stream
+        } else {
+            s.next_grpc_call
+        };
+        if stream {
+            s.next_grpc_stream = s.next_grpc_stream.wrapping_add(2);
+            if s.next_grpc_stream == 0 {
+                s.next_grpc_stream = 2;
+            }
+        } else {
+            s.next_grpc_call = s.next_grpc_call.wrapping_add(2);
+        }
+        if t != 0 && !s.grpc_calls.contains(&t) && !s.grpc_streams.contains_key(&t) {
             return t;
         }
     }
@@ -117,7 +128,9 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
                 .map(|(k, v)| (k.to_ascii_lowercase(), v))
                 .collect();
             let has = |n: &[u8]| headers.iter().any(|(k, _)| k == n);
-            if !has(b":path") || !has(b":method") || !(has(b":authority") || has(b"host")) {
+            // Envoy checks `Path()`, `Method()` and `Host()` — the latter is
+            // `:authority`; a plain `host` entry does not count.
+            if !has(b":path") || !has(b":method") || !has(b":authority") {
                 return Status::BadArgument.code();
             }
             if !b.is_empty() {
@@ -230,7 +243,7 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
                 return Status::ParseFailure.code();
             };
             let token = next_grpc_token(s, true);
-            s.grpc_streams.insert(token);
+            s.grpc_streams.insert(token, cluster.clone());
             let root_ctx = s.root_of(s.active());
             s.calls.push(OutgoingCall {
                 token,
@@ -262,22 +275,26 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
             };
             let token = token as u32;
             let s = c.data_mut();
-            if token % 2 == 1 {
+            if !token.is_multiple_of(2) {
                 return Status::BadArgument.code();
             }
-            if !s.grpc_streams.contains(&token) {
+            let Some(cluster) = s.grpc_streams.get(&token).cloned() else {
                 return Status::NotFound.code();
-            }
+            };
             // A message on a stream is answered like a unary call on the
             // same token; `end_stream` asks the peer to close.
             let root_ctx = s.root_of(s.active());
             s.calls.push(OutgoingCall {
                 token,
                 root_ctx,
-                cluster: String::new(),
+                cluster,
                 headers: Vec::new(),
                 body: msg,
-                trailers: if end != 0 { vec![(b"end_stream".to_vec(), b"1".to_vec())] } else { Vec::new() },
+                trailers: if end != 0 {
+                    vec![(b"end_stream".to_vec(), b"1".to_vec())]
+                } else {
+                    Vec::new()
+                },
                 timeout_ms: 0,
                 grpc: Some((String::new(), String::new())),
                 grpc_stream: true,
@@ -286,15 +303,19 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
         },
     )?;
     for name in ["proxy_grpc_cancel", "proxy_grpc_close"] {
-        l.func_wrap("env", name, |mut c: Caller<'_, VmState>, token: i32| -> i32 {
-            let token = token as u32;
-            let s = c.data_mut();
-            if s.grpc_calls.remove(&token) || s.grpc_streams.remove(&token) {
-                Status::Ok.code()
-            } else {
-                Status::NotFound.code()
-            }
-        })?;
+        l.func_wrap(
+            "env",
+            name,
+            |mut c: Caller<'_, VmState>, token: i32| -> i32 {
+                let token = token as u32;
+                let s = c.data_mut();
+                if s.grpc_calls.remove(&token) || s.grpc_streams.remove(&token).is_some() {
+                    Status::Ok.code()
+                } else {
+                    Status::NotFound.code()
+                }
+            },
+        )?;
     }
     l.func_wrap(
         "env",
@@ -318,7 +339,10 @@ mod tests {
     #[test]
     fn grpc_service_forms() {
         let known = |n: &str| n == "grpc-backend";
-        assert_eq!(grpc_cluster(b"grpc-backend", known).as_deref(), Some("grpc-backend"));
+        assert_eq!(
+            grpc_cluster(b"grpc-backend", known).as_deref(),
+            Some("grpc-backend")
+        );
         // GrpcService{envoy_grpc{cluster_name: "grpc-backend"}}
         let mut inner = vec![0x0a, 12];
         inner.extend_from_slice(b"grpc-backend");

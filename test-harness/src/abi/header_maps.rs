@@ -20,10 +20,20 @@ use wasmtime::{Caller, Linker};
 fn read_map<R>(s: &VmState, mt: MapType, f: impl FnOnce(&HeaderMap) -> R) -> Result<R, Status> {
     match mt {
         MapType::HttpCallResponseHeaders | MapType::GrpcInitialMetadata => {
-            return s.callout.as_ref().and_then(|c| c.headers.as_ref()).map(f).ok_or(Status::BadArgument)
+            return s
+                .callout
+                .as_ref()
+                .and_then(|c| c.headers.as_ref())
+                .map(f)
+                .ok_or(Status::BadArgument)
         }
         MapType::HttpCallResponseTrailers | MapType::GrpcTrailingMetadata => {
-            return s.callout.as_ref().and_then(|c| c.trailers.as_ref()).map(f).ok_or(Status::BadArgument)
+            return s
+                .callout
+                .as_ref()
+                .and_then(|c| c.trailers.as_ref())
+                .map(f)
+                .ok_or(Status::BadArgument)
         }
         _ => {}
     }
@@ -31,14 +41,24 @@ fn read_map<R>(s: &VmState, mt: MapType, f: impl FnOnce(&HeaderMap) -> R) -> Res
         return Err(Status::BadArgument);
     };
     let st = stream.borrow();
-    let missing = if st.log_phase { Status::NotFound } else { Status::BadArgument };
+    let missing = if st.log_phase {
+        Status::NotFound
+    } else {
+        Status::BadArgument
+    };
     let map = match mt {
         MapType::RequestHeaders if st.can_read(pos, window::REQ_HEADERS) => Some(&st.req_headers),
-        MapType::RequestTrailers if !st.log_phase && st.can_read(pos, window::REQ_TRAILERS | window::REQ_BODY) => {
+        MapType::RequestTrailers
+            if !st.log_phase && st.can_read(pos, window::REQ_TRAILERS | window::REQ_BODY) =>
+        {
             st.req_trailers.as_ref()
         }
-        MapType::ResponseHeaders if st.can_read(pos, window::RESP_HEADERS) => st.resp_headers.as_ref(),
-        MapType::ResponseTrailers if st.can_read(pos, window::RESP_TRAILERS | window::RESP_BODY) => {
+        MapType::ResponseHeaders if st.can_read(pos, window::RESP_HEADERS) => {
+            st.resp_headers.as_ref()
+        }
+        MapType::ResponseTrailers
+            if st.can_read(pos, window::RESP_TRAILERS | window::RESP_BODY) =>
+        {
             st.resp_trailers.as_ref()
         }
         _ => None,
@@ -58,12 +78,16 @@ fn write_map(s: &VmState, mt: MapType, f: impl FnOnce(&mut HeaderMap)) -> Status
             f(&mut st.req_headers);
             st.route_cache_cleared += 1;
         }
-        MapType::ResponseHeaders if st.can_write(pos, window::RESP_HEADERS) => match st.resp_headers.as_mut() {
-            Some(h) => f(h),
-            None => return Status::BadArgument,
-        },
+        MapType::ResponseHeaders if st.can_write(pos, window::RESP_HEADERS) => {
+            match st.resp_headers.as_mut() {
+                Some(h) => f(h),
+                None => return Status::BadArgument,
+            }
+        }
         MapType::RequestTrailers => {
-            let addable = st.can_write(pos, window::REQ_BODY) && st.slots[pos].req_eos && st.req_trailers.is_none();
+            let addable = st.can_write(pos, window::REQ_BODY)
+                && st.slots[pos].req_eos
+                && st.req_trailers.is_none();
             if addable {
                 st.req_trailers = Some(HeaderMap::new());
             }
@@ -74,8 +98,9 @@ fn write_map(s: &VmState, mt: MapType, f: impl FnOnce(&mut HeaderMap)) -> Status
             }
         }
         MapType::ResponseTrailers => {
-            let addable =
-                st.can_write(pos, window::RESP_BODY) && st.slots[pos].resp_eos && st.resp_trailers.is_none();
+            let addable = st.can_write(pos, window::RESP_BODY)
+                && st.slots[pos].resp_eos
+                && st.resp_trailers.is_none();
             if addable {
                 st.resp_trailers = Some(HeaderMap::new());
             }
@@ -104,8 +129,14 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
                 Err(e) => return e,
             };
             // Envoy answers an unavailable map with an empty one.
-            let bytes = read_map(c.data(), mt, |m| if m.is_empty() { Vec::new() } else { m.serialize() })
-                .unwrap_or_default();
+            let bytes = read_map(c.data(), mt, |m| {
+                if m.is_empty() {
+                    Vec::new()
+                } else {
+                    m.serialize()
+                }
+            })
+            .unwrap_or_default();
             if memory::copy_out(&mut c, &bytes, ptr_ptr, size_ptr) {
                 Status::Ok.code()
             } else {
@@ -166,7 +197,10 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
             }
         },
     )?;
-    for (name, op) in [("proxy_add_header_map_value", 0), ("proxy_replace_header_map_value", 1)] {
+    for (name, op) in [
+        ("proxy_add_header_map_value", 0),
+        ("proxy_replace_header_map_value", 1),
+    ] {
         l.func_wrap(
             "env",
             name,
@@ -175,7 +209,9 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
                     Ok(m) => m,
                     Err(e) => return e,
                 };
-                let (Some(key), Some(value)) = (memory::read(&mut c, kp, kl), memory::read(&mut c, vp, vl)) else {
+                let (Some(key), Some(value)) =
+                    (memory::read(&mut c, kp, kl), memory::read(&mut c, vp, vl))
+                else {
                     return Status::InvalidMemoryAccess.code();
                 };
                 write_map(c.data(), mt, |m| {

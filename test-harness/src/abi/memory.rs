@@ -27,10 +27,15 @@ pub fn read_u32(caller: &mut Caller<'_, VmState>, ptr: i32) -> Option<u32> {
 
 /// Writes bytes at `ptr`.
 pub fn write(caller: &mut Caller<'_, VmState>, ptr: i32, bytes: &[u8]) -> bool {
-    let Some(mem) = memory(caller) else { return false };
+    let Some(mem) = memory(caller) else {
+        return false;
+    };
     let ptr = ptr as u32 as usize;
     let data = mem.data_mut(caller);
-    match ptr.checked_add(bytes.len()).and_then(|end| data.get_mut(ptr..end)) {
+    match ptr
+        .checked_add(bytes.len())
+        .and_then(|end| data.get_mut(ptr..end))
+    {
         Some(dst) => {
             dst.copy_from_slice(bytes);
             true
@@ -54,7 +59,15 @@ pub fn write_u64(caller: &mut Caller<'_, VmState>, ptr: i32, v: u64) -> bool {
 pub fn alloc(caller: &mut Caller<'_, VmState>, size: usize) -> Option<u32> {
     let f = caller.data().malloc.clone()?;
     let size32 = u32::try_from(size).ok()?;
-    let ptr = f.call(&mut *caller, size32 as i32).ok()? as u32;
+    let ptr = match f.call(&mut *caller, size32 as i32) {
+        Ok(p) => p as u32,
+        Err(e) => {
+            // A trap in the module's allocator fails the VM like any other
+            // trap (cpp-host's allocMemory goes through the VM's fail()).
+            caller.data_mut().fatal = Some(format!("trap in the module's allocator: {e}"));
+            return None;
+        }
+    };
     if ptr == 0 {
         return None;
     }
@@ -66,7 +79,12 @@ pub fn alloc(caller: &mut Caller<'_, VmState>, size: usize) -> Option<u32> {
 /// Envoy's `copyToPointerSize`: allocates a copy of `data` in the VM and
 /// writes its address and size to `ptr_ptr`/`size_ptr`. Empty data writes a
 /// null pointer and zero size without allocating.
-pub fn copy_out(caller: &mut Caller<'_, VmState>, data: &[u8], ptr_ptr: i32, size_ptr: i32) -> bool {
+pub fn copy_out(
+    caller: &mut Caller<'_, VmState>,
+    data: &[u8],
+    ptr_ptr: i32,
+    size_ptr: i32,
+) -> bool {
     let mut addr = 0u32;
     if !data.is_empty() {
         match alloc(caller, data.len()) {

@@ -53,7 +53,8 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
             if kind_of_id(id) == Some(MetricKind::Counter) && delta <= 0 {
                 return Status::BadArgument.code();
             }
-            s.host.with_metric(*index, |m| m.value = m.value.wrapping_add(delta));
+            s.host
+                .with_metric(*index, |m| m.value = m.value.wrapping_add(delta));
             Status::Ok.code()
         },
     )?;

@@ -21,10 +21,13 @@ fn port_of(address: &str) -> Option<i64> {
 }
 
 fn header_value(st: &StreamData, name: &str) -> Option<Value> {
-    st.req_headers.get(name.as_bytes()).map(|v| Value::Bytes(v.to_vec())).map(|v| match v {
-        Value::Bytes(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
-        other => other,
-    })
+    st.req_headers
+        .get(name.as_bytes())
+        .map(|v| Value::Bytes(v.to_vec()))
+        .map(|v| match v {
+            Value::Bytes(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+            other => other,
+        })
 }
 
 /// Attributes Envoy computes from the stream itself.
@@ -37,7 +40,8 @@ fn derived(st: &StreamData, pos: usize, path: &[String]) -> Option<Result<Value,
         ["request", rest @ ..] => {
             let field = rest.first().copied().unwrap_or("");
             match field {
-                "path" | "url_path" | "host" | "scheme" | "method" | "referer" | "useragent" | "query" | "headers"
+                "path" | "url_path" | "host" | "scheme" | "method" | "referer" | "useragent"
+                | "query" | "headers"
                     if !req_headers =>
                 {
                     Some(Err(Status::NotFound))
@@ -50,13 +54,27 @@ fn derived(st: &StreamData, pos: usize, path: &[String]) -> Option<Result<Value,
                 }
                 "query" => {
                     let ph = path_hdr();
-                    Some(Ok(Value::String(ph.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default())))
+                    Some(Ok(Value::String(
+                        ph.split_once('?')
+                            .map(|(_, q)| q.to_string())
+                            .unwrap_or_default(),
+                    )))
                 }
-                "host" => header_value(st, ":authority").map(Ok).or(Some(Err(Status::NotFound))),
-                "scheme" => header_value(st, ":scheme").map(Ok).or(Some(Err(Status::NotFound))),
-                "method" => header_value(st, ":method").map(Ok).or(Some(Err(Status::NotFound))),
-                "referer" => header_value(st, "referer").map(Ok).or(Some(Err(Status::NotFound))),
-                "useragent" => header_value(st, "user-agent").map(Ok).or(Some(Err(Status::NotFound))),
+                "host" => header_value(st, ":authority")
+                    .map(Ok)
+                    .or(Some(Err(Status::NotFound))),
+                "scheme" => header_value(st, ":scheme")
+                    .map(Ok)
+                    .or(Some(Err(Status::NotFound))),
+                "method" => header_value(st, ":method")
+                    .map(Ok)
+                    .or(Some(Err(Status::NotFound))),
+                "referer" => header_value(st, "referer")
+                    .map(Ok)
+                    .or(Some(Err(Status::NotFound))),
+                "useragent" => header_value(st, "user-agent")
+                    .map(Ok)
+                    .or(Some(Err(Status::NotFound))),
                 "headers" => match rest.get(1) {
                     None => Some(Ok(Value::Map(st.req_headers.entries().to_vec()))),
                     Some(name) => Some(
@@ -78,14 +96,18 @@ fn derived(st: &StreamData, pos: usize, path: &[String]) -> Option<Result<Value,
                 "total_size" => Some(Ok(Value::Int(
                     (st.req_body_bytes as usize
                         + st.req_headers.byte_size()
-                        + st.req_trailers.as_ref().map_or(0, |t| t.byte_size())) as i64,
+                        + st.req_trailers.as_ref().map_or(0, |t| t.byte_size()))
+                        as i64,
                 ))),
                 _ => None,
             }
         }
         ["response", rest @ ..] => {
             let field = rest.first().copied().unwrap_or("");
-            let resp_ok = st.can_read(pos, window::RESP_HEADERS | window::RESP_BODY | window::RESP_TRAILERS);
+            let resp_ok = st.can_read(
+                pos,
+                window::RESP_HEADERS | window::RESP_BODY | window::RESP_TRAILERS,
+            );
             match field {
                 "code" => st
                     .resp_headers
@@ -100,12 +122,21 @@ fn derived(st: &StreamData, pos: usize, path: &[String]) -> Option<Result<Value,
                         .resp_trailers
                         .as_ref()
                         .and_then(|t| t.get_str("grpc-status"))
-                        .or_else(|| st.resp_headers.as_ref().and_then(|h| h.get_str("grpc-status")));
-                    v.and_then(|v| v.parse::<i64>().ok()).map(|v| Ok(Value::Int(v)))
+                        .or_else(|| {
+                            st.resp_headers
+                                .as_ref()
+                                .and_then(|h| h.get_str("grpc-status"))
+                        });
+                    v.and_then(|v| v.parse::<i64>().ok())
+                        .map(|v| Ok(Value::Int(v)))
                 }
                 "headers" | "trailers" if !resp_ok => Some(Err(Status::NotFound)),
                 "headers" | "trailers" => {
-                    let m = if field == "headers" { st.resp_headers.as_ref() } else { st.resp_trailers.as_ref() };
+                    let m = if field == "headers" {
+                        st.resp_headers.as_ref()
+                    } else {
+                        st.resp_trailers.as_ref()
+                    };
                     let m = m?;
                     match rest.get(1) {
                         None => Some(Ok(Value::Map(m.entries().to_vec()))),
@@ -120,13 +151,18 @@ fn derived(st: &StreamData, pos: usize, path: &[String]) -> Option<Result<Value,
                 "total_size" => Some(Ok(Value::Int(
                     (st.resp_body_bytes as usize
                         + st.resp_headers.as_ref().map_or(0, |h| h.byte_size())
-                        + st.resp_trailers.as_ref().map_or(0, |t| t.byte_size())) as i64,
+                        + st.resp_trailers.as_ref().map_or(0, |t| t.byte_size()))
+                        as i64,
                 ))),
                 _ => None,
             }
         }
-        ["xds", "cluster_name"] | ["cluster_name"] => st.upstream_cluster.clone().map(|c| Ok(Value::String(c))),
-        ["xds", "route_name"] | ["route_name"] => st.route_name.clone().map(|c| Ok(Value::String(c))),
+        ["xds", "cluster_name"] | ["cluster_name"] => {
+            st.upstream_cluster.clone().map(|c| Ok(Value::String(c)))
+        }
+        ["xds", "route_name"] | ["route_name"] => {
+            st.route_name.clone().map(|c| Ok(Value::String(c)))
+        }
         ["connection", "id"] | ["connection_id"] => Some(Ok(Value::Uint(st.id))),
         _ => None,
     }
@@ -134,12 +170,19 @@ fn derived(st: &StreamData, pos: usize, path: &[String]) -> Option<Result<Value,
 
 /// Defaults for connection attributes a test did not configure.
 fn stream_default(props: &crate::properties::PropertyMap, key: &str) -> Option<Value> {
-    let addr = |k: &str, d: &str| props.get(k).map(|v| v.display()).unwrap_or_else(|| d.to_string());
+    let addr = |k: &str, d: &str| {
+        props
+            .get(k)
+            .map(|v| v.display())
+            .unwrap_or_else(|| d.to_string())
+    };
     Some(match key {
         "source.address" => Value::String(addr("source.address", DEFAULT_SOURCE)),
         "source.port" => Value::Int(port_of(&addr("source.address", DEFAULT_SOURCE))?),
         "destination.address" => Value::String(addr("destination.address", DEFAULT_DESTINATION)),
-        "destination.port" => Value::Int(port_of(&addr("destination.address", DEFAULT_DESTINATION))?),
+        "destination.port" => {
+            Value::Int(port_of(&addr("destination.address", DEFAULT_DESTINATION))?)
+        }
         "connection.mtls" => Value::Bool(false),
         "connection.requested_server_name" => Value::String(String::new()),
         "request.protocol" => Value::String("HTTP/1.1".into()),
@@ -160,9 +203,17 @@ pub fn resolve(s: &VmState, path: &[String]) -> Result<Value, Status> {
     }
     let joined = path.join(".");
     match joined.as_str() {
-        "plugin_name" => return s.plugin_of(ctx).map(|p| Value::String(p.name.clone())).ok_or(Status::NotFound),
+        "plugin_name" => {
+            return s
+                .plugin_of(ctx)
+                .map(|p| Value::String(p.name.clone()))
+                .ok_or(Status::NotFound)
+        }
         "plugin_root_id" => {
-            return s.plugin_of(ctx).map(|p| Value::String(p.root_id.clone())).ok_or(Status::NotFound)
+            return s
+                .plugin_of(ctx)
+                .map(|p| Value::String(p.root_id.clone()))
+                .ok_or(Status::NotFound)
         }
         "plugin_vm_id" => return Ok(Value::String(s.vm_id.clone())),
         _ => {}
@@ -221,7 +272,9 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
         "env",
         "proxy_set_property",
         |mut c: Caller<'_, VmState>, pp: i32, pl: i32, vp: i32, vl: i32| -> i32 {
-            let (Some(path), Some(value)) = (memory::read(&mut c, pp, pl), memory::read(&mut c, vp, vl)) else {
+            let (Some(path), Some(value)) =
+                (memory::read(&mut c, pp, pl), memory::read(&mut c, vp, vl))
+            else {
                 return Status::InvalidMemoryAccess.code();
             };
             let s = c.data();

@@ -29,11 +29,15 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
         "env",
         "proxy_set_shared_data",
         |mut c: Caller<'_, VmState>, kp: i32, kl: i32, vp: i32, vl: i32, cas: i32| -> i32 {
-            let (Some(key), Some(value)) = (memory::read(&mut c, kp, kl), memory::read(&mut c, vp, vl)) else {
+            let (Some(key), Some(value)) =
+                (memory::read(&mut c, kp, kl), memory::read(&mut c, vp, vl))
+            else {
                 return Status::InvalidMemoryAccess.code();
             };
             let s = c.data();
-            s.host.set_shared_data(&s.vm_id, &key, &value, cas as u32).code()
+            s.host
+                .set_shared_data(&s.vm_id, &key, &value, cas as u32)
+                .code()
         },
     )?;
     l.func_wrap(
@@ -59,11 +63,17 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
         "env",
         "proxy_resolve_shared_queue",
         |mut c: Caller<'_, VmState>, vp: i32, vl: i32, np: i32, nl: i32, tp: i32| -> i32 {
-            let (Some(vm_id), Some(name)) = (memory::read(&mut c, vp, vl), memory::read(&mut c, np, nl)) else {
+            let (Some(vm_id), Some(name)) =
+                (memory::read(&mut c, vp, vl), memory::read(&mut c, np, nl))
+            else {
                 return Status::InvalidMemoryAccess.code();
             };
             let s = c.data();
-            let vm_id = if vm_id.is_empty() { s.vm_id.clone() } else { String::from_utf8_lossy(&vm_id).into_owned() };
+            let vm_id = if vm_id.is_empty() {
+                s.vm_id.clone()
+            } else {
+                String::from_utf8_lossy(&vm_id).into_owned()
+            };
             let Some(token) = s.host.resolve_queue(&vm_id, &name) else {
                 return Status::NotFound.code();
             };

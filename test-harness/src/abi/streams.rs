@@ -39,29 +39,47 @@ fn clear_route_cache(s: &VmState) {
 }
 
 pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
-    l.func_wrap("env", "proxy_continue_stream", |mut c: Caller<'_, VmState>, st: i32| -> i32 {
-        match StreamType::from_raw(st) {
-            Some(st) => continue_stream(c.data_mut(), st).code(),
-            None => Status::BadArgument.code(),
-        }
-    })?;
-    l.func_wrap("env", "proxy_continue_request", |mut c: Caller<'_, VmState>| -> i32 {
-        continue_stream(c.data_mut(), StreamType::Request).code()
-    })?;
-    l.func_wrap("env", "proxy_continue_response", |mut c: Caller<'_, VmState>| -> i32 {
-        continue_stream(c.data_mut(), StreamType::Response).code()
-    })?;
-    l.func_wrap("env", "proxy_close_stream", |mut c: Caller<'_, VmState>, st: i32| -> i32 {
-        let Some(st) = StreamType::from_raw(st) else {
-            return Status::BadArgument.code();
-        };
-        let s = c.data_mut();
-        let ctx = s.active();
-        if matches!(st, StreamType::Request | StreamType::Response) && s.stream_of(ctx).is_some() {
-            s.actions.push(Action::Close { ctx, stream: st });
-        }
-        Status::Ok.code()
-    })?;
+    l.func_wrap(
+        "env",
+        "proxy_continue_stream",
+        |mut c: Caller<'_, VmState>, st: i32| -> i32 {
+            match StreamType::from_raw(st) {
+                Some(st) => continue_stream(c.data_mut(), st).code(),
+                None => Status::BadArgument.code(),
+            }
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_continue_request",
+        |mut c: Caller<'_, VmState>| -> i32 {
+            continue_stream(c.data_mut(), StreamType::Request).code()
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_continue_response",
+        |mut c: Caller<'_, VmState>| -> i32 {
+            continue_stream(c.data_mut(), StreamType::Response).code()
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_close_stream",
+        |mut c: Caller<'_, VmState>, st: i32| -> i32 {
+            let Some(st) = StreamType::from_raw(st) else {
+                return Status::BadArgument.code();
+            };
+            let s = c.data_mut();
+            let ctx = s.active();
+            if matches!(st, StreamType::Request | StreamType::Response)
+                && s.stream_of(ctx).is_some()
+            {
+                s.actions.push(Action::Close { ctx, stream: st });
+            }
+            Status::Ok.code()
+        },
+    )?;
     l.func_wrap(
         "env",
         "proxy_send_local_response",
@@ -101,19 +119,27 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
             Status::Ok.code()
         },
     )?;
-    l.func_wrap("env", "proxy_clear_route_cache", |c: Caller<'_, VmState>| -> i32 {
-        clear_route_cache(c.data());
-        Status::Ok.code()
-    })?;
-    l.func_wrap("env", "proxy_set_effective_context", |mut c: Caller<'_, VmState>, ctx: i32| -> i32 {
-        let s = c.data_mut();
-        let ctx = ctx as u32;
-        if !s.contexts.contains_key(&ctx) {
-            return Status::BadArgument.code();
-        }
-        s.effective = ctx;
-        Status::Ok.code()
-    })?;
+    l.func_wrap(
+        "env",
+        "proxy_clear_route_cache",
+        |c: Caller<'_, VmState>| -> i32 {
+            clear_route_cache(c.data());
+            Status::Ok.code()
+        },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_set_effective_context",
+        |mut c: Caller<'_, VmState>, ctx: i32| -> i32 {
+            let s = c.data_mut();
+            let ctx = ctx as u32;
+            if !s.contexts.contains_key(&ctx) {
+                return Status::BadArgument.code();
+            }
+            s.effective = ctx;
+            Status::Ok.code()
+        },
+    )?;
     l.func_wrap("env", "proxy_done", |mut c: Caller<'_, VmState>| -> i32 {
         let s = c.data_mut();
         let ctx = s.active();
@@ -128,7 +154,9 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
         "env",
         "proxy_call_foreign_function",
         |mut c: Caller<'_, VmState>, np: i32, nl: i32, ap: i32, al: i32, rp: i32, rl: i32| -> i32 {
-            let (Some(name), Some(_args)) = (memory::read(&mut c, np, nl), memory::read(&mut c, ap, al)) else {
+            let (Some(name), Some(_args)) =
+                (memory::read(&mut c, np, nl), memory::read(&mut c, ap, al))
+            else {
                 return Status::InvalidMemoryAccess.code();
             };
             match name.as_slice() {
@@ -153,7 +181,10 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
         |mut c: Caller<'_, VmState>, vp: i32, vl: i32| -> i32 {
             let s = c.data();
             let data = match s.configuring {
-                Some(root) => s.plugin_of(root).map(|p| p.configuration.clone()).unwrap_or_default(),
+                Some(root) => s
+                    .plugin_of(root)
+                    .map(|p| p.configuration.clone())
+                    .unwrap_or_default(),
                 None => s.vm_config.clone(),
             };
             if memory::copy_out(&mut c, &data, vp, vl) {

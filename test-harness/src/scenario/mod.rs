@@ -12,7 +12,9 @@ pub mod model;
 pub mod runner;
 
 pub use model::Scenario as ScenarioSpec;
-pub use runner::{default_wasm_dir, resolve_wasm, workspace_root, Observed, RunOptions, Session};
+pub use runner::{
+    default_wasm_dir, ensure_artifacts, resolve_wasm, workspace_root, Observed, RunOptions, Session,
+};
 
 use crate::host::LogLine;
 use model::*;
@@ -31,7 +33,8 @@ pub struct Scenario {
 impl Scenario {
     /// Parses YAML text; relative `wasm:` paths are resolved against `base_dir`.
     pub fn from_yaml_str(text: &str, base_dir: &Path) -> Result<Scenario, String> {
-        let spec: ScenarioSpec = serde_yaml::from_str(text).map_err(|e| format!("invalid scenario: {e}"))?;
+        let spec: ScenarioSpec =
+            serde_yaml::from_str(text).map_err(|e| format!("invalid scenario: {e}"))?;
         Ok(Scenario {
             spec,
             base_dir: base_dir.to_path_buf(),
@@ -74,7 +77,8 @@ impl Report {
 
     /// Number of failed steps (an error counts as one).
     pub fn failed_count(&self) -> usize {
-        usize::from(self.error.is_some()) + self.steps.iter().filter(|s| !s.failures.is_empty()).count()
+        usize::from(self.error.is_some())
+            + self.steps.iter().filter(|s| !s.failures.is_empty()).count()
     }
 }
 
@@ -115,12 +119,17 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, String> {
             let mut failures = Vec::new();
             for want in &st.error_contains {
                 if !e.contains(want.as_str()) {
-                    failures.push(format!("start error: expected to contain {want:?}, got {e:?}"));
+                    failures.push(format!(
+                        "start error: expected to contain {want:?}, got {e:?}"
+                    ));
                 }
             }
             for want in &st.logs_contain {
                 if !logs.iter().any(|l| l.contains(want.as_str())) && !e.contains(want.as_str()) {
-                    failures.push(format!("start logs: expected a line containing {want:?}; lines:\n{}", logs.join("\n")));
+                    failures.push(format!(
+                        "start logs: expected a line containing {want:?}; lines:\n{}",
+                        logs.join("\n")
+                    ));
                 }
             }
             report.steps.push(StepResult {
@@ -149,7 +158,10 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, String> {
         let mut failures = Vec::new();
         for want in &st.logs_contain {
             if !logs.iter().any(|l| l.contains(want.as_str())) {
-                failures.push(format!("start logs: expected a line containing {want:?}; lines:\n{}", logs.join("\n")));
+                failures.push(format!(
+                    "start logs: expected a line containing {want:?}; lines:\n{}",
+                    logs.join("\n")
+                ));
             }
         }
         report.steps.push(StepResult {
@@ -159,10 +171,18 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, String> {
         });
     }
     for (i, step) in s.spec.requests.iter().enumerate() {
-        let name = if step.name.is_empty() { format!("step {}", i + 1) } else { step.name.clone() };
+        let name = if step.name.is_empty() {
+            format!("step {}", i + 1)
+        } else {
+            step.name.clone()
+        };
         let r = run_step(&mut session, &s.spec, step);
         report.steps.push(match r {
-            Ok((failures, summary)) => StepResult { name, failures, summary },
+            Ok((failures, summary)) => StepResult {
+                name,
+                failures,
+                summary,
+            },
             Err(e) => StepResult {
                 name,
                 failures: vec![e],
@@ -190,7 +210,11 @@ fn format_logs(lines: &[LogLine]) -> Vec<String> {
         .collect()
 }
 
-fn run_step(session: &mut Session, spec: &ScenarioSpec, step: &Step) -> Result<(Vec<String>, String), String> {
+fn run_step(
+    session: &mut Session,
+    spec: &ScenarioSpec,
+    step: &Step,
+) -> Result<(Vec<String>, String), String> {
     let log_seq = session.host.log_seq();
     let calls_before = session.calls.len();
     session.advance(step.advance_ms);
@@ -202,19 +226,35 @@ fn run_step(session: &mut Session, spec: &ScenarioSpec, step: &Step) -> Result<(
             obs = Some(session.request(step.worker, req, props.clone(), step.upstream.clone())?);
         }
     }
+    if step.shutdown {
+        session.shutdown();
+    }
     let logs = format_logs(&session.logs_since(log_seq));
     let calls = &session.calls[calls_before..];
     let mut failures = Vec::new();
-    check(&step.expect, obs.as_ref(), &logs, calls, session, &mut failures);
+    check(
+        &step.expect,
+        obs.as_ref(),
+        &logs,
+        calls,
+        session,
+        &mut failures,
+    );
     let summary = match &obs {
         Some(o) => {
-            let status = o.status().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+            let status = o
+                .status()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into());
             let elapsed = o.completed_ns.map(|c| (c - o.started_ns) / 1_000_000);
             let mut s = format!("-> {status}");
             if let Some(by) = &o.local_reply_by {
                 s.push_str(&format!(" (local reply by {by})"));
             } else if o.reached_upstream {
-                s.push_str(&format!(" (upstream {})", o.upstream_cluster.clone().unwrap_or_default()));
+                s.push_str(&format!(
+                    " (upstream {})",
+                    o.upstream_cluster.clone().unwrap_or_default()
+                ));
             }
             match elapsed {
                 Some(e) if e > 0 => s.push_str(&format!(" after {e} ms")),
@@ -258,27 +298,41 @@ fn check(
             if o.status() != Some(want) {
                 out.push(format!(
                     "status: expected {want}, got {}{}",
-                    o.status().map(|s| s.to_string()).unwrap_or_else(|| "none".into()),
-                    if o.status().is_some() { format!(" (body {:?})", String::from_utf8_lossy(&o.response_body)) } else { String::new() }
+                    o.status()
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "none".into()),
+                    if o.status().is_some() {
+                        format!(" (body {:?})", String::from_utf8_lossy(&o.response_body))
+                    } else {
+                        String::new()
+                    }
                 ));
             }
         }
         if let Some(want) = e.reached_upstream {
             if o.reached_upstream != want {
-                out.push(format!("reached_upstream: expected {want}, got {}", o.reached_upstream));
+                out.push(format!(
+                    "reached_upstream: expected {want}, got {}",
+                    o.reached_upstream
+                ));
             }
         }
         if let Some(want) = &e.upstream_headers {
             for (k, v) in want {
                 let got = header(o.upstream_headers.as_ref(), k);
                 if got.as_deref() != Some(v.as_str()) {
-                    out.push(format!("upstream_headers.{k}: expected {v:?}, got {}", show(got)));
+                    out.push(format!(
+                        "upstream_headers.{k}: expected {v:?}, got {}",
+                        show(got)
+                    ));
                 }
             }
         }
         for k in &e.upstream_headers_absent {
             if let Some(got) = header(o.upstream_headers.as_ref(), k) {
-                out.push(format!("upstream_headers_absent: `{k}` reached the upstream with {got:?}"));
+                out.push(format!(
+                    "upstream_headers_absent: `{k}` reached the upstream with {got:?}"
+                ));
             }
         }
         if let Some(want) = &e.upstream_body {
@@ -287,29 +341,51 @@ fn check(
                 out.push(format!("upstream_body: expected {want:?}, got {got:?}"));
             }
         }
+        if let Some(want) = &e.upstream_trailers {
+            for (k, v) in want {
+                let got = header(o.upstream_trailers.as_ref(), k);
+                if got.as_deref() != Some(v.as_str()) {
+                    out.push(format!(
+                        "upstream_trailers.{k}: expected {v:?}, got {}",
+                        show(got)
+                    ));
+                }
+            }
+        }
         if let Some(want) = &e.upstream_cluster {
             if o.upstream_cluster.as_deref() != Some(want.as_str()) {
-                out.push(format!("upstream_cluster: expected {want:?}, got {}", show(o.upstream_cluster.clone())));
+                out.push(format!(
+                    "upstream_cluster: expected {want:?}, got {}",
+                    show(o.upstream_cluster.clone())
+                ));
             }
         }
         if let Some(want) = &e.response_headers {
             for (k, v) in want {
                 let got = header(o.response_headers.as_ref(), k);
                 if got.as_deref() != Some(v.as_str()) {
-                    out.push(format!("response_headers.{k}: expected {v:?}, got {}", show(got)));
+                    out.push(format!(
+                        "response_headers.{k}: expected {v:?}, got {}",
+                        show(got)
+                    ));
                 }
             }
         }
         for k in &e.response_headers_absent {
             if let Some(got) = header(o.response_headers.as_ref(), k) {
-                out.push(format!("response_headers_absent: `{k}` reached the client with {got:?}"));
+                out.push(format!(
+                    "response_headers_absent: `{k}` reached the client with {got:?}"
+                ));
             }
         }
         if let Some(want) = &e.response_trailers {
             for (k, v) in want {
                 let got = header(o.response_trailers.as_ref(), k);
                 if got.as_deref() != Some(v.as_str()) {
-                    out.push(format!("response_trailers.{k}: expected {v:?}, got {}", show(got)));
+                    out.push(format!(
+                        "response_trailers.{k}: expected {v:?}, got {}",
+                        show(got)
+                    ));
                 }
             }
         }
@@ -332,7 +408,10 @@ fn check(
         }
         if let Some(want) = &e.response_code_details {
             if o.code_details.as_deref() != Some(want.as_str()) {
-                out.push(format!("response_code_details: expected {want:?}, got {}", show(o.code_details.clone())));
+                out.push(format!(
+                    "response_code_details: expected {want:?}, got {}",
+                    show(o.code_details.clone())
+                ));
             }
         }
         if let Some(want) = e.grpc_status {
@@ -344,7 +423,10 @@ fn check(
         }
         if let Some(want) = e.reset {
             if o.reset.is_some() != want {
-                out.push(format!("reset: expected {want}, got {}", show(o.reset.clone())));
+                out.push(format!(
+                    "reset: expected {want}, got {}",
+                    show(o.reset.clone())
+                ));
             }
         }
         if let Some(want) = &e.elapsed_ms {
@@ -354,7 +436,9 @@ fn check(
                     let got = ((c - o.started_ns) / 1_000_000) as u64;
                     let ok = match want {
                         RangeExpect::Exact(x) => got == *x,
-                        RangeExpect::Range { min, max } => min.is_none_or(|m| got >= m) && max.is_none_or(|m| got <= m),
+                        RangeExpect::Range { min, max } => {
+                            min.is_none_or(|m| got >= m) && max.is_none_or(|m| got <= m)
+                        }
                     };
                     if !ok {
                         out.push(format!("elapsed_ms: expected {want:?}, got {got}"));
@@ -367,15 +451,24 @@ fn check(
             if pending {
                 out.push(format!(
                     "pending: the request never completed (paused with nothing left to wait for{})",
-                    if o.response_headers.is_some() { ", response started" } else { "" }
+                    if o.response_headers.is_some() {
+                        ", response started"
+                    } else {
+                        ""
+                    }
                 ));
             } else {
-                out.push("pending: expected the request to still be paused, but it completed".into());
+                out.push(
+                    "pending: expected the request to still be paused, but it completed".into(),
+                );
             }
         }
         if let Some(want) = e.route_cache_cleared {
             if (o.route_cache_cleared > 0) != want {
-                out.push(format!("route_cache_cleared: expected {want}, cleared {} time(s)", o.route_cache_cleared));
+                out.push(format!(
+                    "route_cache_cleared: expected {want}, cleared {} time(s)",
+                    o.route_cache_cleared
+                ));
             }
         }
         if let Some(want) = &e.filter_state {
@@ -392,7 +485,10 @@ fn check(
                     _ => false,
                 };
                 if !ok {
-                    out.push(format!("filter_state.{k}: expected {exp:?}, got {}", show(got)));
+                    out.push(format!(
+                        "filter_state.{k}: expected {exp:?}, got {}",
+                        show(got)
+                    ));
                 }
             }
         }
@@ -404,19 +500,26 @@ fn check(
             || e.body.is_some()
             || e.body_contains.is_some();
         if needs_request {
-            out.push("expect: this step sends no request, so request expectations cannot be checked".into());
+            out.push(
+                "expect: this step sends no request, so request expectations cannot be checked"
+                    .into(),
+            );
         }
     }
     if let Some(want) = &e.metrics {
         for (name, exp) in want {
             let got = session.host.metric(name);
             match (exp, &got) {
-                (MetricExpect::Value(v), Some(m)) if m.kind != crate::types::MetricKind::Histogram => {
+                (MetricExpect::Value(v), Some(m))
+                    if m.kind != crate::types::MetricKind::Histogram =>
+                {
                     if m.value != *v {
                         out.push(format!("metrics.{name}: expected {v}, got {}", m.value));
                     }
                 }
-                (MetricExpect::Histogram { count, sum }, Some(m)) if m.kind == crate::types::MetricKind::Histogram => {
+                (MetricExpect::Histogram { count, sum }, Some(m))
+                    if m.kind == crate::types::MetricKind::Histogram =>
+                {
                     if count.is_some_and(|c| c != m.count) || sum.is_some_and(|s| s != m.sum) {
                         out.push(format!(
                             "metrics.{name}: expected histogram count {count:?} sum {sum:?}, got count {} sum {}",
@@ -426,14 +529,26 @@ fn check(
                 }
                 (MetricExpect::Absent { absent }, g) => {
                     if *absent != g.is_none() {
-                        out.push(format!("metrics.{name}: expected absent={absent}, got {g:?}"));
+                        out.push(format!(
+                            "metrics.{name}: expected absent={absent}, got {g:?}"
+                        ));
                     }
                 }
                 (exp, None) => {
-                    let known: Vec<String> = session.host.metrics().iter().map(|m| m.name.clone()).collect();
-                    out.push(format!("metrics.{name}: expected {exp:?}, but no such metric; defined: {known:?}"));
+                    let known: Vec<String> = session
+                        .host
+                        .metrics()
+                        .iter()
+                        .map(|m| m.name.clone())
+                        .collect();
+                    out.push(format!(
+                        "metrics.{name}: expected {exp:?}, but no such metric; defined: {known:?}"
+                    ));
                 }
-                (exp, Some(m)) => out.push(format!("metrics.{name}: expected {exp:?}, but it is a {}", m.kind.name())),
+                (exp, Some(m)) => out.push(format!(
+                    "metrics.{name}: expected {exp:?}, but it is a {}",
+                    m.kind.name()
+                )),
             }
         }
     }
@@ -451,19 +566,28 @@ fn check(
         match want {
             CallsExpect::Count(n) => {
                 if calls.len() != *n {
-                    out.push(format!("http_calls: expected {n}, got {} {calls:?}", calls.len()));
+                    out.push(format!(
+                        "http_calls: expected {n}, got {} {calls:?}",
+                        calls.len()
+                    ));
                 }
             }
             CallsExpect::List(list) => {
                 if list.len() != calls.len() {
-                    out.push(format!("http_calls: expected {} call(s), got {} {calls:?}", list.len(), calls.len()));
+                    out.push(format!(
+                        "http_calls: expected {} call(s), got {} {calls:?}",
+                        list.len(),
+                        calls.len()
+                    ));
                 }
                 for (i, (w, (c, m, p))) in list.iter().zip(calls).enumerate() {
                     let ok = w.cluster.as_ref().is_none_or(|x| x == c)
                         && w.method.as_ref().is_none_or(|x| x == m)
                         && w.path.as_ref().is_none_or(|x| x == p);
                     if !ok {
-                        out.push(format!("http_calls[{i}]: expected {w:?}, got cluster={c} method={m} path={p}"));
+                        out.push(format!(
+                            "http_calls[{i}]: expected {w:?}, got cluster={c} method={m} path={p}"
+                        ));
                     }
                 }
             }

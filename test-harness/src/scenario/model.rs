@@ -170,6 +170,10 @@ pub struct Step {
     #[serde(default)]
     pub properties: BTreeMap<String, serde_yaml::Value>,
     pub upstream: Option<UpstreamSpec>,
+    /// Shut the plugins down after this step (`proxy_on_done` on every root
+    /// context, `proxy_on_delete` now or after `proxy_done`).
+    #[serde(default)]
+    pub shutdown: bool,
     /// Run this step this many times (each a new stream); expectations apply
     /// to the last one, metrics and logs to all.
     pub repeat: Option<usize>,
@@ -224,6 +228,7 @@ pub struct Expect {
     #[serde(default)]
     pub upstream_headers_absent: Vec<String>,
     pub upstream_body: Option<String>,
+    pub upstream_trailers: Option<BTreeMap<String, String>>,
     pub upstream_cluster: Option<String>,
     pub response_headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
@@ -252,12 +257,13 @@ pub struct Expect {
 #[serde(untagged)]
 pub enum MetricExpect {
     Value(i64),
+    /// Tried before `Histogram`, whose fields are all optional.
+    Absent {
+        absent: bool,
+    },
     Histogram {
         count: Option<u64>,
         sum: Option<u64>,
-    },
-    Absent {
-        absent: bool,
     },
 }
 

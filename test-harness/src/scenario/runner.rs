@@ -3,8 +3,8 @@
 
 use super::model::*;
 use crate::chain::{
-    response_flags, Callout, CalloutResponse, ChainConfig, FailurePolicy, GrpcAnswer, PluginConfig, Route,
-    RouteAction, StreamEvent, Worker,
+    response_flags, Callout, CalloutResponse, ChainConfig, FailurePolicy, GrpcAnswer, PluginConfig,
+    Route, RouteAction, StreamEvent, Worker,
 };
 use crate::headers::HeaderMap;
 use crate::host::{Clock, HostShared, LogLine};
@@ -51,13 +51,56 @@ pub fn workspace_root() -> Option<PathBuf> {
     for start in starts.into_iter().flatten() {
         let mut dir: Option<&Path> = Some(&start);
         while let Some(d) = dir {
-            if std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|s| s.contains("[workspace]")) {
+            if std::fs::read_to_string(d.join("Cargo.toml"))
+                .is_ok_and(|s| s.contains("[workspace]"))
+            {
                 return Some(d.to_path_buf());
             }
             dir = d.parent();
         }
     }
     None
+}
+
+/// The wasm crates of the workspace and their artifact names.
+pub const WASM_CRATES: &[&str] = &[
+    "jwt-authn",
+    "rbac",
+    "header-router",
+    "fault-injection",
+    "custom-metrics",
+    "probe",
+];
+
+/// Builds the workspace's `.wasm` artifacts once per process (a no-op when
+/// they are up to date), so that a plain `cargo test` works on a fresh
+/// clone. Uses the `cargo` that runs the tests (`$CARGO`). Returns why it
+/// could not, with the command to run by hand.
+pub fn ensure_artifacts() -> Result<(), String> {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        if std::env::var_os("WASMESH_WASM_DIR").is_some() {
+            return Ok(());
+        }
+        let root = workspace_root().ok_or("no Cargo workspace found")?;
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.current_dir(&root)
+            .args(["build", "--release", "--target", "wasm32-wasip1"]);
+        for c in WASM_CRATES {
+            cmd.args(["-p", c]);
+        }
+        let out = cmd.output().map_err(|e| format!("running cargo: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "building the .wasm artifacts failed (run `bash scripts/build-wasm.sh`):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    })
+    .clone()
 }
 
 /// Resolves a `wasm:` value: an artifact name, or a path (relative to the
@@ -72,7 +115,10 @@ pub fn resolve_wasm(spec: &str, base: &Path, opts: &RunOptions) -> Result<PathBu
             base.join(p)
         }
     } else {
-        opts.wasm_dir.clone().unwrap_or_else(default_wasm_dir).join(format!("{spec}.wasm"))
+        opts.wasm_dir
+            .clone()
+            .unwrap_or_else(default_wasm_dir)
+            .join(format!("{spec}.wasm"))
     };
     if !path.exists() {
         return Err(if is_path {
@@ -110,7 +156,10 @@ pub fn yaml_to_json(v: &serde_yaml::Value) -> Result<serde_json::Value, String> 
             for (k, v) in m {
                 let key = match k {
                     serde_yaml::Value::String(s) => s.clone(),
-                    other => serde_yaml::to_string(other).map_err(|e| e.to_string())?.trim().to_string(),
+                    other => serde_yaml::to_string(other)
+                        .map_err(|e| e.to_string())?
+                        .trim()
+                        .to_string(),
                 };
                 o.insert(key, yaml_to_json(v)?);
             }
@@ -121,7 +170,9 @@ pub fn yaml_to_json(v: &serde_yaml::Value) -> Result<serde_json::Value, String> 
 }
 
 /// Converts scenario properties to typed values.
-pub fn typed_properties(props: &BTreeMap<String, serde_yaml::Value>) -> Result<PropertyMap, String> {
+pub fn typed_properties(
+    props: &BTreeMap<String, serde_yaml::Value>,
+) -> Result<PropertyMap, String> {
     let mut out = PropertyMap::new();
     for (k, v) in props {
         out.insert(k.clone(), typed(k, &yaml_to_json(v)?)?);
@@ -133,8 +184,17 @@ pub fn typed_properties(props: &BTreeMap<String, serde_yaml::Value>) -> Result<P
 pub fn chain_config(s: &Scenario, base: &Path, opts: &RunOptions) -> Result<ChainConfig, String> {
     let mut plugins = Vec::new();
     for p in &s.chain {
-        let wasm = resolve_wasm(&p.wasm, base, opts).map_err(|e| format!("chain plugin `{}`: {e}", p.name))?;
-        let mut pc = PluginConfig::new(&p.name, wasm, p.config.as_ref().map(yaml_to_bytes).transpose()?.unwrap_or_default());
+        let wasm = resolve_wasm(&p.wasm, base, opts)
+            .map_err(|e| format!("chain plugin `{}`: {e}", p.name))?;
+        let mut pc = PluginConfig::new(
+            &p.name,
+            wasm,
+            p.config
+                .as_ref()
+                .map(yaml_to_bytes)
+                .transpose()?
+                .unwrap_or_default(),
+        );
         if let Some(r) = &p.root_id {
             pc.root_id = r.clone();
         }
@@ -146,8 +206,9 @@ pub fn chain_config(s: &Scenario, base: &Path, opts: &RunOptions) -> Result<Chai
         }
         pc.env = p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if let Some(f) = &p.failure_policy {
-            pc.failure_policy = FailurePolicy::parse(f)
-                .ok_or_else(|| format!("chain plugin `{}`: unknown failure_policy `{f}`", p.name))?;
+            pc.failure_policy = FailurePolicy::parse(f).ok_or_else(|| {
+                format!("chain plugin `{}`: unknown failure_policy `{f}`", p.name)
+            })?;
         }
         plugins.push(pc);
     }
@@ -158,15 +219,26 @@ pub fn chain_config(s: &Scenario, base: &Path, opts: &RunOptions) -> Result<Chai
         } else if let Some(h) = &r.cluster_header {
             RouteAction::ClusterHeader(h.clone())
         } else if !r.weighted_clusters.is_empty() {
-            RouteAction::Weighted(r.weighted_clusters.iter().map(|w| (w.name.clone(), w.weight)).collect())
+            RouteAction::Weighted(
+                r.weighted_clusters
+                    .iter()
+                    .map(|w| (w.name.clone(), w.weight))
+                    .collect(),
+            )
         } else {
-            return Err(format!("routes[{i}]: one of cluster, cluster_header, weighted_clusters is required"));
+            return Err(format!(
+                "routes[{i}]: one of cluster, cluster_header, weighted_clusters is required"
+            ));
         };
         routes.push(Route {
             name: r.name.clone(),
             prefix: r.prefix.clone(),
             path: r.path.clone(),
-            headers: r.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect(),
             action,
         });
     }
@@ -201,14 +273,26 @@ pub struct Observed {
 impl Observed {
     /// The `:status` the client received.
     pub fn status(&self) -> Option<u32> {
-        self.response_headers.as_ref()?.get_str(":status")?.parse().ok()
+        self.response_headers
+            .as_ref()?
+            .get_str(":status")?
+            .parse()
+            .ok()
     }
 }
 
 #[derive(Debug)]
 enum Event {
-    Callout { worker: usize, callout: Callout, answer: Answer },
-    Upstream { worker: usize, sid: u64, spec: UpstreamSpec },
+    Callout {
+        worker: usize,
+        callout: Callout,
+        answer: Answer,
+    },
+    Upstream {
+        worker: usize,
+        sid: u64,
+        spec: UpstreamSpec,
+    },
 }
 
 #[derive(Debug)]
@@ -222,6 +306,9 @@ struct StreamRec {
     upstream: UpstreamSpec,
     obs: Observed,
     upstream_scheduled: bool,
+    /// The step that sent it has returned (the stream was left pending);
+    /// forget it once it completes.
+    detached: bool,
 }
 
 /// A scenario being run: workers, clusters, clock and streams.
@@ -232,10 +319,11 @@ pub struct Session {
     clusters: BTreeMap<String, ClusterSpec>,
     cluster_next: HashMap<String, usize>,
     grpc_next: HashMap<String, usize>,
+    grpc_streams_started: std::collections::HashSet<(usize, usize, u64, u32)>,
     queue: BinaryHeap<Reverse<(i64, u64, usize)>>,
-    events: HashMap<usize, Event>,
+    events: crate::FastMap<usize, Event>,
     seq: u64,
-    streams: HashMap<u64, StreamRec>,
+    streams: crate::FastMap<u64, StreamRec>,
     /// Callouts dispatched so far (cluster, method, path).
     pub calls: Vec<(String, String, String)>,
     default_upstream: UpstreamSpec,
@@ -253,7 +341,12 @@ impl Session {
     }
 
     /// Like [`Session::new`] with a given runtime.
-    pub fn with_runtime(s: &Scenario, base: &Path, opts: &RunOptions, runtime: Arc<Runtime>) -> Result<Session, String> {
+    pub fn with_runtime(
+        s: &Scenario,
+        base: &Path,
+        opts: &RunOptions,
+        runtime: Arc<Runtime>,
+    ) -> Result<Session, String> {
         let level = match &s.log_level {
             Some(l) => LogLevel::parse(l).ok_or_else(|| format!("unknown log_level `{l}`"))?,
             None => LogLevel::Info,
@@ -282,7 +375,11 @@ impl Session {
                         .iter()
                         .map(|l| format!("[{}] {}: {}", l.level.name(), l.plugin, l.message))
                         .collect();
-                    return Err(if logs.is_empty() { e } else { format!("{e}\n{}", logs.join("\n")) });
+                    return Err(if logs.is_empty() {
+                        e
+                    } else {
+                        format!("{e}\n{}", logs.join("\n"))
+                    });
                 }
             }
         }
@@ -293,10 +390,11 @@ impl Session {
             clusters: s.clusters.clone(),
             cluster_next: HashMap::new(),
             grpc_next: HashMap::new(),
+            grpc_streams_started: Default::default(),
             queue: BinaryHeap::new(),
-            events: HashMap::new(),
+            events: Default::default(),
             seq: 0,
-            streams: HashMap::new(),
+            streams: Default::default(),
             calls: Vec::new(),
             default_upstream: s.upstream.clone().unwrap_or_default(),
             round_robin: 0,
@@ -332,9 +430,14 @@ impl Session {
                     self.dispatch(w, c);
                 }
             }
-            let sids: Vec<u64> = self.streams.keys().copied().collect();
+            let mut sids = Vec::new();
+            for w in self.workers.iter_mut() {
+                sids.extend(w.take_dirty());
+            }
             for sid in sids {
-                let w = self.streams[&sid].worker;
+                let Some(w) = self.streams.get(&sid).map(|r| r.worker) else {
+                    continue;
+                };
                 if let Some(info) = self.workers[w].stream_info(sid) {
                     let rec = self.streams.get_mut(&sid).expect("rec");
                     rec.obs.local_reply_by = info.local_reply_by;
@@ -350,10 +453,20 @@ impl Session {
                     self.on_stream_event(sid, e);
                 }
             }
+            self.streams.retain(|_, r| !(r.detached && r.obs.complete));
             if !progressed {
                 return;
             }
         }
+    }
+
+    /// Plugin shutdown: `proxy_on_done` on every root context, then
+    /// `proxy_on_delete` (at once, or after the module calls `proxy_done`).
+    pub fn shutdown(&mut self) {
+        for w in self.workers.iter_mut() {
+            w.shutdown();
+        }
+        self.settle();
     }
 
     fn dispatch(&mut self, worker: usize, c: Callout) {
@@ -366,55 +479,19 @@ impl Session {
                 .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
-        if c.call.grpc.is_some() {
-            let cluster = if c.call.cluster.is_empty() { "(stream)".to_string() } else { c.call.cluster.clone() };
-            self.calls.push((cluster.clone(), "grpc".into(), c.call.grpc.clone().map(|g| format!("/{}/{}", g.0, g.1)).unwrap_or_default()));
-            let spec = self.next_grpc(&cluster);
-            let (delay, answer) = match spec {
-                Some(g) => (
-                    g.delay_ms,
-                    GrpcAnswer {
-                        initial_metadata: Some(HeaderMap::from_pairs(g.initial_metadata.iter())),
-                        message: g.body.map(|b| b.into_bytes()),
-                        trailing_metadata: Some(HeaderMap::from_pairs(g.trailing_metadata.iter())),
-                        status: g.status,
-                        status_message: g.message,
-                        close: !c.call.grpc_stream || c.call.trailers.iter().any(|(k, _)| k == b"end_stream"),
-                    },
-                ),
-                None => (
-                    0,
-                    GrpcAnswer {
-                        status: 14,
-                        status_message: "no healthy upstream".into(),
-                        close: true,
-                        ..Default::default()
-                    },
-                ),
-            };
-            let timeout = c.call.timeout_ms as u64;
-            let (delay, answer) = if timeout > 0 && delay > timeout {
-                (
-                    timeout,
-                    GrpcAnswer {
-                        status: 4,
-                        status_message: "upstream request timeout".into(),
-                        close: true,
-                        ..Default::default()
-                    },
-                )
-            } else {
-                (delay, answer)
-            };
-            self.schedule(now + delay as i64 * 1_000_000, Event::Callout { worker, callout: c, answer: Answer::Grpc(answer) });
+        if let Some((service, method)) = c.call.grpc.clone() {
+            self.dispatch_grpc(worker, c, &service, &method, now);
             return;
         }
-        self.calls.push((c.call.cluster.clone(), header(":method"), header(":path")));
+        self.calls
+            .push((c.call.cluster.clone(), header(":method"), header(":path")));
         let spec = self.next_http(&c.call.cluster);
         let timeout = c.call.timeout_ms as u64;
         let (delay, answer) = match spec {
             None => (0, Some(envoy_reply(503, "no healthy upstream"))),
-            Some(a) if timeout > 0 && a.delay_ms > timeout => (timeout, Some(envoy_reply(504, "upstream request timeout"))),
+            Some(a) if timeout > 0 && a.delay_ms > timeout => {
+                (timeout, Some(envoy_reply(504, "upstream request timeout")))
+            }
             Some(a) if a.reset => (a.delay_ms, None),
             Some(a) => {
                 let mut h = HeaderMap::new();
@@ -434,10 +511,145 @@ impl Session {
                         t.add(k.as_bytes(), x.as_bytes());
                     }
                 }
-                (a.delay_ms, Some(CalloutResponse { headers: h, body, trailers: t }))
+                (
+                    a.delay_ms,
+                    Some(CalloutResponse {
+                        headers: h,
+                        body,
+                        trailers: t,
+                    }),
+                )
             }
         };
-        self.schedule(now + delay as i64 * 1_000_000, Event::Callout { worker, callout: c, answer: Answer::Http(answer) });
+        self.schedule(
+            now + delay as i64 * 1_000_000,
+            Event::Callout {
+                worker,
+                callout: c,
+                answer: Answer::Http(answer),
+            },
+        );
+    }
+
+    fn dispatch_grpc(&mut self, worker: usize, c: Callout, service: &str, method: &str, now: i64) {
+        let cluster = c.call.cluster.clone();
+        let at = |ms: u64| now + ms as i64 * 1_000_000;
+        let md = |m: &BTreeMap<String, String>| Some(HeaderMap::from_pairs(m.iter()));
+        let unavailable = || GrpcAnswer {
+            status: 14,
+            status_message: "no healthy upstream".into(),
+            close: true,
+            ..Default::default()
+        };
+        if c.call.grpc_stream {
+            if !service.is_empty() || !method.is_empty() {
+                // Opening a stream sends nothing back by itself.
+                self.calls
+                    .push((cluster, "grpc".into(), format!("/{service}/{method}")));
+                return;
+            }
+            let key = (worker, c.id.vm, c.id.generation, c.id.token);
+            let first = self.grpc_streams_started.insert(key);
+            let end = c.call.trailers.iter().any(|(k, _)| k == b"end_stream");
+            let close_with = |g: Option<GrpcAnswerSpec>, first: bool| match g {
+                Some(g) => (
+                    g.delay_ms,
+                    GrpcAnswer {
+                        initial_metadata: if first { md(&g.initial_metadata) } else { None },
+                        message: None,
+                        trailing_metadata: md(&g.trailing_metadata),
+                        status: g.status,
+                        status_message: g.message,
+                        close: true,
+                    },
+                ),
+                None => (0, unavailable()),
+            };
+            match self.next_grpc(&cluster) {
+                Some(g) if g.body.is_some() => {
+                    let answer = GrpcAnswer {
+                        initial_metadata: if first { md(&g.initial_metadata) } else { None },
+                        message: g.body.clone().map(String::into_bytes),
+                        trailing_metadata: None,
+                        status: 0,
+                        status_message: String::new(),
+                        close: false,
+                    };
+                    let delay = g.delay_ms;
+                    self.schedule(
+                        at(delay),
+                        Event::Callout {
+                            worker,
+                            callout: c.clone(),
+                            answer: Answer::Grpc(answer),
+                        },
+                    );
+                    if end {
+                        // The module ended its side: the peer closes with its next answer.
+                        let (d, a) = close_with(self.next_grpc(&cluster), false);
+                        self.schedule(
+                            at(d.max(delay)),
+                            Event::Callout {
+                                worker,
+                                callout: c,
+                                answer: Answer::Grpc(a),
+                            },
+                        );
+                    }
+                }
+                other => {
+                    let (d, a) = close_with(other, first);
+                    self.schedule(
+                        at(d),
+                        Event::Callout {
+                            worker,
+                            callout: c,
+                            answer: Answer::Grpc(a),
+                        },
+                    );
+                }
+            }
+            return;
+        }
+        self.calls.push((
+            cluster.clone(),
+            "grpc".into(),
+            format!("/{service}/{method}"),
+        ));
+        let (delay, answer) = match self.next_grpc(&cluster) {
+            Some(g) => (
+                g.delay_ms,
+                GrpcAnswer {
+                    initial_metadata: md(&g.initial_metadata),
+                    message: g.body.map(String::into_bytes),
+                    trailing_metadata: md(&g.trailing_metadata),
+                    status: g.status,
+                    status_message: g.message,
+                    close: true,
+                },
+            ),
+            None => (0, unavailable()),
+        };
+        let timeout = c.call.timeout_ms as u64;
+        let (delay, answer) = if timeout > 0 && delay > timeout {
+            let a = GrpcAnswer {
+                status: 4,
+                status_message: "upstream request timeout".into(),
+                close: true,
+                ..Default::default()
+            };
+            (timeout, a)
+        } else {
+            (delay, answer)
+        };
+        self.schedule(
+            at(delay),
+            Event::Callout {
+                worker,
+                callout: c,
+                answer: Answer::Grpc(answer),
+            },
+        );
     }
 
     fn next_http(&mut self, cluster: &str) -> Option<CalloutAnswer> {
@@ -458,10 +670,16 @@ impl Session {
 
     fn on_stream_event(&mut self, sid: u64, e: StreamEvent) {
         let now = self.clock.now_ns();
-        let Some(rec) = self.streams.get_mut(&sid) else { return };
+        let Some(rec) = self.streams.get_mut(&sid) else {
+            return;
+        };
         let mut upstream_complete = false;
         match e {
-            StreamEvent::UpstreamHeaders { headers, end_stream, cluster } => {
+            StreamEvent::UpstreamHeaders {
+                headers,
+                end_stream,
+                cluster,
+            } => {
                 rec.obs.reached_upstream = true;
                 rec.obs.upstream_headers = Some(headers);
                 rec.obs.upstream_cluster = Some(cluster);
@@ -475,8 +693,12 @@ impl Session {
                 rec.obs.upstream_trailers = Some(t);
                 upstream_complete = true;
             }
-            StreamEvent::DownstreamHeaders { headers, .. } => rec.obs.response_headers = Some(headers),
-            StreamEvent::DownstreamData { data, .. } => rec.obs.response_body.extend_from_slice(&data),
+            StreamEvent::DownstreamHeaders { headers, .. } => {
+                rec.obs.response_headers = Some(headers)
+            }
+            StreamEvent::DownstreamData { data, .. } => {
+                rec.obs.response_body.extend_from_slice(&data)
+            }
             StreamEvent::DownstreamTrailers(t) => rec.obs.response_trailers = Some(t),
             StreamEvent::Reset(r) => rec.obs.reset = Some(r),
             StreamEvent::Complete => {
@@ -488,13 +710,20 @@ impl Session {
             rec.upstream_scheduled = true;
             let spec = rec.upstream.clone();
             let worker = rec.worker;
-            self.schedule(now + spec.delay_ms as i64 * 1_000_000, Event::Upstream { worker, sid, spec });
+            self.schedule(
+                now + spec.delay_ms as i64 * 1_000_000,
+                Event::Upstream { worker, sid, spec },
+            );
         }
     }
 
     fn fire(&mut self, e: Event) {
         match e {
-            Event::Callout { worker, callout, answer } => match answer {
+            Event::Callout {
+                worker,
+                callout,
+                answer,
+            } => match answer {
                 Answer::Http(r) => self.workers[worker].deliver_http(&callout, r),
                 Answer::Grpc(g) => self.workers[worker].deliver_grpc(&callout, g),
             },
@@ -518,7 +747,10 @@ impl Session {
                     );
                 } else {
                     let mut h = HeaderMap::new();
-                    h.add(b":status", spec.status.unwrap_or(200).to_string().as_bytes());
+                    h.add(
+                        b":status",
+                        spec.status.unwrap_or(200).to_string().as_bytes(),
+                    );
                     for (k, v) in &spec.headers {
                         for x in v.values() {
                             h.add(k.as_bytes(), x.as_bytes());
@@ -569,7 +801,10 @@ impl Session {
         let now = self.clock.now_ns();
         for _ in 0..100_000 {
             self.pump();
-            let due_event = self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= now);
+            let due_event = self
+                .queue
+                .peek()
+                .is_some_and(|Reverse((t, _, _))| *t <= now);
             if due_event {
                 let Reverse((_, _, id)) = self.queue.pop().expect("peeked");
                 if let Some(e) = self.events.remove(&id) {
@@ -577,7 +812,10 @@ impl Session {
                 }
                 continue;
             }
-            let due_timer = self.workers.iter().any(|w| w.next_timer_ns().is_some_and(|t| t <= now));
+            let due_timer = self
+                .workers
+                .iter()
+                .any(|w| w.next_timer_ns().is_some_and(|t| t <= now));
             if due_timer {
                 for w in self.workers.iter_mut() {
                     w.fire_timers();
@@ -619,7 +857,12 @@ impl Session {
     ) -> Result<Observed, String> {
         let w = match worker {
             Some(w) if w < self.workers.len() => w,
-            Some(w) => return Err(format!("worker {w} does not exist (workers: {})", self.workers.len())),
+            Some(w) => {
+                return Err(format!(
+                    "worker {w} does not exist (workers: {})",
+                    self.workers.len()
+                ))
+            }
             None => {
                 let w = self.round_robin % self.workers.len();
                 self.round_robin += 1;
@@ -654,6 +897,7 @@ impl Session {
                     ..Default::default()
                 },
                 upstream_scheduled: false,
+                detached: false,
             },
         );
         self.pump();
@@ -677,18 +921,13 @@ impl Session {
                 _ => break,
             }
         }
-        let rec = if self.streams[&sid].obs.complete {
-            self.streams.remove(&sid).expect("rec")
+        if self.streams[&sid].obs.complete {
+            Ok(self.streams.remove(&sid).expect("rec").obs)
         } else {
-            let r = &self.streams[&sid];
-            StreamRec {
-                worker: r.worker,
-                upstream: r.upstream.clone(),
-                obs: r.obs.clone(),
-                upstream_scheduled: r.upstream_scheduled,
-            }
-        };
-        Ok(rec.obs)
+            let r = self.streams.get_mut(&sid).expect("rec");
+            r.detached = true;
+            Ok(r.obs.clone())
+        }
     }
 
     /// Log lines after `seq`.
@@ -712,9 +951,18 @@ fn envoy_reply(status: u32, body: &str) -> CalloutResponse {
 /// The request headers of a request spec, pseudo-headers first.
 pub fn request_headers(req: &RequestSpec) -> Result<HeaderMap, String> {
     let mut h = HeaderMap::new();
-    h.add(b":method", req.method.as_deref().unwrap_or("GET").as_bytes());
-    h.add(b":scheme", req.scheme.as_deref().unwrap_or("http").as_bytes());
-    h.add(b":authority", req.authority.as_deref().unwrap_or("example.com").as_bytes());
+    h.add(
+        b":method",
+        req.method.as_deref().unwrap_or("GET").as_bytes(),
+    );
+    h.add(
+        b":scheme",
+        req.scheme.as_deref().unwrap_or("http").as_bytes(),
+    );
+    h.add(
+        b":authority",
+        req.authority.as_deref().unwrap_or("example.com").as_bytes(),
+    );
     h.add(b":path", req.path.as_deref().unwrap_or("/").as_bytes());
     for (k, v) in &req.headers {
         let name = match k {

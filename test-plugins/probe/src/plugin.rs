@@ -48,8 +48,10 @@ const RESP_TRAILERS: usize = 5;
 const LOG: usize = 6;
 const CALLBACK: usize = 7;
 
-fn info(plugin: &str, msg: &str) {
-    raw::log(2, &format!("[{plugin}] {msg}"));
+/// Logs at INFO. The host shows the plugin's name with every line, so the
+/// first argument only documents who speaks.
+fn info(_plugin: &str, msg: &str) {
+    raw::log(2, msg);
 }
 
 /// A result key safe for a header name: lower case, `:` dropped, other
@@ -101,6 +103,9 @@ struct RootState {
     configured_tick: u32,
     ticks: u64,
     paused: Vec<Paused>,
+    /// `done-call=CLUSTER`: on_done calls this cluster and finishes with
+    /// proxy_done when the answer arrives.
+    done_call: Option<String>,
 }
 
 struct ProbeRoot {
@@ -119,6 +124,7 @@ impl ProbeRoot {
                 configured_tick: 0,
                 ticks: 0,
                 paused: Vec::new(),
+                done_call: None,
             })),
         }
     }
@@ -130,8 +136,47 @@ impl ProbeRoot {
 
 impl Context for ProbeRoot {
     fn on_done(&mut self) -> bool {
-        info(&self.plugin(), "root on_done");
-        true
+        let p = self.plugin();
+        let Some(cluster) = self.state.borrow().done_call.clone() else {
+            info(&p, "root on_done");
+            return true;
+        };
+        let headers = vec![
+            (":method", "GET"),
+            (":path", "/shutdown"),
+            (":authority", cluster.as_str()),
+        ];
+        match hostcalls::dispatch_http_call(&cluster, headers, None, vec![], Duration::from_secs(5))
+        {
+            Ok(_) => {
+                info(&p, &format!("root on_done: waiting for {cluster}"));
+                false
+            }
+            Err(s) => {
+                info(
+                    &p,
+                    &format!("root on_done: cannot call {cluster}: {}", sdk_status(s)),
+                );
+                true
+            }
+        }
+    }
+
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _headers: usize,
+        _body: usize,
+        _trailers: usize,
+    ) {
+        let p = self.plugin();
+        info(&p, &format!("proxy_done: {}", status(raw::done())));
+    }
+}
+
+impl Drop for ProbeRoot {
+    fn drop(&mut self) {
+        info(&self.plugin(), "root on_delete");
     }
 }
 
@@ -162,6 +207,7 @@ impl RootContext for ProbeRoot {
                     Ok(t) => info(&p, &format!("queue-registered {v} {t}")),
                     Err(s) => info(&p, &format!("queue-register {v} failed: {}", status(s))),
                 },
+                "done-call" => self.state.borrow_mut().done_call = Some(v),
                 "fail-configure" => {
                     info(&p, "failing on_configure as asked (fail-configure)");
                     return false;
@@ -369,7 +415,8 @@ impl Probe {
     /// The callback's result: pause if a command asked for it.
     fn finish(&mut self, env: Env, out: Out) -> Action {
         self.flush(&env, &out);
-        if out.pause {
+        // Outstanding callouts keep the stream paused until the last answer.
+        if out.pause || self.pending > 0 {
             self.paused = Some(env);
             Action::Pause
         } else {
@@ -453,10 +500,6 @@ impl Probe {
             "clock" => out.put(
                 k(&format!("clock-{a0}")),
                 raw::clock(num(&a0)).map_or_else(cmd::errno_name, |t| t.to_string()),
-            ),
-            "clockres" => out.put(
-                k(&format!("clockres-{a0}")),
-                raw::clock_res(num(&a0)).map_or_else(cmd::errno_name, |t| t.to_string()),
             ),
             "random" => {
                 let n = num(&a0) as usize;
@@ -582,14 +625,14 @@ impl Probe {
                 k("body"),
                 res_str(raw::get_buffer(env.buffer, 0, usize::MAX)),
             ),
-            "read" => out.put(
-                k("read"),
-                res_str(raw::get_buffer(
-                    env.buffer,
-                    num(&a0) as usize,
-                    num(&a1) as usize,
-                )),
-            ),
+            "read" => {
+                let kind = if c.arg(2).is_empty() { "str" } else { c.arg(2) };
+                let r = raw::get_buffer(env.buffer, num(&a0) as usize, num(&a1) as usize);
+                out.put(
+                    k("read"),
+                    r.map_or_else(status, |b| cmd::render_value(kind, &b)),
+                );
+            }
             "bodystatus" => out.put(
                 k("bodystatus"),
                 raw::buffer_status(env.buffer)
@@ -702,7 +745,6 @@ impl Probe {
                     Ok(token) => {
                         self.calls.insert(token, key.clone());
                         self.pending += 1;
-                        out.pause = true;
                         out.put(key, "OK");
                     }
                     Err(s) => out.put(key, sdk_status(s)),
@@ -729,7 +771,6 @@ impl Probe {
                         GRPC_CALL.with(|g| g.set(token));
                         self.calls.insert(token, key.clone());
                         self.pending += 1;
-                        out.pause = true;
                         out.put(key, "OK");
                     }
                     Err(s) => out.put(key, sdk_status(s)),

@@ -129,7 +129,6 @@ extern "C" {
 extern "C" {
     pub fn fd_write(fd: u32, iovs: *const u32, n: usize, written: *mut usize) -> u32;
     pub fn clock_time_get(id: u32, precision: u64, out: *mut u64) -> u32;
-    pub fn clock_res_get(id: u32, out: *mut u64) -> u32;
     pub fn random_get(buf: *mut u8, len: usize) -> u32;
     pub fn environ_sizes_get(count: *mut usize, size: *mut usize) -> u32;
     pub fn args_sizes_get(count: *mut usize, size: *mut usize) -> u32;
@@ -400,12 +399,6 @@ pub fn write_fd(fd: u32, data: &[u8]) -> (u32, usize) {
 pub fn clock(id: u32) -> Res<u64> {
     let mut t = 0;
     let e = unsafe { clock_time_get(id, 1, &mut t) };
-    ok(e, || t)
-}
-
-pub fn clock_res(id: u32) -> Res<u64> {
-    let mut t = 0;
-    let e = unsafe { clock_res_get(id, &mut t) };
     ok(e, || t)
 }
 

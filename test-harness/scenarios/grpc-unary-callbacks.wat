@@ -1,0 +1,50 @@
+;; A plugin that makes one unary gRPC call per request (to the cluster named by
+;; the request path, e.g. /grpc-ok) and logs every gRPC callback it receives.
+;; Used by grpc-unary-callbacks.yaml: Envoy delivers a unary answer either as
+;; proxy_on_grpc_receive (success) or as proxy_on_grpc_close (failure), never
+;; both and never with metadata callbacks.
+(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_grpc_call" (func $grpc_call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 65536))
+  (data (i32.const 16) ":path")
+  (data (i32.const 32) "pkg.Echo")
+  (data (i32.const 48) "Ping")
+  (data (i32.const 64) "ping")
+  (data (i32.const 80) "initial-metadata")
+  (data (i32.const 112) "receive")
+  (data (i32.const 128) "trailing-metadata")
+  (data (i32.const 160) "close ?")
+  (data (i32.const 176) "dispatch ?")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    ;; cluster = :path without its leading '/'
+    (drop (call $get (i32.const 0) (i32.const 16) (i32.const 5) (i32.const 1024) (i32.const 1028)))
+    (i32.store8 (i32.const 185)
+      (i32.add (i32.const 65)
+        (call $grpc_call
+          (i32.add (i32.load (i32.const 1024)) (i32.const 1)) (i32.sub (i32.load (i32.const 1028)) (i32.const 1))
+          (i32.const 32) (i32.const 8) (i32.const 48) (i32.const 4)
+          (i32.const 0) (i32.const 0) (i32.const 64) (i32.const 4)
+          (i32.const 1000) (i32.const 1032))))
+    (drop (call $log (i32.const 2) (i32.const 176) (i32.const 10)))
+    (i32.const 0))
+  (func (export "proxy_on_grpc_receive_initial_metadata") (param i32 i32 i32)
+    (drop (call $log (i32.const 2) (i32.const 80) (i32.const 16))))
+  (func (export "proxy_on_grpc_receive") (param i32 i32 i32)
+    (drop (call $log (i32.const 2) (i32.const 112) (i32.const 7))))
+  (func (export "proxy_on_grpc_receive_trailing_metadata") (param i32 i32 i32)
+    (drop (call $log (i32.const 2) (i32.const 128) (i32.const 17))))
+  (func (export "proxy_on_grpc_close") (param i32 i32 i32)
+    ;; the status as a letter: 'A' + status
+    (i32.store8 (i32.const 166) (i32.add (i32.const 65) (local.get 2)))
+    (drop (call $log (i32.const 2) (i32.const 160) (i32.const 7))))
+)
