@@ -163,11 +163,18 @@ pub struct StatsTag {
 
 impl StatsTag {
     /// The entry that extracts `label` from names written by [`push_label`]:
-    /// `(label=\.=(.*?);\.;)`, exactly the form of Istio's bootstrap.
+    /// `(?:^|[.;])(label=\.=(.*?);\.;)`.
+    ///
+    /// Istio's bootstrap writes `(label=\.=(.*?);\.;)`, which also matches
+    /// inside a longer label ending in `_label` (`code` inside
+    /// `response_code=.=200;.;`, `version` inside `source_version`). The
+    /// label here must start the name, or follow the namespace's `.` or the
+    /// previous segment's `;`; that character is outside the first capture
+    /// group, so Envoy does not remove it.
     pub fn for_label(label: &str) -> StatsTag {
         StatsTag {
             tag_name: label.to_string(),
-            regex: format!("({label}=\\.=(.*?);\\.;)"),
+            regex: format!("(?:^|[.;])({label}=\\.=(.*?);\\.;)"),
         }
     }
 }
@@ -639,7 +646,7 @@ mod tests {
     #[test]
     fn stats_tags_are_istio_style() {
         let t = StatsTag::for_label("reporter");
-        assert_eq!(t.regex, r"(reporter=\.=(.*?);\.;)");
+        assert_eq!(t.regex, r"(?:^|[.;])(reporter=\.=(.*?);\.;)");
         let all = stats_tags_for_labels(["method", "reporter", "method", "tenant"]);
         let names: Vec<_> = all.iter().map(|t| t.tag_name.as_str()).collect();
         assert_eq!(names.len(), STANDARD_LABELS.len() + 3);
@@ -669,6 +676,42 @@ mod tests {
         let (rest, tags) = p.produce_tags("wasmcustom.plan=.=pro;.;m");
         assert_eq!(rest, "wasmcustom.plan=.=pro;.;m");
         assert!(tags.is_empty());
+    }
+
+    #[test]
+    fn a_label_is_not_found_inside_a_longer_one() {
+        let p = TagProducer::for_labels(["code", "version"]);
+        let name = wasm_stat_name(&encode_stat_name(
+            "m",
+            &[
+                ("response_code", "200"),
+                ("source_version", "v1"),
+                ("code", "201"),
+            ],
+        ));
+        let (rest, tags) = p.produce_tags(&name);
+        assert_eq!(rest, "wasmcustom.m");
+        let t: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            t,
+            vec![
+                ("source_version", "v1"),
+                ("response_code", "200"),
+                ("code", "201")
+            ]
+        );
+        // Istio's unanchored form would have taken `code` from response_code.
+        let istio = TagProducer::new(&[StatsTag {
+            tag_name: "code".into(),
+            regex: r"(code=\.=(.*?);\.;)".into(),
+        }])
+        .unwrap();
+        assert_eq!(istio.produce_tags(&name).1[0].1, "200");
+        // At the very start of a name (no namespace) it is found too.
+        assert_eq!(
+            p.produce_tags("code=.=7;.;m").1,
+            vec![("code".to_string(), "7".to_string())]
+        );
     }
 
     #[test]

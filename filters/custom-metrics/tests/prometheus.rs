@@ -7,7 +7,7 @@
 use custom_metrics::config::stats_tags_for_config;
 use custom_metrics::tags::{self, HistogramData, Stat, StatValue, TagProducer};
 use std::path::Path;
-use wasmesh::scenario::runner::typed_properties;
+use wasmesh::scenario::runner::{typed_properties, yaml_to_json};
 use wasmesh::scenario::{RunOptions, Scenario, Session};
 use wasmesh::types::MetricKind;
 
@@ -15,6 +15,12 @@ use wasmesh::types::MetricKind;
 fn scrape(yaml: &str, config_json: &str) -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let s = Scenario::from_yaml_str(yaml, &dir).expect("scenario");
+    scrape_scenario(&s, config_json)
+}
+
+/// Runs every step of a scenario and renders `/stats/prometheus` with the
+/// `stats_tags` of `config_json`.
+fn scrape_scenario(s: &Scenario, config_json: &str) -> String {
     let mut session =
         Session::new(&s.spec, &s.base_dir, &RunOptions::default()).expect("chain starts");
     let base = typed_properties(&s.spec.properties).expect("properties");
@@ -211,4 +217,54 @@ requests:
     let r503 = [0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
     want += &buckets("istio_response_bytes", &uf, r503, 139, 1);
     assert_eq!(text, want, "\n--- got ---\n{text}\n--- want ---\n{want}");
+}
+
+fn example_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/custom-metrics")
+}
+
+/// The README's Prometheus output is what the example really produces.
+#[test]
+fn example_readme_shows_the_real_output() {
+    let dir = example_dir();
+    let config = std::fs::read_to_string(dir.join("config.json")).expect("config.json");
+    let s = Scenario::from_file(&dir.join("scenario.yaml")).expect("scenario");
+    let text = scrape_scenario(&s, &config);
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("README.md");
+    let start = readme
+        .find("<!-- prometheus:begin -->")
+        .expect("begin marker");
+    let end = readme.find("<!-- prometheus:end -->").expect("end marker");
+    let block = &readme[start..end];
+    let body = block
+        .split_once("```text\n")
+        .and_then(|(_, rest)| rest.rsplit_once("```"))
+        .map(|(b, _)| b)
+        .expect("a ```text block between the markers");
+    assert_eq!(
+        body, text,
+        "README block differs; the real output is:\n{text}"
+    );
+}
+
+/// config.json and the example scenario configure the filter the same way.
+#[test]
+fn example_config_matches_the_scenario() {
+    let dir = example_dir();
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("config.json")).expect("config.json"),
+    )
+    .expect("config.json is JSON");
+    let s = Scenario::from_file(&dir.join("scenario.yaml")).expect("scenario");
+    let plugin = s
+        .spec
+        .chain
+        .iter()
+        .find(|p| p.wasm == "custom_metrics")
+        .expect("metrics plugin");
+    let in_scenario =
+        yaml_to_json(plugin.config.as_ref().expect("config")).expect("config as JSON");
+    assert_eq!(file, in_scenario);
+    custom_metrics::config::Compiled::from_json(file.to_string().as_bytes(), Default::default())
+        .expect("the example configuration compiles");
 }
