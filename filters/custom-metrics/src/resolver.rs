@@ -222,10 +222,10 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
         }
         let now = self.host.now_nanos() as i64;
         if let Value::Time(start) = self.prop(&["request", "time"], PropKind::Timestamp) {
-            return Value::Int((now - start).max(0) / 1_000_000);
+            return Value::Int(now.saturating_sub(start).max(0) / 1_000_000);
         }
         match self.host.stream_start_nanos() {
-            Some(start) => Value::Int((now - start as i64).max(0) / 1_000_000),
+            Some(start) => Value::Int(now.saturating_sub(start as i64).max(0) / 1_000_000),
             None => Value::Missing,
         }
     }
