@@ -7,8 +7,6 @@
 //! `node.metadata.LABELS[app]`. Expressions are parsed once at configuration
 //! time into an [`Attribute`]; an unknown one refuses the configuration.
 
-use std::fmt::Write as _;
-
 /// Which side's Istio peer metadata (`downstream_peer` / `upstream_peer`
 /// filter state of Istio's metadata exchange).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -196,9 +194,7 @@ impl Value {
         match self {
             Value::Missing => out.push_str("unknown"),
             Value::Str(s) => out.push_str(s),
-            Value::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            Value::Int(i) => push_int(out, *i),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Value::Time(ns) => out.push_str(&rfc3339(*ns)),
         }
@@ -222,6 +218,28 @@ impl Value {
             Value::Str(s) => s.is_empty(),
             _ => false,
         }
+    }
+}
+
+/// Appends the decimal form of `i` (without the formatting machinery: this
+/// runs for every integer label of every request).
+pub fn push_int(out: &mut String, i: i64) {
+    let mut buf = [0u8; 20];
+    let mut n = i.unsigned_abs();
+    let mut pos = buf.len();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push('-');
+    }
+    for &d in &buf[pos..] {
+        out.push(d as char);
     }
 }
 
@@ -505,6 +523,11 @@ mod tests {
         Value::Missing.write_label(&mut s);
         Value::Bool(true).write_label(&mut s);
         assert_eq!(s, "-3unknowntrue");
+        for i in [0, 7, 10, 200, -1, i64::MAX, i64::MIN] {
+            let mut s = String::new();
+            push_int(&mut s, i);
+            assert_eq!(s, i.to_string());
+        }
         assert_eq!(Value::Str(" 42 ".into()).as_i64(), Some(42));
         assert_eq!(Value::Str("x".into()).as_i64(), None);
         assert_eq!(

@@ -274,28 +274,27 @@ fn build_key<H: StreamHost>(
 ) {
     key.clear();
     for l in &g.labels {
-        scratch.clear();
-        match &l.source {
-            LabelSource::Static(s) => scratch.push_str(s),
-            LabelSource::Slot(_) if fold => scratch.push_str(FOLDED),
-            LabelSource::Slot(slot) => {
-                let v = res.slot(*slot);
-                if l.unknown_if_empty && v.is_empty() {
-                    scratch.push_str("unknown");
-                } else {
-                    v.write_label(scratch);
-                }
-            }
-        }
         match &l.source {
             // Static values were made safe when the configuration was compiled.
-            LabelSource::Static(_) => {
+            LabelSource::Static(s) => {
                 key.push_str(&l.name);
                 key.push_str(tags::VALUE_SEPARATOR);
-                key.push_str(scratch);
+                key.push_str(s);
                 key.push_str(tags::FIELD_SEPARATOR);
             }
-            LabelSource::Slot(_) => tags::push_label(key, &l.name, scratch),
+            LabelSource::Slot(_) if fold => tags::push_label(key, &l.name, FOLDED),
+            LabelSource::Slot(slot) => match res.slot(*slot) {
+                v if l.unknown_if_empty && v.is_empty() => {
+                    tags::push_label(key, &l.name, "unknown")
+                }
+                Value::Str(s) => tags::push_label(key, &l.name, s),
+                Value::Missing => tags::push_label(key, &l.name, "unknown"),
+                v => {
+                    scratch.clear();
+                    v.write_label(scratch);
+                    tags::push_label(key, &l.name, scratch);
+                }
+            },
         }
     }
 }

@@ -84,16 +84,17 @@ pub fn push_label(buf: &mut String, name: &str, value: &str) {
 
 fn push_sanitized_value(buf: &mut String, value: &str) {
     let b = value.as_bytes();
+    // Fast path: most values have neither `;` nor `=`.
+    if !b.iter().any(|&c| c == b';' || c == b'=') {
+        buf.push_str(value);
+        return;
+    }
     let dangerous = |i: usize| {
         b[i] == b';' || (b[i] == b'.' && i > 0 && b[i - 1] == b'=' && b.get(i + 1) == Some(&b'='))
     };
-    let Some(first) = (0..b.len()).find(|&i| dangerous(i)) else {
-        buf.push_str(value);
-        return;
-    };
     // Both replaced characters are ASCII: byte-wise replacement keeps UTF-8.
     let mut out = b.to_vec();
-    for (i, c) in out.iter_mut().enumerate().skip(first) {
+    for (i, c) in out.iter_mut().enumerate() {
         if dangerous(i) {
             *c = b'_';
         }
