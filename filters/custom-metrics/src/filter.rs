@@ -10,10 +10,71 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::*;
 use proxy_wasm::types::*;
 use std::cell::RefCell;
+use std::ptr::null_mut;
 use std::rc::Rc;
 use wasmesh_common::host;
 use wasmesh_common::identity::IDENTITY_PROPERTY;
 use wasmesh_common::HeaderMap;
+
+// Raw host calls. The SDK's wrappers panic (a trap: the request fails) on
+// statuses Envoy legitimately returns — `proxy_get_header_map_pairs` on a
+// map the stream does not have (no response trailers, no response at all)
+// answers BAD_ARGUMENT — and they copy more than needed. Statuses are read
+// as plain integers (0 = OK).
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_metric_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+}
+
+/// Takes over a buffer the host allocated with `proxy_on_memory_allocate`
+/// (the SDK's export, backed by the global allocator).
+///
+/// SAFETY: `data`/`size` come from a successful host call.
+unsafe fn host_buffer(data: *mut u8, size: usize) -> Option<Vec<u8>> {
+    if data.is_null() {
+        return None;
+    }
+    Some(Vec::from_raw_parts(data, size, size))
+}
+
+/// A property by its NUL-separated path; `None` for any status but OK.
+fn raw_property(path: &[u8]) -> Option<Vec<u8>> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: `path` is live for the call; out-pointers to locals.
+    match unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) } {
+        0 => unsafe { host_buffer(data, size) },
+        _ => None,
+    }
+}
+
+/// A header map; empty when the stream does not have it.
+fn raw_map(map: MapType) -> HeaderMap {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: out-pointers to locals; the buffer is taken over below.
+    let buf = match unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) } {
+        0 => unsafe { host_buffer(data, size) }.unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    HeaderMap::from_pairs(crate::pairs::deserialize(&buf))
+}
 
 const FILTER: &str = "custom_metrics";
 
@@ -70,9 +131,14 @@ impl RootContext for Root {
 /// Istio's node metadata: `WORKLOAD_NAME`, `NAMESPACE`, `LABELS`.
 fn node_info() -> NodeInfo {
     let meta = |path: &[&str]| -> String {
-        let mut full = vec!["node", "metadata"];
-        full.extend_from_slice(path);
-        host::property_string(&full).unwrap_or_default()
+        let mut full = b"node\0metadata".to_vec();
+        for seg in path {
+            full.push(0);
+            full.extend_from_slice(seg.as_bytes());
+        }
+        raw_property(&full)
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default()
     };
     let label = |names: &[&str]| -> String {
         names
@@ -105,6 +171,7 @@ impl Stream {
             response: None,
             trailers: None,
             identity: None,
+            path: Vec::with_capacity(64),
             start_ns: self.start_ns,
             request_body: self.request_body,
             response_body: self.response_body,
@@ -178,37 +245,40 @@ struct HostView {
     response: Option<HeaderMap>,
     trailers: Option<HeaderMap>,
     identity: Option<Option<Json>>,
+    /// Reused buffer for property paths.
+    path: Vec<u8>,
     start_ns: Option<u64>,
     request_body: Option<u64>,
     response_body: Option<u64>,
 }
 
-fn map(t: MapType) -> HeaderMap {
-    HeaderMap::from_pairs(hostcalls::get_map(t).unwrap_or_default())
-}
-
 impl StreamHost for HostView {
     fn request_headers(&mut self) -> &HeaderMap {
         self.request
-            .get_or_insert_with(|| map(MapType::HttpRequestHeaders))
+            .get_or_insert_with(|| raw_map(MapType::HttpRequestHeaders))
     }
     fn response_headers(&mut self) -> &HeaderMap {
         self.response
-            .get_or_insert_with(|| map(MapType::HttpResponseHeaders))
+            .get_or_insert_with(|| raw_map(MapType::HttpResponseHeaders))
     }
     fn response_trailers(&mut self) -> &HeaderMap {
         self.trailers
-            .get_or_insert_with(|| map(MapType::HttpResponseTrailers))
+            .get_or_insert_with(|| raw_map(MapType::HttpResponseTrailers))
     }
     fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
-        hostcalls::get_property(path.to_vec()).ok().flatten()
+        self.path.clear();
+        for (i, seg) in path.iter().enumerate() {
+            if i > 0 {
+                self.path.push(0);
+            }
+            self.path.extend_from_slice(seg.as_bytes());
+        }
+        raw_property(&self.path)
     }
     fn identity(&mut self) -> Option<&Json> {
         self.identity
             .get_or_insert_with(|| {
-                let bytes = hostcalls::get_property(vec![IDENTITY_PROPERTY])
-                    .ok()
-                    .flatten()?;
+                let bytes = raw_property(IDENTITY_PROPERTY.as_bytes())?;
                 json::parse(&bytes).ok()
             })
             .as_ref()
@@ -237,12 +307,19 @@ impl MetricSink for HostSink {
             MetricKind::Gauge => MetricType::Gauge,
             MetricKind::Histogram => MetricType::Histogram,
         };
-        hostcalls::define_metric(t, name).ok()
+        let mut id = 0u32;
+        // SAFETY: `name` is live for the call; out-pointer to a local.
+        match unsafe { proxy_define_metric(t as u32, name.as_ptr(), name.len(), &mut id) } {
+            0 => Some(id),
+            _ => None,
+        }
     }
     fn increment(&mut self, id: u32, delta: i64) {
-        let _ = hostcalls::increment_metric(id, delta);
+        // SAFETY: plain values.
+        let _ = unsafe { proxy_increment_metric(id, delta) };
     }
     fn record(&mut self, id: u32, value: u64) {
-        let _ = hostcalls::record_metric(id, value);
+        // SAFETY: plain values.
+        let _ = unsafe { proxy_record_metric(id, value) };
     }
 }

@@ -6,6 +6,7 @@ pub mod attribute;
 pub mod config;
 pub mod flags;
 pub mod json;
+pub mod pairs;
 pub mod recorder;
 pub mod resolver;
 pub mod tags;
