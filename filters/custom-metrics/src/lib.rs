@@ -1,6 +1,24 @@
-//! Custom metrics filter: Istio's standard request metrics plus user-defined
-//! metrics with labels taken from the request, the response, properties and
-//! verified JWT claims, recorded at stream end.
+//! Custom metrics filter (`custom_metrics.wasm`): Istio's standard request
+//! metrics plus user-defined metrics with labels taken from the request, the
+//! response, properties and verified JWT claims, recorded at stream end.
+//!
+//! The decision core is plain Rust:
+//!
+//! * [`config`] — the JSON configuration, read by [`json`] with field-path
+//!   errors, compiled once into metric groups and attribute slots;
+//! * [`attribute`] — attribute expressions (`request.headers[x-plan]`,
+//!   `request.auth.claims[tenant]`, ...) and their values;
+//! * [`templates`] — `pathTemplates` for `request.path_template`;
+//! * [`resolver`] — evaluates attributes for one stream through a
+//!   [`resolver::StreamHost`], reading each input at most once;
+//! * [`recorder`] — label sets → stat names → metric ids (defined once per
+//!   VM), the cardinality guard, `inflight` gauges, the access log line;
+//! * [`tags`] — the stat-name encoding of labels, Envoy's tag extraction and
+//!   Prometheus text, shared with the local data plane and the manifests;
+//! * [`flags`] — Envoy's response flags and gRPC status mapping;
+//! * [`pairs`] — the Proxy-Wasm map serialisation.
+//!
+//! `filter` (wasm32 only) is the proxy-wasm glue.
 
 pub mod attribute;
 pub mod config;
