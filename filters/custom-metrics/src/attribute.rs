@@ -79,6 +79,9 @@ pub enum Derived {
     /// `mutual_tls` when `connection.mtls`, `none` when not, unknown when the
     /// property is missing.
     SecurityPolicy,
+    /// Istio's `response_code`: the status code, `0` when there was no
+    /// response.
+    CodeLabel,
     /// The client's mTLS identity (`connection.uri_san_peer_certificate`),
     /// unknown on a connection that is not mutual TLS.
     PeerPrincipal,

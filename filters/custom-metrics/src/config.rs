@@ -833,7 +833,7 @@ fn standard_label_sources(reporter: Reporter, node: &NodeInfo, b: &mut Builder) 
                     PropKind::Str,
                 ))),
                 Std::Derived(d) => LabelSource::Slot(b.slot(Attribute::Derived(d))),
-                Std::Code => LabelSource::Slot(b.slot(Attribute::ResponseCode)),
+                Std::Code => LabelSource::Slot(b.slot(Attribute::Derived(Derived::CodeLabel))),
                 Std::Flags => LabelSource::Slot(b.slot(Attribute::ResponseFlags)),
             };
             LabelDef {

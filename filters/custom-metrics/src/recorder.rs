@@ -642,6 +642,19 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
     }
 
     #[test]
+    fn no_response_is_response_code_0() {
+        let c = cfg("{}");
+        let mut r = Recorder::new(&c);
+        let mut sink = FakeSink::default();
+        let mut s = FakeStream::get("/").int("response.flags", 0x4000);
+        s.resp = wasmesh_common::HeaderMap::new();
+        run(&mut r, &c, &mut sink, &mut s);
+        let name = sink.named("istio_requests_total")[0].to_string();
+        assert!(name.contains(";.;response_code=.=0;.;"), "{name}");
+        assert!(name.contains(";.;response_flags=.=DC;.;"), "{name}");
+    }
+
+    #[test]
     fn label_values_cannot_inject_labels() {
         let c = cfg(r#"{"standardMetrics": false, "metrics": [
                  {"name": "m", "type": "COUNTER", "dimensions": {"plan": "request.headers[x-plan]"}}]}"#);

@@ -265,11 +265,14 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
         }
     }
 
+    /// Envoy's `hasGrpcContentType`: `application/grpc` exactly or
+    /// `application/grpc+<codec>` (gRPC-Web is not gRPC).
     fn is_grpc(&mut self) -> bool {
         self.host
             .request_headers()
             .get("content-type")
-            .is_some_and(|c| c.starts_with("application/grpc"))
+            .and_then(|c| c.strip_prefix("application/grpc"))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('+'))
     }
 
     fn grpc_status(&mut self) -> Value {
@@ -373,6 +376,12 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
     fn derived(&mut self, d: Derived) -> Value {
         match d {
             Derived::Protocol => Value::Str(if self.is_grpc() { "grpc" } else { "http" }.into()),
+            // Istio writes 0 when there was no response (the client went away
+            // first).
+            Derived::CodeLabel => match self.response_code() {
+                Value::Int(c) => Value::Int(c),
+                _ => Value::Int(0),
+            },
             Derived::GrpcLabel => {
                 if self.is_grpc() {
                     match self.grpc_status() {
@@ -770,7 +779,9 @@ pub(crate) mod tests {
         let mut s = FakeStream::get("/");
         assert_eq!(d(&mut s, Derived::Protocol), Value::Str("http".into()));
         assert_eq!(d(&mut s, Derived::GrpcLabel), Value::Str(String::new()));
-        s.req.add("content-type", "application/grpc+proto");
+        s.req.add("content-type", "application/grpc-web");
+        assert_eq!(d(&mut s, Derived::Protocol), Value::Str("http".into()));
+        s.req.set("content-type", "application/grpc+proto");
         s.trailers.add("grpc-status", "5");
         assert_eq!(d(&mut s, Derived::Protocol), Value::Str("grpc".into()));
         assert_eq!(d(&mut s, Derived::GrpcLabel), Value::Str("5".into()));
