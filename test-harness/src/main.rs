@@ -1,1 +1,97 @@
-fn main() {}
+//! The `wasmesh` command: runs scenario files, benchmarks chains.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "wasmesh", version, about = "Proxy-Wasm host on wasmtime with Envoy's semantics")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run scenario files (or directories of them); exit non-zero if any expectation fails.
+    Test {
+        /// Scenario files or directories.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Directory of `<name>.wasm` artifacts.
+        #[arg(long)]
+        wasm_dir: Option<PathBuf>,
+        /// Print plugin log lines as they happen.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Measure the per-request cost of a scenario's chain (ns/request, median of several runs).
+    Bench {
+        scenario: PathBuf,
+        #[arg(long)]
+        wasm_dir: Option<PathBuf>,
+        /// Requests per run.
+        #[arg(long, default_value_t = 20_000)]
+        iterations: usize,
+        /// Runs (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Also measure the same requests with an empty chain and report the difference.
+        #[arg(long)]
+        baseline: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Test { files, wasm_dir, verbose } => {
+            let opts = wasmesh::scenario::RunOptions { wasm_dir, echo_logs: verbose };
+            let mut paths = Vec::new();
+            for f in files {
+                if f.is_dir() {
+                    paths.extend(
+                        wasmesh::scenario::discover(&[f])
+                            .into_iter()
+                            .filter(|p| wasmesh::scenario::looks_like_scenario(p)),
+                    );
+                } else {
+                    paths.push(f);
+                }
+            }
+            let (mut steps, mut failed) = (0, 0);
+            for p in &paths {
+                let report = match wasmesh::scenario::Scenario::from_file(p).and_then(|s| wasmesh::scenario::run(&s, &opts)) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        println!("{}\n  FAIL  {e}", p.display());
+                        failed += 1;
+                        continue;
+                    }
+                };
+                print!("{report}");
+                steps += report.steps.len();
+                failed += report.failed_count();
+            }
+            println!("\n{} scenario file(s), {steps} step(s), {failed} failed", paths.len());
+            if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Cmd::Bench { scenario, wasm_dir, iterations, runs, baseline } => {
+            let opts = wasmesh::scenario::RunOptions { wasm_dir, echo_logs: false };
+            match wasmesh::bench::bench_file(&scenario, &opts, iterations, runs, baseline) {
+                Ok(r) => {
+                    println!("{r}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
