@@ -178,8 +178,47 @@ impl fmt::Display for KeyError {
 impl std::error::Error for KeyError {}
 
 mod backend;
+mod ec;
+mod mont;
+mod rsassa;
 
-pub use backend::{EcPublicKey, Ed25519PublicKey, HmacKey, RsaPublicKey};
+pub use backend::{Ed25519PublicKey, HmacKey};
+pub use rsassa::{RsaPublicKey, MAX_RSA_BITS, MAX_RSA_EXPONENT_BITS, MIN_RSA_BITS};
+
+/// EC public key on P-256 or P-384, validated to be a point on the curve.
+/// A table of small multiples used by verification is computed here, once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EcPublicKey {
+    inner: ec::EcInner,
+}
+
+impl EcPublicKey {
+    /// P-256 key from big-endian affine coordinates (JWK `x`, `y`; RFC 7518
+    /// asks for exactly 32 bytes each, shorter values with the leading zero
+    /// bytes left out are accepted too). Coordinates must be below the field
+    /// prime and the point must be on the curve.
+    pub fn p256(x: &[u8], y: &[u8]) -> Result<Self, KeyError> {
+        ec::EcInner::p256(x, y).map(|inner| EcPublicKey { inner })
+    }
+
+    /// P-384 key from big-endian affine coordinates (48 bytes each), checked
+    /// as for [`EcPublicKey::p256`].
+    pub fn p384(x: &[u8], y: &[u8]) -> Result<Self, KeyError> {
+        ec::EcInner::p384(x, y).map(|inner| EcPublicKey { inner })
+    }
+
+    /// `KeyType::EcP256` or `KeyType::EcP384`.
+    pub fn key_type(&self) -> KeyType {
+        match self.inner {
+            ec::EcInner::P256(_) => KeyType::EcP256,
+            ec::EcInner::P384(_) => KeyType::EcP384,
+        }
+    }
+
+    fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        self.inner.verify(msg, sig)
+    }
+}
 
 /// A verification key of any supported type.
 #[derive(Clone, Debug)]
