@@ -192,11 +192,19 @@ fn derive(provider: &Provider, jwt: Jwt) -> Verified {
 /// booleans as `true`/`false`, arrays as their scalar elements joined with
 /// `,`. Objects, nulls and values with control characters give nothing.
 pub fn claim_value(jwt: &Jwt, path: &[String]) -> Option<String> {
-    let (first, rest) = path.split_first()?;
-    let mut v = jwt.claims.get(first)?;
-    for seg in rest {
-        v = v.as_object()?.get(seg)?;
-    }
+    // A claim whose name contains dots (a URL, say) is looked up whole
+    // first, as Envoy does; otherwise the dots separate nested names.
+    let v = match jwt.claims.get(&path.join(".")) {
+        Some(v) => v,
+        None => {
+            let (first, rest) = path.split_first()?;
+            let mut v = jwt.claims.get(first)?;
+            for seg in rest {
+                v = v.as_object()?.get(seg)?;
+            }
+            v
+        }
+    };
     let out = match v {
         Value::Array(items) => {
             let parts: Vec<String> = items.iter().filter_map(scalar).collect();

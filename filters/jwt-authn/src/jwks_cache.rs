@@ -141,6 +141,8 @@ pub struct RemoteKeys {
     refetch_wanted: bool,
     /// Token of our own call in flight.
     pub in_flight: Option<u32>,
+    /// Until when our own call may take (its lease).
+    my_lease_until: u64,
 }
 
 impl RemoteKeys {
@@ -156,6 +158,7 @@ impl RemoteKeys {
             meta: Meta::default(),
             refetch_wanted: false,
             in_flight: None,
+            my_lease_until: 0,
         }
     }
 
@@ -203,18 +206,16 @@ impl RemoteKeys {
         false
     }
 
-    /// Whether a fetch we care about is in flight (so waiting requests may
-    /// still be answered by it).
-    pub fn busy(&self, now: u64) -> bool {
-        self.in_flight.is_some() || self.meta.leased(now) || self.refetch_wanted
-    }
-
     /// Looks at the shared meta (`None`: nobody wrote it yet) and says what to do.
     pub fn plan(&mut self, shared: Option<Meta>, now: u64) -> Plan {
         let meta = shared.unwrap_or_default();
         let sync = meta.seq != self.seen_seq;
         self.meta = meta.clone();
         let mut plan = Plan { sync, claim: None };
+        if self.in_flight.is_some() && now >= self.my_lease_until {
+            // Our call never completed within its lease: give up on it.
+            self.in_flight = None;
+        }
         if self.in_flight.is_some() || meta.leased(now) {
             return plan;
         }
@@ -247,6 +248,7 @@ impl RemoteKeys {
     /// We won the lease and dispatched call `token`.
     pub fn on_dispatched(&mut self, token: u32, claimed: Meta) {
         self.in_flight = Some(token);
+        self.my_lease_until = claimed.lease_until;
         self.refetch_wanted = false;
         self.meta = claimed;
     }
@@ -513,6 +515,19 @@ mod tests {
         a.install(keys(), &ok2);
         assert_eq!(a.generation(), 2);
         assert!(!a.want_refetch(now + 40 * S));
+    }
+
+    #[test]
+    fn own_lost_call_is_abandoned_after_its_lease() {
+        let now = 1000 * S;
+        let mut a = remote();
+        let claim = a.plan(None, now).claim.unwrap();
+        a.on_dispatched(1, claim.clone());
+        assert!(a.plan(Some(claim.clone()), now + 5 * S).claim.is_none());
+        assert!(
+            a.plan(Some(claim), now + 6 * S).claim.is_some(),
+            "retried after the lease"
+        );
     }
 
     #[test]
