@@ -12,15 +12,15 @@
 //! `on_configure`); errors name the JSON path of the field.
 
 use crate::extractor::{Extractor, LocationKind};
+use crate::json::Obj;
 use crate::jwks::KeySet;
 use crate::matcher::{RouteMatchConfig, RouteMatcher};
 use crate::verifier::{Requirement, RequirementConfig};
-use serde::Deserialize;
 use serde_json::Value;
 use std::rc::Rc;
 use std::time::Duration;
 use wasmesh_common::duration::parse_duration;
-use wasmesh_common::{parse_json, ConfigError, FieldPath};
+use wasmesh_common::{ConfigError, FieldPath};
 
 /// Default `cacheSize` (Envoy's `jwt_cache_size` default).
 pub const DEFAULT_CACHE_SIZE: usize = 100;
@@ -35,12 +35,10 @@ pub const DEFAULT_CACHE_DURATION: Duration = Duration::from_secs(600);
 pub const DEFAULT_CLOCK_SKEW: u64 = 60;
 
 /// The plugin configuration as written.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct JwtAuthnConfig {
     /// The token providers (Istio `RequestAuthentication.jwtRules`; Envoy
     /// `providers`).
-    #[serde(default)]
     pub jwt_rules: Vec<JwtRuleConfig>,
     /// Which requests need which tokens (Envoy `rules`), first match wins. A
     /// request no rule matches needs nothing. Absent: Istio semantics — a
@@ -57,16 +55,13 @@ pub struct JwtAuthnConfig {
 }
 
 /// One provider (Istio `JWTRule`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct JwtRuleConfig {
     /// Name used in `rules[].requires.provider`; defaults to `issuer`.
     pub name: Option<String>,
     /// Required `iss` of the tokens (required, non-empty).
-    #[serde(default)]
     pub issuer: String,
     /// Accepted `aud` values; a token must carry one of them. Empty: not checked.
-    #[serde(default)]
     pub audiences: Vec<String>,
     /// Inline JWKS, as a JSON string or an object. Exactly one of `jwks` and
     /// `jwksUri` is required.
@@ -82,26 +77,20 @@ pub struct JwtRuleConfig {
     /// `600s`).
     pub cache_duration: Option<String>,
     /// Headers that carry the token; replaces the default locations.
-    #[serde(default)]
     pub from_headers: Vec<FromHeaderConfig>,
     /// Query parameters that carry the token; replaces the default locations.
-    #[serde(default)]
     pub from_params: Vec<String>,
     /// Cookies that carry the token; replaces the default locations.
-    #[serde(default)]
     pub from_cookies: Vec<String>,
     /// Keep the token in the request after it verified (default: removed).
-    #[serde(default)]
     pub forward_original_token: bool,
     /// Header that receives the verified payload (base64url, as in the token).
     pub output_payload_to_header: Option<String>,
     /// Headers that receive claim values.
-    #[serde(default)]
     pub output_claim_to_headers: Vec<ClaimToHeaderConfig>,
     /// Tolerance for `exp` and `nbf` in seconds (default 60).
     pub clock_skew_seconds: Option<u32>,
     /// Refuse tokens without `exp`.
-    #[serde(default)]
     pub require_expiration: bool,
     /// Refuse tokens whose `exp` is further than this in the future (implies
     /// `requireExpiration`).
@@ -109,19 +98,16 @@ pub struct JwtRuleConfig {
 }
 
 /// `fromHeaders[]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct FromHeaderConfig {
     /// Header name.
     pub name: String,
     /// Value prefix before the token, e.g. `Bearer ` (compared ignoring case).
-    #[serde(default)]
     pub prefix: String,
 }
 
 /// `outputClaimToHeaders[]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct ClaimToHeaderConfig {
     /// Header to set.
     pub header: String,
@@ -130,14 +116,115 @@ pub struct ClaimToHeaderConfig {
 }
 
 /// `rules[]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct RuleConfig {
     /// Which requests the rule is for.
-    #[serde(rename = "match")]
     pub route: RouteMatchConfig,
     /// What they need; absent: nothing.
     pub requires: Option<RequirementConfig>,
+}
+
+impl JwtAuthnConfig {
+    /// Reads the document (refusing unknown fields, naming paths in errors).
+    pub fn read(v: &Value, at: FieldPath) -> Result<Self, ConfigError> {
+        let o = Obj::new(
+            v,
+            at,
+            "struct JwtAuthnConfig",
+            &["jwtRules", "rules", "cacheSize", "bypassCorsPreflight"],
+        )?;
+        Ok(JwtAuthnConfig {
+            jwt_rules: o.list("jwtRules", JwtRuleConfig::read)?.unwrap_or_default(),
+            rules: o.list("rules", RuleConfig::read)?,
+            cache_size: o
+                .uint("cacheSize", u64::from(u32::MAX), "usize")?
+                .map(|u| u as usize),
+            bypass_cors_preflight: o.bool("bypassCorsPreflight")?,
+        })
+    }
+}
+
+impl JwtRuleConfig {
+    /// Reads one `jwtRules` entry.
+    pub fn read(v: &Value, at: FieldPath) -> Result<Self, ConfigError> {
+        let o = Obj::new(
+            v,
+            at,
+            "struct JwtRule",
+            &[
+                "name",
+                "issuer",
+                "audiences",
+                "jwks",
+                "jwksUri",
+                "jwksCluster",
+                "timeout",
+                "cacheDuration",
+                "fromHeaders",
+                "fromParams",
+                "fromCookies",
+                "forwardOriginalToken",
+                "outputPayloadToHeader",
+                "outputClaimToHeaders",
+                "clockSkewSeconds",
+                "requireExpiration",
+                "maxLifetime",
+            ],
+        )?;
+        Ok(JwtRuleConfig {
+            name: o.string("name")?,
+            issuer: o.string("issuer")?.unwrap_or_default(),
+            audiences: o.strings("audiences")?.unwrap_or_default(),
+            jwks: o.get("jwks").cloned(),
+            jwks_uri: o.string("jwksUri")?,
+            jwks_cluster: o.string("jwksCluster")?,
+            timeout: o.string("timeout")?,
+            cache_duration: o.string("cacheDuration")?,
+            from_headers: o
+                .list("fromHeaders", |v, at| {
+                    let h = Obj::new(v, at, "struct JwtHeader", &["name", "prefix"])?;
+                    Ok(FromHeaderConfig {
+                        name: h.required_string("name")?,
+                        prefix: h.string("prefix")?.unwrap_or_default(),
+                    })
+                })?
+                .unwrap_or_default(),
+            from_params: o.strings("fromParams")?.unwrap_or_default(),
+            from_cookies: o.strings("fromCookies")?.unwrap_or_default(),
+            forward_original_token: o.bool("forwardOriginalToken")?.unwrap_or(false),
+            output_payload_to_header: o.string("outputPayloadToHeader")?,
+            output_claim_to_headers: o
+                .list("outputClaimToHeaders", |v, at| {
+                    let c = Obj::new(v, at, "struct ClaimToHeader", &["header", "claim"])?;
+                    Ok(ClaimToHeaderConfig {
+                        header: c.required_string("header")?,
+                        claim: c.required_string("claim")?,
+                    })
+                })?
+                .unwrap_or_default(),
+            clock_skew_seconds: o
+                .uint("clockSkewSeconds", u64::from(u32::MAX), "u32")?
+                .map(|u| u as u32),
+            require_expiration: o.bool("requireExpiration")?.unwrap_or(false),
+            max_lifetime: o.string("maxLifetime")?,
+        })
+    }
+}
+
+impl RuleConfig {
+    /// Reads one `rules` entry.
+    pub fn read(v: &Value, at: FieldPath) -> Result<Self, ConfigError> {
+        let o = Obj::new(v, at, "struct RequirementRule", &["match", "requires"])?;
+        let route = match o.get("match") {
+            Some(m) => RouteMatchConfig::read(m, o.path("match"))?,
+            None => return Err(o.at().error("missing field `match`")),
+        };
+        let requires = match o.get("requires") {
+            Some(r) => Some(RequirementConfig::read(r, o.path("requires"))?),
+            None => None,
+        };
+        Ok(RuleConfig { route, requires })
+    }
 }
 
 /// Audiences a token must name one of (`jwt_verify_lib`'s `CheckAudience`:
@@ -255,8 +342,15 @@ pub struct FilterConfig {
 impl FilterConfig {
     /// Parses and compiles the plugin configuration.
     pub fn from_json(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
-        let raw: JwtAuthnConfig = parse_json(bytes)?;
-        raw.compile()
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| ConfigError::at("", "not UTF-8"))?
+            .trim();
+        let doc: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(text).map_err(|e| ConfigError::at("", e))?
+        };
+        JwtAuthnConfig::read(&doc, FieldPath::root())?.compile()
     }
 
     /// The index of the provider named `name`.

@@ -6,13 +6,13 @@
 //! optionally `caseSensitive: false`, plus `headers` (all must match) and
 //! `methods` (any).
 
-use serde::Deserialize;
+use crate::json::Obj;
+use serde_json::Value;
 use wasmesh_common::matcher::{Regex, StringMatch, StringMatcher};
 use wasmesh_common::{ConfigError, FieldPath, HeaderMap};
 
 /// `rules[].match` as written.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct RouteMatchConfig {
     /// `:path` starts with this.
     pub prefix: Option<String>,
@@ -23,17 +23,14 @@ pub struct RouteMatchConfig {
     /// Compare `prefix`/`path`/`regex` case-sensitively (default true, as Envoy).
     pub case_sensitive: Option<bool>,
     /// Request headers that must all match.
-    #[serde(default)]
     pub headers: Vec<HeaderMatchConfig>,
     /// HTTP methods, one of which must be the request's (empty: any).
-    #[serde(default)]
     pub methods: Vec<String>,
 }
 
 /// One header condition: `name` plus exactly one of the string matches or
 /// `present`; `invert` negates the result.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct HeaderMatchConfig {
     /// Header name (case-insensitive).
     pub name: String,
@@ -50,7 +47,6 @@ pub struct HeaderMatchConfig {
     /// `true`: the header is present; `false`: it is absent.
     pub present: Option<bool>,
     /// Negate the condition.
-    #[serde(default)]
     pub invert: bool,
 }
 
@@ -84,6 +80,53 @@ pub struct RouteMatcher {
 }
 
 impl RouteMatchConfig {
+    /// Reads `rules[].match`.
+    pub fn read(v: &Value, at: FieldPath) -> Result<Self, ConfigError> {
+        let o = Obj::new(
+            v,
+            at,
+            "struct RouteMatch",
+            &[
+                "prefix",
+                "path",
+                "regex",
+                "caseSensitive",
+                "headers",
+                "methods",
+            ],
+        )?;
+        Ok(RouteMatchConfig {
+            prefix: o.string("prefix")?,
+            path: o.string("path")?,
+            regex: o.string("regex")?,
+            case_sensitive: o.bool("caseSensitive")?,
+            headers: o
+                .list("headers", |v, at| {
+                    let h = Obj::new(
+                        v,
+                        at,
+                        "struct HeaderMatcher",
+                        &[
+                            "name", "exact", "prefix", "suffix", "contains", "regex", "present",
+                            "invert",
+                        ],
+                    )?;
+                    Ok(HeaderMatchConfig {
+                        name: h.required_string("name")?,
+                        exact: h.string("exact")?,
+                        prefix: h.string("prefix")?,
+                        suffix: h.string("suffix")?,
+                        contains: h.string("contains")?,
+                        regex: h.string("regex")?,
+                        present: h.bool("present")?,
+                        invert: h.bool("invert")?.unwrap_or(false),
+                    })
+                })?
+                .unwrap_or_default(),
+            methods: o.strings("methods")?.unwrap_or_default(),
+        })
+    }
+
     /// Compiles; `at` names this object in errors.
     pub fn compile(&self, at: &FieldPath) -> Result<RouteMatcher, ConfigError> {
         let case_sensitive = self.case_sensitive.unwrap_or(true);
@@ -221,7 +264,7 @@ mod tests {
     use super::*;
 
     fn m(json: &str) -> RouteMatcher {
-        serde_json::from_str::<RouteMatchConfig>(json)
+        RouteMatchConfig::read(&serde_json::from_str(json).unwrap(), FieldPath::root())
             .unwrap()
             .compile(&FieldPath::root().field("match"))
             .unwrap()
@@ -263,7 +306,7 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let bad = |json: &str| {
-            serde_json::from_str::<RouteMatchConfig>(json)
+            RouteMatchConfig::read(&serde_json::from_str(json).unwrap(), FieldPath::root())
                 .unwrap()
                 .compile(&FieldPath::root().field("rules").index(1).field("match"))
                 .unwrap_err()

@@ -52,9 +52,9 @@ fn fetch_at_start_waiting_requests_refresh_and_backoff() {
         r#"      - {status: 200, headers: {content-type: application/json}, body: '{{JWKS1}}', delay_ms: 300}
       - {status: 500, delay_ms: 50}"#,
         ", cacheDuration: 10s, timeout: 2s",
-        r#"  - name: the first request waits for the fetch started with the plugin
-    request: {path: /, headers: {authorization: "Bearer {{T1}}"}}
-    expect: {status: 200, elapsed_ms: 300, metrics: {jwt_authn.jwks_fetch_success: 1, jwt_authn.jwks_fetch_failed: 0}}
+        r#"  - name: the first request waits (body held) for the fetch started with the plugin
+    request: {method: POST, path: /, headers: {authorization: "Bearer {{T1}}"}, body_chunks: ["hello ", "world"]}
+    expect: {status: 200, elapsed_ms: 300, upstream_body: "hello world", metrics: {jwt_authn.jwks_fetch_success: 1, jwt_authn.jwks_fetch_failed: 0}}
   - name: keys are cached, no new call
     request: {path: /, headers: {authorization: "Bearer {{T1}}"}}
     expect: {status: 200, elapsed_ms: 0, http_calls: 0}
