@@ -376,7 +376,7 @@ impl Context for Root {
     fn on_http_call_response(
         &mut self,
         token: u32,
-        _headers: usize,
+        num_headers: usize,
         body_size: usize,
         _trailers: usize,
     ) {
@@ -385,9 +385,15 @@ impl Context for Root {
         };
         let (_, i) = self.calls.swap_remove(pos);
         let now = host::now_nanos();
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten();
+        // A reset or refused call has no headers; the SDK's header getter
+        // would panic on the host's error then, so it is not asked.
+        let status = if num_headers == 0 {
+            None
+        } else {
+            hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+                .ok()
+                .flatten()
+        };
         let body = if body_size > 0 && body_size <= MAX_JWKS_BYTES {
             hostcalls::get_buffer(
                 proxy_wasm::types::BufferType::HttpCallResponseBody,
