@@ -1,5 +1,6 @@
 //! The `wasmesh` command: runs scenario files, benchmarks chains, packages
-//! filters as OCI images and validates their configurations.
+//! filters as OCI images, validates their configurations and prints their
+//! JSON Schemas.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -61,6 +62,13 @@ enum Cmd {
         #[arg(long)]
         wasm_dir: Option<PathBuf>,
     },
+    /// Print the JSON Schema of a filter's configuration (schemas/<filter>.schema.json),
+    /// e.g. for editor validation of plugin configurations.
+    Schema {
+        /// jwt_authn, rbac, header_router, fault_injection or custom_metrics (crate names
+        /// and jwt/router/fault/metrics work too).
+        filter: String,
+    },
     /// Run scenario files (or directories of them); exit non-zero if any expectation fails.
     Test {
         /// Scenario files or directories.
@@ -115,6 +123,18 @@ fn main() -> ExitCode {
             update_manifests,
         }),
         Cmd::Validate { args, wasm_dir } => validate_cmd(args, wasm_dir),
+        Cmd::Schema { filter } => match wasmesh::package::Filter::find(&filter) {
+            Some(f) => {
+                print!("{}", wasmesh::validate::schema(f));
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!(
+                    "schema: unknown filter `{filter}` (jwt_authn, rbac, header_router, fault_injection, custom_metrics)"
+                );
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Test {
             files,
             wasm_dir,

@@ -21,6 +21,21 @@
 //!   names (or our artifact of that file name), with the bootstrap's clusters
 //!   known to the host.
 
+/// The JSON Schema of `filter`'s configuration: `schemas/<crate>.schema.json`,
+/// generated from the filter's configuration types (their `schema` feature)
+/// and kept fresh by `tests/artifacts_schemas.rs`, which also checks it
+/// against the filter's reader field by field.
+pub fn schema(filter: Filter) -> &'static str {
+    match filter.crate_name {
+        "jwt-authn" => include_str!("../../schemas/jwt-authn.schema.json"),
+        "rbac" => include_str!("../../schemas/rbac.schema.json"),
+        "header-router" => include_str!("../../schemas/header-router.schema.json"),
+        "fault-injection" => include_str!("../../schemas/fault-injection.schema.json"),
+        "custom-metrics" => include_str!("../../schemas/custom-metrics.schema.json"),
+        other => unreachable!("no schema for {other}"),
+    }
+}
+
 use crate::chain::{ChainConfig, PluginConfig, Worker};
 use crate::host::{Clock, HostShared};
 use crate::package::Filter;
