@@ -294,7 +294,7 @@ fn the_istio_plugins_behave_as_documented() {
             plugins.push((phase, prio, t));
         }
     }
-    plugins.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    plugins.sort_by_key(|p| (p.0, p.1));
     let targets: Vec<Target> = plugins.into_iter().map(|p| p.2).collect();
     assert_eq!(targets.len(), 5);
     // The gateway's routes: the EnvoyFilter's cluster_header route first,

@@ -26,6 +26,9 @@ fn wasmesh_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wasmesh")))
 }
 
+/// A backend's answer to (method, path, headers): status and JSON body.
+type Answer = dyn Fn(&str, &str, &[(String, String)]) -> (u16, String) + Send + Sync;
+
 /// An HTTP/1.1 server on a free loopback port answering every request with
 /// `answer(method, path, headers)`; one thread per connection.
 fn backend<F>(answer: F) -> u16
@@ -48,7 +51,7 @@ where
 
 fn serve_connection(
     conn: TcpStream,
-    answer: &dyn Fn(&str, &str, &[(String, String)]) -> (u16, String),
+    answer: &Answer,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut conn = conn;
