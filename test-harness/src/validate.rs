@@ -425,17 +425,21 @@ pub fn struct_json(v: &Yaml) -> Result<Json, String> {
 fn istio_clusters(configuration: &[u8]) -> Vec<String> {
     let mut set = BTreeSet::new();
     if let Ok(j) = serde_json::from_slice::<Json>(configuration) {
-        collect_clusters(&j, &mut set);
+        collect_clusters(&j, false, &mut set);
     }
     set.into_iter().collect()
 }
 
-fn collect_clusters(v: &Json, set: &mut BTreeSet<String>) {
+/// Istio cluster names written out, and the clusters Istio derives for
+/// URLs (`url` true: the value of a `...Uri`/`...Url` field such as
+/// `jwksUri`; other strings that look like URLs, e.g. an RBAC
+/// `requestPrincipals` entry `https://idp.example.com/*`, are not called).
+fn collect_clusters(v: &Json, url: bool, set: &mut BTreeSet<String>) {
     match v {
         Json::String(s) => {
             if s.starts_with("outbound|") || s.starts_with("inbound|") {
                 set.insert(s.clone());
-            } else if let Some((scheme, rest)) = s.split_once("://") {
+            } else if let Some((scheme, rest)) = s.split_once("://").filter(|_| url) {
                 let default_port = match scheme {
                     "https" => 443,
                     "http" => 80,
@@ -457,8 +461,13 @@ fn collect_clusters(v: &Json, set: &mut BTreeSet<String>) {
                 set.insert(format!("outbound|{port}||{host}"));
             }
         }
-        Json::Array(a) => a.iter().for_each(|x| collect_clusters(x, set)),
-        Json::Object(o) => o.values().for_each(|x| collect_clusters(x, set)),
+        Json::Array(a) => a.iter().for_each(|x| collect_clusters(x, url, set)),
+        Json::Object(o) => o.iter().for_each(|(k, x)| {
+            let url = ["Uri", "Url", "uri", "url"]
+                .iter()
+                .any(|u| k.ends_with(u) && k.len() > u.len());
+            collect_clusters(x, url, set)
+        }),
         _ => {}
     }
 }
@@ -692,7 +701,8 @@ mod tests {
         let c = istio_clusters(
             br#"{"jwtRules":[{"jwksUri":"https://idp.example.com/keys"},
                 {"jwksUri":"http://idp.local:8080/k","jwksCluster":"outbound|8080||idp.local"}],
-                "x":"not a url"}"#,
+                "x":"not a url",
+                "requestPrincipals":["https://other.example.com/*"]}"#,
         );
         assert_eq!(
             c,

@@ -49,10 +49,7 @@ where
     port
 }
 
-fn serve_connection(
-    conn: TcpStream,
-    answer: &Answer,
-) -> std::io::Result<()> {
+fn serve_connection(conn: TcpStream, answer: &Answer) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut conn = conn;
     loop {
