@@ -44,6 +44,30 @@ enum Cmd {
         #[arg(long)]
         baseline: bool,
     },
+    /// Run the filter chain on real HTTP traffic: a local proxy configured by a
+    /// wasmesh serve YAML file or an Envoy bootstrap (see docs/serve.md).
+    Serve {
+        /// Configuration file (wasmesh serve format, or an Envoy bootstrap with `static_resources`).
+        config: PathBuf,
+        /// Directory of `<name>.wasm` artifacts.
+        #[arg(long)]
+        wasm_dir: Option<PathBuf>,
+        /// Listener address (overrides the file), e.g. 127.0.0.1:10000.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Admin listener address (overrides the file), e.g. 127.0.0.1:9901.
+        #[arg(long)]
+        admin: Option<String>,
+        /// Worker threads (overrides the file).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Access log target: stdout, stderr, off or a file path (overrides the file).
+        #[arg(long)]
+        access_log: Option<String>,
+        /// Do not print plugin log lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -94,6 +118,30 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
+            }
+        }
+        Cmd::Serve {
+            config,
+            wasm_dir,
+            listen,
+            admin,
+            workers,
+            access_log,
+            quiet,
+        } => {
+            let overrides = wasmesh::serve::CliOverrides {
+                listen,
+                admin,
+                workers,
+                access_log,
+                quiet,
+            };
+            match wasmesh::serve::run_cli(&config, wasm_dir, overrides) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wasmesh serve: {e}");
+                    ExitCode::FAILURE
+                }
             }
         }
         Cmd::Bench {
