@@ -58,7 +58,11 @@ pub fn handle(
                 Some(f) if !f.is_empty() => match regex_lite::Regex::new(&f) {
                     Ok(r) => Some(r),
                     Err(e) => {
-                        return reply(400, "text/plain; charset=UTF-8", format!("invalid filter: {e}\n"))
+                        return reply(
+                            400,
+                            "text/plain; charset=UTF-8",
+                            format!("invalid filter: {e}\n"),
+                        )
                     }
                 },
                 _ => None,
@@ -98,7 +102,11 @@ pub fn handle(
             let _ = quit.send(true);
             reply(200, "text/plain; charset=UTF-8", "OK\n")
         }
-        _ => reply(404, "text/plain; charset=UTF-8", format!("invalid path: {path}\n{HELP}")),
+        _ => reply(
+            404,
+            "text/plain; charset=UTF-8",
+            format!("invalid path: {path}\n{HELP}"),
+        ),
     }
 }
 
@@ -125,10 +133,11 @@ pub async fn serve(
         let quit = quit.clone();
         let mut sd = shutdown.clone();
         tokio::task::spawn_local(async move {
-            let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let r = handle(&shared, &quit, req.method(), req.uri());
-                async move { Ok::<_, Infallible>(r) }
-            });
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let r = handle(&shared, &quit, req.method(), req.uri());
+                    async move { Ok::<_, Infallible>(r) }
+                });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
             tokio::pin!(conn);

@@ -218,7 +218,11 @@ impl ServeConfig {
     }
 
     /// Parses YAML text (native format or Envoy bootstrap).
-    pub fn from_yaml_str(text: &str, base: &Path, opts: &RunOptions) -> Result<ServeConfig, String> {
+    pub fn from_yaml_str(
+        text: &str,
+        base: &Path,
+        opts: &RunOptions,
+    ) -> Result<ServeConfig, String> {
         let value: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
         let is_bootstrap = value
@@ -227,13 +231,23 @@ impl ServeConfig {
         if is_bootstrap {
             return super::envoy::from_bootstrap(&value, base, opts);
         }
-        let file: ServeFile =
-            serde_yaml::from_value(value).map_err(|e| format!("invalid configuration: {e}"))?;
+        let file: ServeFile = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                format!("invalid configuration: {}", e.inner())
+            } else {
+                format!("{path}: {}", e.inner())
+            }
+        })?;
         Self::from_native(&file, base, opts)
     }
 
     /// Validates a native file.
-    pub fn from_native(f: &ServeFile, base: &Path, opts: &RunOptions) -> Result<ServeConfig, String> {
+    pub fn from_native(
+        f: &ServeFile,
+        base: &Path,
+        opts: &RunOptions,
+    ) -> Result<ServeConfig, String> {
         let mut c = ServeConfig::new(
             parse_address(f.listen.as_deref().unwrap_or("127.0.0.1:10000"))
                 .map_err(|e| format!("listen: {e}"))?,
@@ -265,7 +279,9 @@ impl ServeConfig {
                 );
             }
             let connect_timeout = match &spec.connect_timeout {
-                Some(t) => parse_duration(t).map_err(|e| format!("{}: {e}", at("connect_timeout")))?,
+                Some(t) => {
+                    parse_duration(t).map_err(|e| format!("{}: {e}", at("connect_timeout")))?
+                }
                 None => DEFAULT_CONNECT_TIMEOUT,
             };
             let timeout = match &spec.timeout {
@@ -503,11 +519,13 @@ pub fn route_index(routes: &[Route], headers: &crate::headers::HeaderMap) -> Opt
             .as_ref()
             .is_none_or(|p| url_path.starts_with(p.as_bytes()))
             && r.path.as_ref().is_none_or(|p| url_path == p.as_bytes())
-            && r.headers.iter().all(|(n, v)| match (headers.get(n.as_bytes()), v) {
-                (Some(_), None) => true,
-                (Some(a), Some(b)) => a == b.as_bytes(),
-                (None, _) => false,
-            })
+            && r.headers
+                .iter()
+                .all(|(n, v)| match (headers.get(n.as_bytes()), v) {
+                    (Some(_), None) => true,
+                    (Some(a), Some(b)) => a == b.as_bytes(),
+                    (None, _) => false,
+                })
     })
 }
 
@@ -527,15 +545,11 @@ pub fn parse_address(s: &str) -> Result<SocketAddr, String> {
         return Ok(a);
     }
     if let Some(port) = s.strip_prefix("localhost:") {
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("`{s}`: invalid port"))?;
+        let port: u16 = port.parse().map_err(|_| format!("`{s}`: invalid port"))?;
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
     match s.to_socket_addrs() {
-        Ok(mut it) => it
-            .next()
-            .ok_or_else(|| format!("`{s}`: no address")),
+        Ok(mut it) => it.next().ok_or_else(|| format!("`{s}`: no address")),
         Err(_) => Err(format!("`{s}` is not an address (expected ip:port)")),
     }
 }
@@ -585,7 +599,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn format_duration(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
-    } else if d.as_nanos() % 1_000_000 == 0 {
+    } else if d.as_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
     } else {
         format!("{}s", d.as_secs_f64())

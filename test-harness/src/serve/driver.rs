@@ -199,7 +199,9 @@ impl Driver {
             }
             StreamEvent::DownstreamData { data, end_stream } => {
                 rec.log.bytes_sent += data.len() as u64;
-                let _ = rec.down.send(DownEvent::Data(Bytes::from(data), end_stream));
+                let _ = rec
+                    .down
+                    .send(DownEvent::Data(Bytes::from(data), end_stream));
             }
             StreamEvent::DownstreamTrailers(t) => {
                 let _ = rec.down.send(DownEvent::Trailers(t));
@@ -527,15 +529,23 @@ async fn handle_request(
     let h2 = parts.version == http::Version::HTTP_2;
     let stats = &driver.shared.stats;
     if h2 {
-        stats.downstream_rq_http2_total.fetch_add(1, Ordering::Relaxed);
+        stats
+            .downstream_rq_http2_total
+            .fetch_add(1, Ordering::Relaxed);
     } else {
-        stats.downstream_rq_http1_total.fetch_add(1, Ordering::Relaxed);
+        stats
+            .downstream_rq_http1_total
+            .fetch_add(1, Ordering::Relaxed);
     }
     if !conn.counted.replace(true) {
         if h2 {
-            stats.downstream_cx_http2_total.fetch_add(1, Ordering::Relaxed);
+            stats
+                .downstream_cx_http2_total
+                .fetch_add(1, Ordering::Relaxed);
         } else {
-            stats.downstream_cx_http1_total.fetch_add(1, Ordering::Relaxed);
+            stats
+                .downstream_cx_http1_total
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
     let protocol = protocol_name(parts.version);
@@ -687,7 +697,7 @@ async fn read_request_body(driver: &Rc<Driver>, sid: u64, mut body: Incoming) {
 // Upstream
 
 enum Outcome {
-    Response(http::Response<Incoming>, Sender, SocketAddr),
+    Response(Box<(http::Response<Incoming>, Sender, SocketAddr)>),
     Failed(Failure),
 }
 
@@ -727,7 +737,8 @@ async fn exchange(
                         if let Some(s) = stats {
                             s.upstream_cx_connect_fail.fetch_add(1, Ordering::Relaxed);
                             if e == upstream::ConnectError::Timeout {
-                                s.upstream_cx_connect_timeout.fetch_add(1, Ordering::Relaxed);
+                                s.upstream_cx_connect_timeout
+                                    .fetch_add(1, Ordering::Relaxed);
                             }
                         }
                         return Outcome::Failed(match e {
@@ -757,7 +768,7 @@ async fn exchange(
             Err(_) => return Outcome::Failed(Failure::Reset),
         };
         match sender.send(req).await {
-            Ok(resp) => return Outcome::Response(resp, sender, ep),
+            Ok(resp) => return Outcome::Response(Box::new((resp, sender, ep))),
             Err(e) => {
                 if reused && retry_ok && attempt == 0 && (e.is_canceled() || e.is_closed()) {
                     continue;
@@ -799,7 +810,7 @@ async fn upstream_request(
         None => ex.await,
     };
     let (resp, sender, ep) = match outcome {
-        Outcome::Response(r, s, ep) => (r, s, ep),
+        Outcome::Response(b) => *b,
         Outcome::Failed(f) => {
             if f == Failure::Timeout {
                 if let Some(s) = stats {
@@ -955,7 +966,7 @@ async fn callout_exchange(
     let h2 = h2.unwrap_or(cluster.http2);
     let work = async {
         let (resp, sender, ep) = match exchange(driver, cluster, &headers, Some(body), h2).await {
-            Outcome::Response(r, s, ep) => (r, s, ep),
+            Outcome::Response(b) => *b,
             Outcome::Failed(f) => return Err(f),
         };
         let (parts, body) = resp.into_parts();
@@ -1002,7 +1013,16 @@ async fn http_callout(driver: &Rc<Driver>, c: &Callout) -> Option<crate::chain::
         )))
     };
     let body = ChannelBody::full(c.call.body.clone(), trailers);
-    match callout_exchange(driver, &c.call.cluster, headers, body, c.call.timeout_ms, None).await {
+    match callout_exchange(
+        driver,
+        &c.call.cluster,
+        headers,
+        body,
+        c.call.timeout_ms,
+        None,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(f) => Some(f.callout_answer()),
     }
@@ -1017,7 +1037,10 @@ async fn grpc_callout(driver: &Rc<Driver>, c: &Callout, service: &str, method: &
     headers.add(b"content-type", b"application/grpc");
     headers.add(b"te", b"trailers");
     if c.call.timeout_ms > 0 {
-        headers.add(b"grpc-timeout", format!("{}m", c.call.timeout_ms).as_bytes());
+        headers.add(
+            b"grpc-timeout",
+            format!("{}m", c.call.timeout_ms).as_bytes(),
+        );
     }
     for (k, v) in &c.call.headers {
         if k.first() != Some(&b':') {
@@ -1035,7 +1058,15 @@ async fn grpc_callout(driver: &Rc<Driver>, c: &Callout, service: &str, method: &
         close: true,
         ..Default::default()
     };
-    let r = callout_exchange(driver, &c.call.cluster, headers, body, c.call.timeout_ms, Some(true)).await;
+    let r = callout_exchange(
+        driver,
+        &c.call.cluster,
+        headers,
+        body,
+        c.call.timeout_ms,
+        Some(true),
+    )
+    .await;
     let r = match r {
         Ok(Some(r)) => r,
         Ok(None) => return failed(Failure::Reset),

@@ -133,9 +133,13 @@ impl Reader<'_> {
             &format!("{sa_path}.address"),
         )?;
         let port = get(sa, "port_value")
-            .and_then(|p| p.as_u64().or_else(|| p.as_str().and_then(|s| s.parse().ok())))
+            .and_then(|p| {
+                p.as_u64()
+                    .or_else(|| p.as_str().and_then(|s| s.parse().ok()))
+            })
             .ok_or_else(|| format!("{sa_path}.port_value: required"))?;
-        let port = u16::try_from(port).map_err(|_| format!("{sa_path}.port_value: out of range"))?;
+        let port =
+            u16::try_from(port).map_err(|_| format!("{sa_path}.port_value: out of range"))?;
         let ip: IpAddr = if addr == "localhost" {
             IpAddr::from([127, 0, 0, 1])
         } else {
@@ -242,7 +246,13 @@ impl Reader<'_> {
         self.keys(
             vm,
             &vpath,
-            &["vm_id", "runtime", "code", "configuration", "environment_variables"],
+            &[
+                "vm_id",
+                "runtime",
+                "code",
+                "configuration",
+                "environment_variables",
+            ],
             &["allow_precompiled", "nack_on_code_cache_miss"],
         )?;
         if let Some(rt) = get(vm, "runtime") {
@@ -293,7 +303,10 @@ impl Reader<'_> {
             let e = map(env, &epath)?;
             self.keys(e, &epath, &["host_env_keys", "key_values"], &[])?;
             if let Some(keys) = get(e, "host_env_keys") {
-                for (i, k) in seq(keys, &format!("{epath}.host_env_keys"))?.iter().enumerate() {
+                for (i, k) in seq(keys, &format!("{epath}.host_env_keys"))?
+                    .iter()
+                    .enumerate()
+                {
                     let k = string(k, &format!("{epath}.host_env_keys[{i}]"))?;
                     if let Ok(v) = std::env::var(&k) {
                         pc.env.push((k, v));
@@ -361,7 +374,12 @@ impl Reader<'_> {
 
     fn route(&mut self, v: &Value, path: &str) -> R<(Route, Option<Duration>)> {
         let m = map(v, path)?;
-        self.keys(m, path, &["name", "match", "route"], &["metadata", "decorator"])?;
+        self.keys(
+            m,
+            path,
+            &["name", "match", "route"],
+            &["metadata", "decorator"],
+        )?;
         let mut r = Route::default();
         if let Some(n) = get(m, "name") {
             r.name = string(n, &format!("{path}.name"))?;
@@ -371,7 +389,12 @@ impl Reader<'_> {
             get(m, "match").ok_or_else(|| format!("{mpath}: required"))?,
             &mpath,
         )?;
-        self.keys(mm, &mpath, &["prefix", "path", "headers", "case_sensitive"], &[])?;
+        self.keys(
+            mm,
+            &mpath,
+            &["prefix", "path", "headers", "case_sensitive"],
+            &[],
+        )?;
         if let Some(cs) = get(mm, "case_sensitive") {
             if !boolean(cs, &format!("{mpath}.case_sensitive"))? {
                 return Err(format!(
@@ -397,7 +420,9 @@ impl Reader<'_> {
         let apath = format!("{path}.route");
         let a = map(
             get(m, "route").ok_or_else(|| {
-                format!("{path}: only `route` actions are supported (not redirect or direct_response)")
+                format!(
+                    "{path}: only `route` actions are supported (not redirect or direct_response)"
+                )
             })?,
             &apath,
         )?;
@@ -430,7 +455,10 @@ impl Reader<'_> {
                 let weight = get(cm, "weight")
                     .and_then(|w| w.as_u64())
                     .ok_or_else(|| format!("{cp}.weight: required"))?;
-                out.push((name, u32::try_from(weight).map_err(|_| format!("{cp}.weight: too large"))?));
+                out.push((
+                    name,
+                    u32::try_from(weight).map_err(|_| format!("{cp}.weight: too large"))?,
+                ));
             }
             RouteAction::Weighted(out)
         } else {
@@ -448,7 +476,16 @@ impl Reader<'_> {
         self.keys(
             tc,
             path,
-            &["@type", "stat_prefix", "codec_type", "route_config", "http_filters", "server_name", "normalize_path", "merge_slashes"],
+            &[
+                "@type",
+                "stat_prefix",
+                "codec_type",
+                "route_config",
+                "http_filters",
+                "server_name",
+                "normalize_path",
+                "merge_slashes",
+            ],
             &[
                 "access_log",
                 "use_remote_address",
@@ -495,10 +532,16 @@ impl Reader<'_> {
         }
         let rpath = format!("{path}.route_config");
         let rc = map(
-            get(tc, "route_config").ok_or_else(|| format!("{rpath}: required (RDS is not supported)"))?,
+            get(tc, "route_config")
+                .ok_or_else(|| format!("{rpath}: required (RDS is not supported)"))?,
             &rpath,
         )?;
-        self.keys(rc, &rpath, &["name", "virtual_hosts"], &["validate_clusters"])?;
+        self.keys(
+            rc,
+            &rpath,
+            &["name", "virtual_hosts"],
+            &["validate_clusters"],
+        )?;
         let vhs = seq(
             get(rc, "virtual_hosts").ok_or_else(|| format!("{rpath}.virtual_hosts: required"))?,
             &format!("{rpath}.virtual_hosts"),
@@ -538,7 +581,12 @@ impl Reader<'_> {
         for (i, f) in filters.iter().enumerate() {
             let p = format!("{fpath}[{i}]");
             let fm = map(f, &p)?;
-            self.keys(fm, &p, &["name", "typed_config", "disabled", "is_optional"], &[])?;
+            self.keys(
+                fm,
+                &p,
+                &["name", "typed_config", "disabled", "is_optional"],
+                &[],
+            )?;
             if router {
                 return Err(format!("{p}: the router must be the last HTTP filter"));
             }
@@ -552,7 +600,9 @@ impl Reader<'_> {
                 }
             }
             let tpath = format!("{p}.typed_config");
-            let tc = get(fm, "typed_config").map(|t| map(t, &tpath)).transpose()?;
+            let tc = get(fm, "typed_config")
+                .map(|t| map(t, &tpath))
+                .transpose()?;
             let ty = tc
                 .and_then(|t| get(t, "@type"))
                 .map(|t| string(t, &format!("{tpath}.@type")))
@@ -598,7 +648,12 @@ impl Reader<'_> {
             m,
             path,
             &["name", "address", "filter_chains"],
-            &["per_connection_buffer_limit_bytes", "traffic_direction", "access_log", "stat_prefix"],
+            &[
+                "per_connection_buffer_limit_bytes",
+                "traffic_direction",
+                "access_log",
+                "stat_prefix",
+            ],
         )?;
         c.listen = self.listen_address(
             get(m, "address").ok_or_else(|| format!("{path}.address: required"))?,
@@ -616,7 +671,10 @@ impl Reader<'_> {
         let fc = map(&fcs[0], &fc_path)?;
         self.keys(fc, &fc_path, &["filters"], &["name"])?;
         let np = format!("{fc_path}.filters");
-        let nfs = seq(get(fc, "filters").ok_or_else(|| format!("{np}: required"))?, &np)?;
+        let nfs = seq(
+            get(fc, "filters").ok_or_else(|| format!("{np}: required"))?,
+            &np,
+        )?;
         if nfs.len() != 1 {
             return Err(format!(
                 "{np}: exactly one network filter (the HTTP connection manager) is supported"
@@ -626,7 +684,10 @@ impl Reader<'_> {
         let f = map(&nfs[0], &fp)?;
         self.keys(f, &fp, &["name", "typed_config"], &[])?;
         let tp = format!("{fp}.typed_config");
-        let tc = map(get(f, "typed_config").ok_or_else(|| format!("{tp}: required"))?, &tp)?;
+        let tc = map(
+            get(f, "typed_config").ok_or_else(|| format!("{tp}: required"))?,
+            &tp,
+        )?;
         let ty = get(tc, "@type").and_then(|t| t.as_str()).unwrap_or("");
         if ty != HCM_TYPE {
             return Err(format!(
@@ -701,11 +762,21 @@ impl Reader<'_> {
             if let Some(o) = get(tm, HTTP_OPTIONS) {
                 let op = format!("{tp}.{HTTP_OPTIONS}");
                 let om = map(o, &op)?;
-                self.keys(om, &op, &["@type", "explicit_http_config"], &["common_http_protocol_options"])?;
+                self.keys(
+                    om,
+                    &op,
+                    &["@type", "explicit_http_config"],
+                    &["common_http_protocol_options"],
+                )?;
                 if let Some(e) = get(om, "explicit_http_config") {
                     let ep = format!("{op}.explicit_http_config");
                     let em = map(e, &ep)?;
-                    self.keys(em, &ep, &["http_protocol_options", "http2_protocol_options"], &[])?;
+                    self.keys(
+                        em,
+                        &ep,
+                        &["http_protocol_options", "http2_protocol_options"],
+                        &[],
+                    )?;
                     http2 = em.contains_key("http2_protocol_options");
                 }
             }
@@ -719,20 +790,38 @@ impl Reader<'_> {
                 for (i, e) in seq(eps, &format!("{lp}.endpoints"))?.iter().enumerate() {
                     let ep = format!("{lp}.endpoints[{i}]");
                     let em = map(e, &ep)?;
-                    self.keys(em, &ep, &["lb_endpoints"], &["locality", "priority", "load_balancing_weight"])?;
-                    let Some(lbs) = get(em, "lb_endpoints") else { continue };
+                    self.keys(
+                        em,
+                        &ep,
+                        &["lb_endpoints"],
+                        &["locality", "priority", "load_balancing_weight"],
+                    )?;
+                    let Some(lbs) = get(em, "lb_endpoints") else {
+                        continue;
+                    };
                     for (j, lb) in seq(lbs, &format!("{ep}.lb_endpoints"))?.iter().enumerate() {
                         let lbp = format!("{ep}.lb_endpoints[{j}]");
                         let lbm = map(lb, &lbp)?;
-                        self.keys(lbm, &lbp, &["endpoint"], &["load_balancing_weight", "health_status", "metadata"])?;
+                        self.keys(
+                            lbm,
+                            &lbp,
+                            &["endpoint"],
+                            &["load_balancing_weight", "health_status", "metadata"],
+                        )?;
                         let epp = format!("{lbp}.endpoint");
                         let epm = map(
                             get(lbm, "endpoint").ok_or_else(|| format!("{epp}: required"))?,
                             &epp,
                         )?;
-                        self.keys(epm, &epp, &["address"], &["hostname", "health_check_config"])?;
+                        self.keys(
+                            epm,
+                            &epp,
+                            &["address"],
+                            &["hostname", "health_check_config"],
+                        )?;
                         let addr = self.socket_address(
-                            get(epm, "address").ok_or_else(|| format!("{epp}.address: required"))?,
+                            get(epm, "address")
+                                .ok_or_else(|| format!("{epp}.address: required"))?,
                             &format!("{epp}.address"),
                         )?;
                         if !addr.ip().is_loopback() {
@@ -756,7 +845,12 @@ impl Reader<'_> {
 
     fn node(&mut self, v: &Value, c: &mut ServeConfig) -> R<()> {
         let m = map(v, "node")?;
-        self.keys(m, "node", &["id", "cluster", "metadata"], &["locality", "user_agent_name"])?;
+        self.keys(
+            m,
+            "node",
+            &["id", "cluster", "metadata"],
+            &["locality", "user_agent_name"],
+        )?;
         for k in ["id", "cluster"] {
             if let Some(x) = get(m, k) {
                 let s = string(x, &format!("node.{k}"))?;
@@ -845,7 +939,13 @@ pub fn from_bootstrap(v: &Value, base: &Path, opts: &RunOptions) -> R<ServeConfi
             am,
             "admin",
             &["address"],
-            &["access_log_path", "access_log", "profile_path", "socket_options", "ignore_global_conn_limit"],
+            &[
+                "access_log_path",
+                "access_log",
+                "profile_path",
+                "socket_options",
+                "ignore_global_conn_limit",
+            ],
         )?;
         if let Some(addr) = get(am, "address") {
             c.admin = Some(r.listen_address(addr, "admin.address")?);
@@ -870,13 +970,17 @@ pub fn from_bootstrap(v: &Value, base: &Path, opts: &RunOptions) -> R<ServeConfi
                         get(em, "tag_name").ok_or_else(|| format!("{p}.tag_name: required"))?,
                         &format!("{p}.tag_name"),
                     )?,
-                    regex: get(em, "regex").map(|x| string(x, &format!("{p}.regex"))).transpose()?,
+                    regex: get(em, "regex")
+                        .map(|x| string(x, &format!("{p}.regex")))
+                        .transpose()?,
                     fixed_value: get(em, "fixed_value")
                         .map(|x| string(x, &format!("{p}.fixed_value")))
                         .transpose()?,
                 };
                 if tag.regex.is_some() == tag.fixed_value.is_some() {
-                    return Err(format!("{p}: exactly one of regex, fixed_value is required"));
+                    return Err(format!(
+                        "{p}: exactly one of regex, fixed_value is required"
+                    ));
                 }
                 tags.push(tag);
             }

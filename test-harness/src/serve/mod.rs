@@ -135,9 +135,7 @@ impl Server {
         };
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         for id in 0..shared.config.workers {
-            let l = listener
-                .try_clone()
-                .map_err(|e| format!("listener: {e}"))?;
+            let l = listener.try_clone().map_err(|e| format!("listener: {e}"))?;
             let shared = shared.clone();
             let runtime = runtime.clone();
             let ready = ready_tx.clone();
@@ -251,7 +249,8 @@ impl ServerHandle {
             let mut rx = self.shutdown_rx.clone();
             rt.block_on(async move {
                 let term = async {
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
                         Ok(mut s) => {
                             s.recv().await;
                         }

@@ -163,8 +163,14 @@ impl Stats {
             name,
             value: StatValue::Gauge(v.load(Ordering::Relaxed)),
         };
-        out.push(c(format!("http.{p}.downstream_cx_total"), &self.downstream_cx_total));
-        out.push(g(format!("http.{p}.downstream_cx_active"), &self.downstream_cx_active));
+        out.push(c(
+            format!("http.{p}.downstream_cx_total"),
+            &self.downstream_cx_total,
+        ));
+        out.push(g(
+            format!("http.{p}.downstream_cx_active"),
+            &self.downstream_cx_active,
+        ));
         out.push(c(
             format!("http.{p}.downstream_cx_http1_total"),
             &self.downstream_cx_http1_total,
@@ -173,7 +179,10 @@ impl Stats {
             format!("http.{p}.downstream_cx_http2_total"),
             &self.downstream_cx_http2_total,
         ));
-        out.push(c(format!("http.{p}.downstream_rq_total"), &self.downstream_rq_total));
+        out.push(c(
+            format!("http.{p}.downstream_rq_total"),
+            &self.downstream_rq_total,
+        ));
         out.push(c(
             format!("http.{p}.downstream_rq_http1_total"),
             &self.downstream_rq_http1_total,
@@ -182,7 +191,10 @@ impl Stats {
             format!("http.{p}.downstream_rq_http2_total"),
             &self.downstream_rq_http2_total,
         ));
-        out.push(g(format!("http.{p}.downstream_rq_active"), &self.downstream_rq_active));
+        out.push(g(
+            format!("http.{p}.downstream_rq_active"),
+            &self.downstream_rq_active,
+        ));
         out.push(c(
             format!("http.{p}.downstream_rq_completed"),
             &self.downstream_rq_completed,
@@ -208,9 +220,18 @@ impl Stats {
             out.push(c(n("upstream_rq_completed"), &s.upstream_rq_completed));
             out.push(c(n("upstream_rq_timeout"), &s.upstream_rq_timeout));
             out.push(c(n("upstream_cx_total"), &s.upstream_cx_total));
-            out.push(c(n("upstream_cx_connect_fail"), &s.upstream_cx_connect_fail));
-            out.push(c(n("upstream_cx_connect_timeout"), &s.upstream_cx_connect_timeout));
-            out.push(c(n("upstream_cx_none_healthy"), &s.upstream_cx_none_healthy));
+            out.push(c(
+                n("upstream_cx_connect_fail"),
+                &s.upstream_cx_connect_fail,
+            ));
+            out.push(c(
+                n("upstream_cx_connect_timeout"),
+                &s.upstream_cx_connect_timeout,
+            ));
+            out.push(c(
+                n("upstream_cx_none_healthy"),
+                &s.upstream_cx_none_healthy,
+            ));
             out.push(g(n("upstream_rq_active"), &s.upstream_rq_active));
             let mut classes = [0u64; 5];
             for (i, v) in s.codes.iter().enumerate() {
@@ -278,6 +299,9 @@ impl StatEntry {
     }
 }
 
+/// A tag-extracted name and its tags.
+type Tagged = (String, Vec<(String, String)>);
+
 #[derive(Debug, Clone)]
 struct Extractor {
     name: String,
@@ -293,7 +317,7 @@ pub struct TagProducer {
     /// Extract every `name=.=value;.;` label (the `Auto` mode).
     auto_labels: bool,
     /// Caches the tags of names already seen.
-    cache: Mutex<std::collections::HashMap<String, (String, Vec<(String, String)>)>>,
+    cache: Mutex<std::collections::HashMap<String, Tagged>>,
 }
 
 /// Envoy's default tag extractors for the stats this server emits.
@@ -307,7 +331,7 @@ pub fn envoy_default_tags() -> Vec<StatsTagSpec> {
         t("envoy.cluster_name", r"^cluster\.((.*?)\.)"),
         t("envoy.http_conn_manager_prefix", r"^http\.((.*?)\.)"),
         t("envoy.response_code", r"_rq(_(\d{3}))$"),
-        t("envoy.response_code_class", r"_rq(_(\dxx))$"),
+        t("envoy.response_code_class", r"_rq_(\d)xx$"),
     ]
 }
 
@@ -390,9 +414,7 @@ impl TagProducer {
             let mut pos = 0;
             while let Some(i) = stat_name[pos..].find(VALUE_SEPARATOR) {
                 let sep = pos + i;
-                let start = stat_name[..sep]
-                    .rfind(|c: char| c == '.' || c == ';')
-                    .map_or(0, |k| k + 1);
+                let start = stat_name[..sep].rfind(['.', ';']).map_or(0, |k| k + 1);
                 let after = sep + VALUE_SEPARATOR.len();
                 let Some(end_rel) = stat_name[after..].find(FIELD_SEPARATOR) else {
                     break;
@@ -496,8 +518,8 @@ fn stat_name_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// `/stats/prometheus`.
 pub fn render_prometheus(stats: &[StatEntry], producer: &TagProducer) -> String {
-    let mut groups: [BTreeMap<String, Vec<(&StatEntry, Vec<(String, String)>)>>; 3] =
-        Default::default();
+    type Group<'a> = BTreeMap<String, Vec<(&'a StatEntry, Vec<(String, String)>)>>;
+    let mut groups: [Group<'_>; 3] = Default::default();
     for s in stats {
         let (extracted, tags) = producer.produce_tags(&s.name);
         let k = match s.value {
@@ -538,10 +560,8 @@ pub fn render_prometheus(stats: &[StatEntry], producer: &TagProducer) -> String 
                         let mut acc = 0;
                         for (i, bound) in HISTOGRAM_BUCKETS.iter().enumerate() {
                             acc += buckets.get(i).copied().unwrap_or(0);
-                            let _ = writeln!(
-                                out,
-                                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {acc}"
-                            );
+                            let _ =
+                                writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {acc}");
                         }
                         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
                         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
@@ -619,8 +639,8 @@ mod tests {
             (
                 "cluster.upstream_rq".to_string(),
                 vec![
-                    ("envoy.cluster_name".to_string(), "backend".to_string()),
-                    ("envoy.response_code".to_string(), "200".to_string())
+                    ("envoy.response_code".to_string(), "200".to_string()),
+                    ("envoy.cluster_name".to_string(), "backend".to_string())
                 ]
             )
         );
@@ -632,7 +652,7 @@ mod tests {
             &p,
         );
         assert!(text.contains("# TYPE envoy_cluster_upstream_rq_total counter\nenvoy_cluster_upstream_rq_total{envoy_cluster_name=\"a\"} 1\n"), "{text}");
-        assert!(text.contains("envoy_http_downstream_rq_xx{envoy_http_conn_manager_prefix=\"ingress_http\",envoy_response_code_class=\"2\"} 3"), "{text}");
+        assert!(text.contains("envoy_http_downstream_rq_xx{envoy_response_code_class=\"2\",envoy_http_conn_manager_prefix=\"ingress_http\"} 3"), "{text}");
     }
 
     #[test]
@@ -675,7 +695,10 @@ mod tests {
             }],
             &p,
         );
-        assert!(text.contains("lat_bucket{le=\"0.5\"} 0\nlat_bucket{le=\"1\"} 2\n"), "{text}");
+        assert!(
+            text.contains("lat_bucket{le=\"0.5\"} 0\nlat_bucket{le=\"1\"} 2\n"),
+            "{text}"
+        );
         assert!(text.contains("lat_bucket{le=\"3600000\"} 2\nlat_bucket{le=\"+Inf\"} 3\nlat_sum{} 5000002\nlat_count{} 3\n"), "{text}");
     }
 }

@@ -82,7 +82,10 @@ impl HttpContext for Stream {
         if s.buffer_request && !eos {
             return Action::Pause;
         }
-        if let Some(body) = (size > 0).then(|| self.get_http_request_body(0, size)).flatten() {
+        if let Some(body) = (size > 0)
+            .then(|| self.get_http_request_body(0, size))
+            .flatten()
+        {
             let _ = hostcalls::increment_metric(m.request_bytes, body.len() as i64);
             self.set_http_request_body(0, size, &upper(&body));
         }
@@ -106,7 +109,10 @@ impl HttpContext for Stream {
         if s.buffer_response && !eos {
             return Action::Pause;
         }
-        if let Some(body) = (size > 0).then(|| self.get_http_response_body(0, size)).flatten() {
+        if let Some(body) = (size > 0)
+            .then(|| self.get_http_response_body(0, size))
+            .flatten()
+        {
             let _ = hostcalls::increment_metric(m.response_bytes, body.len() as i64);
             self.set_http_response_body(0, size, &upper(&body));
         }
