@@ -343,10 +343,7 @@ fn check(
             for (k, v) in want {
                 let got = header(o.upstream_trailers.as_ref(), k);
                 if got.as_deref() != Some(v.as_str()) {
-                    out.push(format!(
-                        "upstream_trailers.{k}: expected {v:?}, got {}",
-                        show(got)
-                    ));
+                    out.push(format!("upstream_trailers.{k}: expected {v:?}, got {}", show(got)));
                 }
             }
         }

@@ -503,8 +503,7 @@ impl Session {
         if c.call.grpc_stream {
             if !service.is_empty() || !method.is_empty() {
                 // Opening a stream sends nothing back by itself.
-                self.calls
-                    .push((cluster, "grpc".into(), format!("/{service}/{method}")));
+                self.calls.push((cluster, "grpc".into(), format!("/{service}/{method}")));
                 return;
             }
             let key = (worker, c.id.vm, c.id.generation, c.id.token);
@@ -535,46 +534,21 @@ impl Session {
                         close: false,
                     };
                     let delay = g.delay_ms;
-                    self.schedule(
-                        at(delay),
-                        Event::Callout {
-                            worker,
-                            callout: c.clone(),
-                            answer: Answer::Grpc(answer),
-                        },
-                    );
+                    self.schedule(at(delay), Event::Callout { worker, callout: c.clone(), answer: Answer::Grpc(answer) });
                     if end {
                         // The module ended its side: the peer closes with its next answer.
                         let (d, a) = close_with(self.next_grpc(&cluster), false);
-                        self.schedule(
-                            at(d.max(delay)),
-                            Event::Callout {
-                                worker,
-                                callout: c,
-                                answer: Answer::Grpc(a),
-                            },
-                        );
+                        self.schedule(at(d.max(delay)), Event::Callout { worker, callout: c, answer: Answer::Grpc(a) });
                     }
                 }
                 other => {
                     let (d, a) = close_with(other, first);
-                    self.schedule(
-                        at(d),
-                        Event::Callout {
-                            worker,
-                            callout: c,
-                            answer: Answer::Grpc(a),
-                        },
-                    );
+                    self.schedule(at(d), Event::Callout { worker, callout: c, answer: Answer::Grpc(a) });
                 }
             }
             return;
         }
-        self.calls.push((
-            cluster.clone(),
-            "grpc".into(),
-            format!("/{service}/{method}"),
-        ));
+        self.calls.push((cluster.clone(), "grpc".into(), format!("/{service}/{method}")));
         let (delay, answer) = match self.next_grpc(&cluster) {
             Some(g) => (
                 g.delay_ms,
@@ -601,14 +575,7 @@ impl Session {
         } else {
             (delay, answer)
         };
-        self.schedule(
-            at(delay),
-            Event::Callout {
-                worker,
-                callout: c,
-                answer: Answer::Grpc(answer),
-            },
-        );
+        self.schedule(at(delay), Event::Callout { worker, callout: c, answer: Answer::Grpc(answer) });
     }
 
     fn next_http(&mut self, cluster: &str) -> Option<CalloutAnswer> {
