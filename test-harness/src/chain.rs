@@ -260,7 +260,11 @@ struct StreamState {
     grpc_request: bool,
     /// `end_stream` that came with the request / response headers.
     headers_eos: [bool; 2],
+    /// The route picked, and the route-cache generation it was picked at.
+    route: Option<(u32, RouteResult)>,
 }
+
+type RouteResult = Result<(String, String), (u32, &'static str, u64)>;
 
 /// A stream's outcome as the driver sees it.
 #[derive(Debug, Clone, Default)]
@@ -629,6 +633,9 @@ impl Worker {
     /// Runs `proxy_on_queue_ready` for items enqueued for this worker's VMs.
     pub fn poll_queues(&mut self) {
         for _ in 0..64 {
+            if !self.host.has_notifications() {
+                return;
+            }
             let ids: Vec<u64> = self.vms.iter().map(|v| v.vm.instance_id()).collect();
             let notes = self.host.take_notifications(&ids);
             if notes.is_empty() {
@@ -774,6 +781,7 @@ impl Worker {
                 local_reply_by: None,
                 grpc_request,
                 headers_eos: [end_stream, false],
+                route: None,
             },
         );
         let invalid = invalid_request(&self.streams[&sid].data.borrow().req_headers);
@@ -792,6 +800,7 @@ impl Worker {
             );
             return sid;
         }
+        let _ = self.route_for(sid);
         self.headers_at(sid, Dir::Req, 0, end_stream);
         sid
     }
@@ -1203,13 +1212,8 @@ impl Worker {
         match dir {
             Dir::Req => {
                 let headers = self.streams[&sid].data.borrow().req_headers.clone();
-                match self.route(&headers) {
-                    Ok((route, cluster)) => {
-                        {
-                            let mut d = self.streams[&sid].data.borrow_mut();
-                            d.upstream_cluster = Some(cluster.clone());
-                            d.route_name = Some(route);
-                        }
+                match self.route_for(sid) {
+                    Ok((_route, cluster)) => {
                         self.push(
                             sid,
                             StreamEvent::UpstreamHeaders {
@@ -1322,6 +1326,43 @@ impl Worker {
         d.sort_unstable();
         d.dedup();
         d
+    }
+
+    /// The stream's route, as Envoy's connection manager caches it: picked
+    /// before the filters run (so `xds.route_name` / `xds.cluster_name` are
+    /// known from the first callback) and picked again when a filter cleared
+    /// the route cache since.
+    fn route_for(&mut self, sid: u64) -> RouteResult {
+        let Some(s) = self.streams.get(&sid) else {
+            return Err((503, "stream_gone", 0));
+        };
+        let (headers, generation) = {
+            let d = s.data.borrow();
+            (d.req_headers.clone(), d.route_cache_cleared)
+        };
+        if let Some((g, r)) = &s.route {
+            if *g == generation {
+                return r.clone();
+            }
+        }
+        let r = self.route(&headers);
+        if let Some(s) = self.streams.get_mut(&sid) {
+            {
+                let mut d = s.data.borrow_mut();
+                match &r {
+                    Ok((route, cluster)) => {
+                        d.route_name = Some(route.clone());
+                        d.upstream_cluster = Some(cluster.clone());
+                    }
+                    Err(_) => {
+                        d.route_name = None;
+                        d.upstream_cluster = None;
+                    }
+                }
+            }
+            s.route = Some((generation, r.clone()));
+        }
+        r
     }
 
     fn route(&mut self, headers: &HeaderMap) -> Result<(String, String), (u32, &'static str, u64)> {

@@ -127,6 +127,8 @@ pub struct HostShared {
     next_cas: AtomicU32,
     queues: Mutex<Queues>,
     notifications: Mutex<Vec<QueueReady>>,
+    /// Number of queued notifications (checked without taking the lock).
+    pending_notifications: std::sync::atomic::AtomicUsize,
     metrics: Mutex<(MetricIndex, Vec<Metric>)>,
     logs: Mutex<(VecDeque<LogLine>, u64)>,
     next_vm_instance: AtomicU64,
@@ -150,6 +152,7 @@ impl HostShared {
                 ..Default::default()
             }),
             notifications: Mutex::new(Vec::new()),
+            pending_notifications: std::sync::atomic::AtomicUsize::new(0),
             metrics: Mutex::new((HashMap::new(), Vec::new())),
             logs: Mutex::new((VecDeque::new(), 0)),
             next_vm_instance: AtomicU64::new(1),
@@ -320,6 +323,7 @@ impl HostShared {
                 context_id,
                 queue_id: token,
             });
+            self.pending_notifications.fetch_add(1, Ordering::SeqCst);
         }
         Status::Ok
     }
@@ -333,12 +337,21 @@ impl HostShared {
 
     /// Takes the pending queue-ready notifications for the given VMs.
     pub fn take_notifications(&self, vm_instances: &[u64]) -> Vec<QueueReady> {
+        if !self.has_notifications() {
+            return Vec::new();
+        }
         let mut g = self.notifications.lock().expect("lock");
         let (mine, rest): (Vec<_>, Vec<_>) = g
             .drain(..)
             .partition(|n| vm_instances.contains(&n.vm_instance));
         *g = rest;
+        self.pending_notifications.store(g.len(), Ordering::SeqCst);
         mine
+    }
+
+    /// Whether any queue-ready notification waits (a cheap check).
+    pub fn has_notifications(&self) -> bool {
+        self.pending_notifications.load(Ordering::SeqCst) > 0
     }
 
     // ---- metrics --------------------------------------------------------

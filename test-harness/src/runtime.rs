@@ -92,7 +92,10 @@ impl Runtime {
         let module = Module::new(&self.engine, bytes)
             .map_err(|e| format!("Failed to load Wasm module {}: {e:#}", name.display()))?;
         check_abi_imports(&module).map_err(|e| {
-            format!("Failed to load Wasm module {} due to a missing import: {e}", name.display())
+            format!(
+                "Failed to load Wasm module {} due to a missing import: {e}",
+                name.display()
+            )
         })?;
         let pre = self.linker.instantiate_pre(&module).map_err(|e| {
             format!(
@@ -113,20 +116,26 @@ impl Runtime {
 /// proxy-wasm-cpp-host registers them: the ABI 0.1 names only for 0.1,
 /// `proxy_get_log_level` only for 0.2.1.
 fn check_abi_imports(module: &Module) -> Result<(), String> {
-    let abi_021 = module.exports().any(|e| e.name() == "proxy_abi_version_0_2_1");
+    let abi_021 = module
+        .exports()
+        .any(|e| e.name() == "proxy_abi_version_0_2_1");
     for imp in module.imports() {
         if imp.module() != "env" {
             continue;
         }
         let name = imp.name();
         let refused = match name {
-            "proxy_get_configuration" | "proxy_continue_request" | "proxy_continue_response"
+            "proxy_get_configuration"
+            | "proxy_continue_request"
+            | "proxy_continue_response"
             | "proxy_clear_route_cache" => true,
             "proxy_get_log_level" => !abi_021,
             _ => false,
         };
         if refused {
-            return Err(format!("env.{name} is not provided for this module's ABI version"));
+            return Err(format!(
+                "env.{name} is not provided for this module's ABI version"
+            ));
         }
     }
     Ok(())

@@ -758,7 +758,10 @@ impl Vm {
         } = answer;
         let (unary, stream) = {
             let s = self.store.data();
-            (s.grpc_calls.contains(&token), s.grpc_streams.contains_key(&token))
+            (
+                s.grpc_calls.contains(&token),
+                s.grpc_streams.contains_key(&token),
+            )
         };
         if !(unary || stream) || !self.store.data().contexts.contains_key(&root) {
             return Ok(());
@@ -768,20 +771,28 @@ impl Vm {
             // failure -> proxy_on_grpc_close only; either ends the call.
             self.store.data_mut().grpc_calls.remove(&token);
             if status == 0 {
-                let Some(f) = self.exports.on_grpc_receive.clone() else { return Ok(()) };
+                let Some(f) = self.exports.on_grpc_receive.clone() else {
+                    return Ok(());
+                };
                 let msg = message.unwrap_or_default();
                 let n = msg.len() as i32;
                 self.store.data_mut().callout = Some(CalloutView {
                     body: Some(msg),
                     ..Default::default()
                 });
-                let r = self.invoke("proxy_on_grpc_receive", root, |s| f.call(s, (root as i32, token as i32, n)));
+                let r = self.invoke("proxy_on_grpc_receive", root, |s| {
+                    f.call(s, (root as i32, token as i32, n))
+                });
                 self.store.data_mut().callout = None;
                 return r;
             }
-            let Some(f) = self.exports.on_grpc_close.clone() else { return Ok(()) };
+            let Some(f) = self.exports.on_grpc_close.clone() else {
+                return Ok(());
+            };
             self.store.data_mut().status = (status, status_message.into_bytes());
-            let r = self.invoke("proxy_on_grpc_close", root, |s| f.call(s, (root as i32, token as i32, status as i32)));
+            let r = self.invoke("proxy_on_grpc_close", root, |s| {
+                f.call(s, (root as i32, token as i32, status as i32))
+            });
             self.store.data_mut().status = (0, Vec::new());
             return r;
         }

@@ -3,7 +3,7 @@
 //! the VM fails and the failure policy decides what happens to the stream.
 //! Needs `target/wasm32-wasip1/release/probe.wasm` (bash scripts/build-wasm.sh).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasmesh::chain::StreamEvent;
 use wasmesh::headers::HeaderMap;
@@ -18,7 +18,12 @@ fn probe_worker(policy: FailurePolicy) -> (Worker, Arc<HostShared>) {
         "{} is missing: build it with `bash scripts/build-wasm.sh`",
         wasm.display()
     );
-    let runtime = Runtime::new(Duration::from_millis(300)).expect("runtime");
+    // One runtime (300 ms budget per callback) for all tests: the probe is
+    // compiled once.
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    let runtime = RUNTIME
+        .get_or_init(|| Runtime::new(Duration::from_millis(300)).expect("runtime"))
+        .clone();
     let host = HostShared::new(Clock::virtual_at(1_700_000_000), LogLevel::Info);
     let mut plugin = PluginConfig::new("p", wasm, Vec::new());
     plugin.failure_policy = policy;

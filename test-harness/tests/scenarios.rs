@@ -5,10 +5,16 @@
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::PathBuf;
-use wasmesh::scenario::{discover, looks_like_scenario, run, workspace_root, RunOptions, Scenario};
+use wasmesh::scenario::{
+    discover, ensure_artifacts, looks_like_scenario, run, workspace_root, RunOptions, Scenario,
+};
 
 fn main() {
     let args = Arguments::from_args();
+    if let Err(e) = ensure_artifacts() {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
     let root = workspace_root().expect("workspace root");
     let mut dirs = vec![root.join("examples"), root.join("test-harness/scenarios")];
     if let Ok(rd) = std::fs::read_dir(root.join("filters")) {

@@ -19,21 +19,29 @@ impl Cidr {
             Some((a, l)) => (a, Some(l)),
             None => (text, None),
         };
-        let ip = IpAddr::from_str(addr.trim()).map_err(|_| format!("invalid IP address `{addr}`"))?;
+        let ip =
+            IpAddr::from_str(addr.trim()).map_err(|_| format!("invalid IP address `{addr}`"))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let prefix = match len {
             None => max,
             Some(l) => {
-                let p: u8 = l.parse().map_err(|_| format!("invalid prefix length in `{text}`"))?;
+                let p: u8 = l
+                    .parse()
+                    .map_err(|_| format!("invalid prefix length in `{text}`"))?;
                 if p > max {
                     return Err(format!("prefix length {p} too long in `{text}`"));
                 }
                 p
             }
         };
-        let cidr = Cidr { network: ip, prefix };
+        let cidr = Cidr {
+            network: ip,
+            prefix,
+        };
         if cidr.mask(ip) != ip {
-            return Err(format!("`{text}` has host bits set beyond its /{prefix} prefix"));
+            return Err(format!(
+                "`{text}` has host bits set beyond its /{prefix} prefix"
+            ));
         }
         Ok(cidr)
     }
@@ -42,12 +50,20 @@ impl Cidr {
         match ip {
             IpAddr::V4(v4) => {
                 let bits = u32::from(v4);
-                let m = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                let m = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix))
+                };
                 IpAddr::V4((bits & m).into())
             }
             IpAddr::V6(v6) => {
                 let bits = u128::from(v6);
-                let m = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                let m = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix))
+                };
                 IpAddr::V6((bits & m).into())
             }
         }
@@ -57,7 +73,10 @@ impl Cidr {
     /// (`::ffff:10.0.0.1`) is compared as the IPv4 address it carries.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
         if ip.is_ipv4() != self.network.is_ipv4() {
@@ -111,7 +130,14 @@ mod tests {
 
     #[test]
     fn bad_blocks() {
-        for bad in ["10.0.0.1/8", "10.0.0.0/33", "300.0.0.0/8", "abc", "10.0.0.0/x", "::/129"] {
+        for bad in [
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "300.0.0.0/8",
+            "abc",
+            "10.0.0.0/x",
+            "::/129",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
     }
@@ -119,7 +145,10 @@ mod tests {
     #[test]
     fn addresses() {
         assert_eq!(parse_address_ip("10.0.0.1:40000"), Some(ip("10.0.0.1")));
-        assert_eq!(parse_address_ip("[2001:db8::1]:443"), Some(ip("2001:db8::1")));
+        assert_eq!(
+            parse_address_ip("[2001:db8::1]:443"),
+            Some(ip("2001:db8::1"))
+        );
         assert_eq!(parse_address_ip("2001:db8::1"), Some(ip("2001:db8::1")));
         assert_eq!(parse_address_ip("nonsense"), None);
     }

@@ -53,7 +53,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        ConfigError::at(if path == "." { String::new() } else { path }, strip_position(&inner))
+        ConfigError::at(
+            if path == "." { String::new() } else { path },
+            strip_position(&inner),
+        )
     })?;
     de.end()
         .map_err(|e| ConfigError::at("", strip_position(&e)))?;
@@ -61,8 +64,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 
@@ -168,7 +177,11 @@ mod tests {
 
     #[test]
     fn field_path_renders_like_serde() {
-        let p = FieldPath::root().field("jwtRules").index(0).field("audiences").index(1);
+        let p = FieldPath::root()
+            .field("jwtRules")
+            .index(0)
+            .field("audiences")
+            .index(1);
         assert_eq!(p.to_string(), "jwtRules[0].audiences[1]");
         assert_eq!(p.error("bad").to_string(), "jwtRules[0].audiences[1]: bad");
     }

@@ -41,7 +41,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            "" => return Err(format!("invalid duration `{text}`: missing unit (e.g. `5s`)")),
+            "" => {
+                return Err(format!(
+                    "invalid duration `{text}`: missing unit (e.g. `5s`)"
+                ))
+            }
             other => return Err(format!("invalid duration `{text}`: unknown unit `{other}`")),
         };
         let (int_part, frac_part) = match number.split_once('.') {
@@ -62,7 +66,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             frac_ns += u128::from(d - b'0') * scale;
         }
         total_ns = total_ns
-            .checked_add(int.checked_mul(unit_ns).ok_or_else(|| format!("duration `{text}` too large"))?)
+            .checked_add(
+                int.checked_mul(unit_ns)
+                    .ok_or_else(|| format!("duration `{text}` too large"))?,
+            )
             .and_then(|t| t.checked_add(frac_ns))
             .ok_or_else(|| format!("duration `{text}` too large"))?;
     }
@@ -79,7 +86,10 @@ mod tests {
     #[test]
     fn accepts_protobuf_and_go_forms() {
         assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("0.250s").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("0.250s").unwrap(),
+            Duration::from_millis(250)
+        );
         assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));
@@ -90,7 +100,16 @@ mod tests {
 
     #[test]
     fn refuses_bad_forms() {
-        for bad in ["", "5", "-1s", "5x", "s", "1..2s", ".s", "99999999999999999999999h"] {
+        for bad in [
+            "",
+            "5",
+            "-1s",
+            "5x",
+            "s",
+            "1..2s",
+            ".s",
+            "99999999999999999999999h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad} accepted");
         }
     }

@@ -8,19 +8,40 @@ use crate::request::HeaderMap;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MapType};
 
+/// Header pairs of `map` with one host call. Values that are not UTF-8
+/// (Envoy allows any byte but NUL, CR and LF) are decoded lossily instead of
+/// trapping as the SDK's `get_map` would; names are tokens, hence ASCII.
+fn map_lossy(map: MapType) -> HeaderMap {
+    let pairs = hostcalls::get_map_bytes(map).unwrap_or_default();
+    HeaderMap::from_pairs(
+        pairs
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    String::from_utf8(v)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                )
+            })
+            .collect(),
+    )
+}
+
 /// All request headers with one host call.
 pub fn request_headers() -> HeaderMap {
-    HeaderMap::from_pairs(hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default())
+    map_lossy(MapType::HttpRequestHeaders)
 }
 
 /// All response headers with one host call.
 pub fn response_headers() -> HeaderMap {
-    HeaderMap::from_pairs(hostcalls::get_map(MapType::HttpResponseHeaders).unwrap_or_default())
+    map_lossy(MapType::HttpResponseHeaders)
 }
 
 /// The verified identity left by the JWT filter earlier in this stream.
 pub fn identity() -> Option<Identity> {
-    let bytes = hostcalls::get_property(vec![IDENTITY_PROPERTY]).ok().flatten()?;
+    let bytes = hostcalls::get_property(vec![IDENTITY_PROPERTY])
+        .ok()
+        .flatten()?;
     Identity::from_json(&bytes)
 }
 
@@ -48,7 +69,10 @@ pub fn now_nanos() -> u64 {
 
 /// Logs a refused configuration: `<filter>: invalid configuration: <path>: <why>`.
 pub fn log_config_error(filter: &str, e: &ConfigError) {
-    let _ = hostcalls::log(LogLevel::Error, &format!("{filter}: invalid configuration: {e}"));
+    let _ = hostcalls::log(
+        LogLevel::Error,
+        &format!("{filter}: invalid configuration: {e}"),
+    );
 }
 
 /// Logs at `level` with the filter's name as prefix.

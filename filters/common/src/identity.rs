@@ -86,7 +86,10 @@ mod tests {
     fn round_trip_and_claims() {
         let mut claims = Map::new();
         claims.insert("groups".into(), serde_json::json!(["a", "b"]));
-        claims.insert("realm".into(), serde_json::json!({"roles": ["admin"], "level": 3}));
+        claims.insert(
+            "realm".into(),
+            serde_json::json!({"roles": ["admin"], "level": 3}),
+        );
         let id = Identity {
             provider: "idp".into(),
             iss: "https://idp".into(),
@@ -98,9 +101,18 @@ mod tests {
         };
         let back = Identity::from_json(id.to_json().as_bytes()).unwrap();
         assert_eq!(back, id);
-        assert_eq!(claim_strings(back.claim(&["groups"]).unwrap()), vec!["a", "b"]);
-        assert_eq!(claim_strings(back.claim(&["realm", "roles"]).unwrap()), vec!["admin"]);
-        assert_eq!(claim_strings(back.claim(&["realm", "level"]).unwrap()), vec!["3"]);
+        assert_eq!(
+            claim_strings(back.claim(&["groups"]).unwrap()),
+            vec!["a", "b"]
+        );
+        assert_eq!(
+            claim_strings(back.claim(&["realm", "roles"]).unwrap()),
+            vec!["admin"]
+        );
+        assert_eq!(
+            claim_strings(back.claim(&["realm", "level"]).unwrap()),
+            vec!["3"]
+        );
         assert!(back.claim(&["realm", "missing"]).is_none());
         assert!(Identity::from_json(b"not json").is_none());
     }

@@ -7,8 +7,8 @@
 //! value must match (the pattern is anchored), and they are built with a size
 //! limit so that a hostile configuration cannot blow up memory.
 
-use crate::config::FieldPath;
 use crate::config::ConfigError;
+use crate::config::FieldPath;
 use serde::Deserialize;
 
 /// Compiled-program size limit for one regex (bytes of the compiled form).
@@ -55,7 +55,11 @@ impl Regex {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_string()
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_string()
 }
 
 /// How to match a string, as written in configuration. Exactly one field must
@@ -77,7 +81,11 @@ pub struct StringMatch {
 
 impl StringMatch {
     /// Compiles the match; `path` names this object in errors.
-    pub fn compile(&self, path: &FieldPath, ignore_case: bool) -> Result<StringMatcher, ConfigError> {
+    pub fn compile(
+        &self,
+        path: &FieldPath,
+        ignore_case: bool,
+    ) -> Result<StringMatcher, ConfigError> {
         let set = [
             self.exact.is_some(),
             self.prefix.is_some(),
@@ -89,12 +97,22 @@ impl StringMatch {
         .filter(|b| **b)
         .count();
         if set == 0 {
-            return Err(path.error("one of `exact`, `prefix`, `suffix`, `contains` or `regex` is required"));
+            return Err(
+                path.error("one of `exact`, `prefix`, `suffix`, `contains` or `regex` is required")
+            );
         }
         if set > 1 {
-            return Err(path.error("only one of `exact`, `prefix`, `suffix`, `contains` or `regex` may be set"));
+            return Err(path.error(
+                "only one of `exact`, `prefix`, `suffix`, `contains` or `regex` may be set",
+            ));
         }
-        let fold = |s: &String| if ignore_case { s.to_ascii_lowercase() } else { s.clone() };
+        let fold = |s: &String| {
+            if ignore_case {
+                s.to_ascii_lowercase()
+            } else {
+                s.clone()
+            }
+        };
         let kind = if let Some(v) = &self.exact {
             MatchKind::Exact(fold(v))
         } else if let Some(v) = &self.prefix {
@@ -105,7 +123,10 @@ impl StringMatch {
             MatchKind::Contains(fold(v))
         } else {
             let pattern = self.regex.as_deref().unwrap_or_default();
-            MatchKind::Regex(Regex::full_match(pattern, ignore_case).map_err(|e| path.field("regex").error(e))?)
+            MatchKind::Regex(
+                Regex::full_match(pattern, ignore_case)
+                    .map_err(|e| path.field("regex").error(e))?,
+            )
         };
         Ok(StringMatcher { kind, ignore_case })
     }
@@ -141,9 +162,14 @@ impl StringMatcher {
         if self.ignore_case {
             match &self.kind {
                 MatchKind::Exact(e) => value.eq_ignore_ascii_case(e),
-                MatchKind::Prefix(p) => value.len() >= p.len() && value.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes()),
+                MatchKind::Prefix(p) => {
+                    value.len() >= p.len()
+                        && value.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+                }
                 MatchKind::Suffix(s) => {
-                    value.len() >= s.len() && value.as_bytes()[value.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+                    value.len() >= s.len()
+                        && value.as_bytes()[value.len() - s.len()..]
+                            .eq_ignore_ascii_case(s.as_bytes())
                 }
                 MatchKind::Contains(c) => value.to_ascii_lowercase().contains(c.as_str()),
                 MatchKind::Regex(r) => r.is_match(value),
@@ -193,7 +219,12 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let m: StringMatch = serde_json::from_str(r#"{"regex":"(unclosed"}"#).unwrap();
-        let e = m.compile(&FieldPath::root().field("routes").index(0).field("uri"), false).unwrap_err();
+        let e = m
+            .compile(
+                &FieldPath::root().field("routes").index(0).field("uri"),
+                false,
+            )
+            .unwrap_err();
         assert_eq!(e.path, "routes[0].uri.regex");
         let m: StringMatch = serde_json::from_str(r#"{"exact":"a","prefix":"b"}"#).unwrap();
         assert!(m.compile(&FieldPath::root(), false).is_err());
@@ -204,7 +235,10 @@ mod tests {
     #[test]
     fn huge_regex_refused() {
         let pattern = "(a{1000}){1000}";
-        let m = StringMatch { regex: Some(pattern.into()), ..Default::default() };
+        let m = StringMatch {
+            regex: Some(pattern.into()),
+            ..Default::default()
+        };
         assert!(m.compile(&FieldPath::root(), false).is_err());
     }
 }

@@ -25,7 +25,10 @@ impl HeaderMap {
     /// Builds a map from borrowed pairs (tests, examples).
     pub fn from_slice(pairs: &[(&str, &str)]) -> Self {
         HeaderMap {
-            pairs: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            pairs: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -63,12 +66,14 @@ impl HeaderMap {
     /// Replaces every value of `name` with one value (Envoy's `replace`).
     pub fn set(&mut self, name: &str, value: &str) {
         self.remove(name);
-        self.pairs.push((name.to_ascii_lowercase(), value.to_string()));
+        self.pairs
+            .push((name.to_ascii_lowercase(), value.to_string()));
     }
 
     /// Appends a value (Envoy's `add`).
     pub fn add(&mut self, name: &str, value: &str) {
-        self.pairs.push((name.to_ascii_lowercase(), value.to_string()));
+        self.pairs
+            .push((name.to_ascii_lowercase(), value.to_string()));
     }
 
     /// Removes every value of `name`.
@@ -99,7 +104,9 @@ impl HeaderMap {
     }
     /// `:authority` (or `host` when a client sent HTTP/1.0 without it).
     pub fn authority(&self) -> &str {
-        self.get(":authority").or_else(|| self.get("host")).unwrap_or("")
+        self.get(":authority")
+            .or_else(|| self.get("host"))
+            .unwrap_or("")
     }
     /// `:scheme`.
     pub fn scheme(&self) -> &str {
@@ -135,16 +142,14 @@ pub fn percent_decode(s: &str, plus_as_space: bool) -> String {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' if plus_as_space => out.push(b' '),
             c => out.push(c),
         }

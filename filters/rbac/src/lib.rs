@@ -1,29 +1,30 @@
-//! RBAC authorization filter (Istio AuthorizationPolicy semantics)
+//! RBAC authorization filter: Istio `AuthorizationPolicy` semantics with
+//! Envoy RBAC filter behaviour.
 //!
-//! Pass-through placeholder until its issue lands: the module loads, accepts
-//! any configuration and lets every request through.
+//! The decision core is plain Rust:
+//! - [`config`]: the JSON contract, compiled once into an [`policy::Engine`];
+//! - [`path`]: request path normalisation (Istio's `BASE` and friends);
+//! - [`matcher`]: Istio string patterns and path templates;
+//! - [`principal`]: SPIFFE peer principals, namespaces, JWT request principals;
+//! - [`headers`]: the request headers, read in place from the host's buffer;
+//! - [`attributes`]: what a request is evaluated on;
+//! - [`authz`]: one request start to finish (validation, normalisation,
+//!   evaluation) without the host;
+//! - [`policy`]: compiled policies and the DENY > ALLOW > default decision;
+//! - [`index`]: a path index that skips rules which cannot match.
+//!
+//! The proxy-wasm glue (`filter`) only exists on `wasm32`.
+
+pub mod attributes;
+pub mod authz;
+pub mod config;
+pub mod headers;
+pub mod index;
+pub mod json;
+pub mod matcher;
+pub mod path;
+pub mod policy;
+pub mod principal;
 
 #[cfg(target_arch = "wasm32")]
-mod filter {
-    use proxy_wasm::traits::*;
-    use proxy_wasm::types::*;
-
-    proxy_wasm::main! {{
-        proxy_wasm::set_log_level(LogLevel::Trace);
-        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
-    }}
-
-    struct Root;
-    impl Context for Root {}
-    impl RootContext for Root {
-        fn get_type(&self) -> Option<ContextType> {
-            Some(ContextType::HttpContext)
-        }
-        fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-            Some(Box::new(Pass))
-        }
-    }
-    struct Pass;
-    impl Context for Pass {}
-    impl HttpContext for Pass {}
-}
+mod filter;

@@ -68,7 +68,11 @@ fn proto_field(b: &[u8], field: u64) -> Option<&[u8]> {
 fn next_grpc_token(s: &mut VmState, stream: bool) -> u32 {
     // Envoy numbers calls 1, 3, 5, ... and streams 2, 4, 6, ... per VM.
     loop {
-        let t = if stream { s.next_grpc_stream } else { s.next_grpc_call };
+        let t = if stream {
+            s.next_grpc_stream
+        } else {
+            s.next_grpc_call
+        };
         if stream {
             s.next_grpc_stream = s.next_grpc_stream.wrapping_add(2);
             if s.next_grpc_stream == 0 {

@@ -105,7 +105,7 @@ pub fn add(l: &mut Linker<VmState>, m: &str) -> wasmtime::Result<()> {
             }
             let mut buf = [0u8; 24];
             buf[8..16].copy_from_slice(&64u64.to_le_bytes()); // fs_rights_base = FD_WRITE
-            // cpp-host ignores a failed write here and still returns success.
+                                                              // cpp-host ignores a failed write here and still returns success.
             let _ = memory::write(&mut c, stat, &buf);
             errno::SUCCESS
         },

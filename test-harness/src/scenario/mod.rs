@@ -12,7 +12,9 @@ pub mod model;
 pub mod runner;
 
 pub use model::Scenario as ScenarioSpec;
-pub use runner::{default_wasm_dir, resolve_wasm, workspace_root, Observed, RunOptions, Session};
+pub use runner::{
+    default_wasm_dir, ensure_artifacts, resolve_wasm, workspace_root, Observed, RunOptions, Session,
+};
 
 use crate::host::LogLine;
 use model::*;
@@ -343,7 +345,10 @@ fn check(
             for (k, v) in want {
                 let got = header(o.upstream_trailers.as_ref(), k);
                 if got.as_deref() != Some(v.as_str()) {
-                    out.push(format!("upstream_trailers.{k}: expected {v:?}, got {}", show(got)));
+                    out.push(format!(
+                        "upstream_trailers.{k}: expected {v:?}, got {}",
+                        show(got)
+                    ));
                 }
             }
         }

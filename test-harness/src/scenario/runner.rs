@@ -62,6 +62,47 @@ pub fn workspace_root() -> Option<PathBuf> {
     None
 }
 
+/// The wasm crates of the workspace and their artifact names.
+pub const WASM_CRATES: &[&str] = &[
+    "jwt-authn",
+    "rbac",
+    "header-router",
+    "fault-injection",
+    "custom-metrics",
+    "probe",
+];
+
+/// Builds the workspace's `.wasm` artifacts once per process (a no-op when
+/// they are up to date), so that a plain `cargo test` works on a fresh
+/// clone. Uses the `cargo` that runs the tests (`$CARGO`). Returns why it
+/// could not, with the command to run by hand.
+pub fn ensure_artifacts() -> Result<(), String> {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        if std::env::var_os("WASMESH_WASM_DIR").is_some() {
+            return Ok(());
+        }
+        let root = workspace_root().ok_or("no Cargo workspace found")?;
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.current_dir(&root)
+            .args(["build", "--release", "--target", "wasm32-wasip1"]);
+        for c in WASM_CRATES {
+            cmd.args(["-p", c]);
+        }
+        let out = cmd.output().map_err(|e| format!("running cargo: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "building the .wasm artifacts failed (run `bash scripts/build-wasm.sh`):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    })
+    .clone()
+}
+
 /// Resolves a `wasm:` value: an artifact name, or a path (relative to the
 /// scenario file).
 pub fn resolve_wasm(spec: &str, base: &Path, opts: &RunOptions) -> Result<PathBuf, String> {
@@ -503,7 +544,8 @@ impl Session {
         if c.call.grpc_stream {
             if !service.is_empty() || !method.is_empty() {
                 // Opening a stream sends nothing back by itself.
-                self.calls.push((cluster, "grpc".into(), format!("/{service}/{method}")));
+                self.calls
+                    .push((cluster, "grpc".into(), format!("/{service}/{method}")));
                 return;
             }
             let key = (worker, c.id.vm, c.id.generation, c.id.token);
@@ -534,21 +576,46 @@ impl Session {
                         close: false,
                     };
                     let delay = g.delay_ms;
-                    self.schedule(at(delay), Event::Callout { worker, callout: c.clone(), answer: Answer::Grpc(answer) });
+                    self.schedule(
+                        at(delay),
+                        Event::Callout {
+                            worker,
+                            callout: c.clone(),
+                            answer: Answer::Grpc(answer),
+                        },
+                    );
                     if end {
                         // The module ended its side: the peer closes with its next answer.
                         let (d, a) = close_with(self.next_grpc(&cluster), false);
-                        self.schedule(at(d.max(delay)), Event::Callout { worker, callout: c, answer: Answer::Grpc(a) });
+                        self.schedule(
+                            at(d.max(delay)),
+                            Event::Callout {
+                                worker,
+                                callout: c,
+                                answer: Answer::Grpc(a),
+                            },
+                        );
                     }
                 }
                 other => {
                     let (d, a) = close_with(other, first);
-                    self.schedule(at(d), Event::Callout { worker, callout: c, answer: Answer::Grpc(a) });
+                    self.schedule(
+                        at(d),
+                        Event::Callout {
+                            worker,
+                            callout: c,
+                            answer: Answer::Grpc(a),
+                        },
+                    );
                 }
             }
             return;
         }
-        self.calls.push((cluster.clone(), "grpc".into(), format!("/{service}/{method}")));
+        self.calls.push((
+            cluster.clone(),
+            "grpc".into(),
+            format!("/{service}/{method}"),
+        ));
         let (delay, answer) = match self.next_grpc(&cluster) {
             Some(g) => (
                 g.delay_ms,
@@ -575,7 +642,14 @@ impl Session {
         } else {
             (delay, answer)
         };
-        self.schedule(at(delay), Event::Callout { worker, callout: c, answer: Answer::Grpc(answer) });
+        self.schedule(
+            at(delay),
+            Event::Callout {
+                worker,
+                callout: c,
+                answer: Answer::Grpc(answer),
+            },
+        );
     }
 
     fn next_http(&mut self, cluster: &str) -> Option<CalloutAnswer> {

@@ -1,0 +1,1102 @@
+//! The JSON configuration (a contract: names are camelCase and stable) and
+//! its compilation into an [`Engine`].
+//!
+//! Each policy's `rules` is exactly the `spec.rules` of an Istio
+//! `AuthorizationPolicy`. Configuration is refused, with the path of the
+//! offending field, when a value could not mean what its author intended:
+//! bad CIDRs and ports, unknown actions, unknown `when` keys (Istio ignores
+//! them, which widens access), empty lists and values, misplaced `*`, bad
+//! path templates, lower-case methods.
+
+use crate::json::{parse_document, Object};
+use crate::matcher::{PathPattern, Pattern, Star};
+use crate::path::PathNormalization;
+use crate::policy::{Action, Condition, Engine, Leaf, Needs, Policy, Rule};
+use crate::principal::{namespace, peer_principal, RequestPrincipal};
+use serde_json::Value;
+use wasmesh_common::cidr::Cidr;
+use wasmesh_common::{ConfigError, FieldPath};
+
+/// The plugin configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RbacConfig {
+    /// The policies of the workload, in any order (evaluation order is fixed
+    /// by action, not by position; position only decides which matching
+    /// policy is named in logs).
+    pub policies: Vec<PolicyConfig>,
+    /// The answer to a denied request. Default: 403 `RBAC: access denied`.
+    pub deny_response: DenyResponseConfig,
+    /// How request paths are normalised before matching (Istio's
+    /// `meshConfig.pathNormalization` names): `BASE`, `MERGE_SLASHES`
+    /// (default) or `DECODE_AND_MERGE_SLASHES`.
+    pub path_normalization: PathNormalization,
+    /// Proxies in front of this one that append to `x-forwarded-for`; decides
+    /// which entry `remoteIpBlocks` and `remote.ip` see (0, the default: the
+    /// peer address itself, `x-forwarded-for` is ignored).
+    pub num_trusted_proxies: u32,
+    /// If set, the name of a response header that carries the dry-run
+    /// (shadow) result: `allowed` or `denied`, followed by
+    /// `; policy=<name>` when a policy decided. Only added when at least one
+    /// policy is `dryRun`.
+    pub dry_run_header: Option<String>,
+}
+
+/// One `AuthorizationPolicy`.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// Unique name; appears in logs, response code details and metric names.
+    pub name: String,
+    /// `ALLOW` (default, as in Istio), `DENY` or `AUDIT`.
+    pub action: Action,
+    /// Evaluate and report, never enforce (Istio's `istio.io/dry-run`
+    /// annotation, Envoy's shadow rules).
+    pub dry_run: bool,
+    /// Istio's `spec.rules`. No rules: the policy matches nothing; `[{}]`:
+    /// it matches everything.
+    pub rules: Vec<RuleConfig>,
+}
+
+/// Istio's `Rule`.
+#[derive(Debug, Clone, Default)]
+pub struct RuleConfig {
+    /// Sources; one must match. Absent: any source.
+    pub from: Option<Vec<FromConfig>>,
+    /// Operations; one must match. Absent: any operation.
+    pub to: Option<Vec<ToConfig>>,
+    /// Conditions; all must match.
+    pub when: Option<Vec<ConditionConfig>>,
+}
+
+/// Istio's `Rule.From`.
+#[derive(Debug, Clone, Default)]
+pub struct FromConfig {
+    /// The source.
+    pub source: Option<SourceConfig>,
+}
+
+/// Istio's `Rule.To`.
+#[derive(Debug, Clone, Default)]
+pub struct ToConfig {
+    /// The operation.
+    pub operation: Option<OperationConfig>,
+}
+
+/// Istio's `Source`: every non-empty field must match.
+#[derive(Debug, Clone, Default)]
+pub struct SourceConfig {
+    /// mTLS peer identities `<trust-domain>/ns/<ns>/sa/<sa>`.
+    pub principals: Vec<String>,
+    /// Peer identities that must not match.
+    pub not_principals: Vec<String>,
+    /// JWT principals `<iss>/<sub>` from the verified identity.
+    pub request_principals: Vec<String>,
+    /// JWT principals that must not match.
+    pub not_request_principals: Vec<String>,
+    /// Peer namespaces (from the SPIFFE ID).
+    pub namespaces: Vec<String>,
+    /// Peer namespaces that must not match.
+    pub not_namespaces: Vec<String>,
+    /// Peer address blocks (CIDR or single IP, IPv4 or IPv6).
+    pub ip_blocks: Vec<String>,
+    /// Peer address blocks that must not match.
+    pub not_ip_blocks: Vec<String>,
+    /// Original client address blocks (see `numTrustedProxies`).
+    pub remote_ip_blocks: Vec<String>,
+    /// Original client address blocks that must not match.
+    pub not_remote_ip_blocks: Vec<String>,
+}
+
+/// Istio's `Operation`: every non-empty field must match.
+#[derive(Debug, Clone, Default)]
+pub struct OperationConfig {
+    /// `:authority` values, case-insensitive; a request's port is ignored
+    /// when the value has none.
+    pub hosts: Vec<String>,
+    /// Hosts that must not match.
+    pub not_hosts: Vec<String>,
+    /// Destination ports, as strings (`"8080"`).
+    pub ports: Vec<String>,
+    /// Ports that must not match.
+    pub not_ports: Vec<String>,
+    /// Methods (upper case).
+    pub methods: Vec<String>,
+    /// Methods that must not match.
+    pub not_methods: Vec<String>,
+    /// Normalised paths; `{*}`/`{**}` templates allowed.
+    pub paths: Vec<String>,
+    /// Paths that must not match.
+    pub not_paths: Vec<String>,
+}
+
+/// Istio's `Condition`.
+#[derive(Debug, Clone, Default)]
+pub struct ConditionConfig {
+    /// The attribute (`request.headers[x-user]`, `source.ip`, ...).
+    pub key: String,
+    /// Accepted values; at least one of `values`/`notValues` is required.
+    pub values: Vec<String>,
+    /// Refused values.
+    pub not_values: Vec<String>,
+}
+
+/// The answer to a denied request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyResponseConfig {
+    /// HTTP status, 200–599. Default 403.
+    pub status: u32,
+    /// Body. Default `RBAC: access denied`.
+    pub body: String,
+    /// Extra response headers (e.g. `location` for a redirect to a login
+    /// page). `content-type: text/plain` is added unless given here.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Default for DenyResponseConfig {
+    fn default() -> Self {
+        DenyResponseConfig {
+            status: 403,
+            body: "RBAC: access denied".into(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// The compiled deny response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyResponse {
+    /// HTTP status.
+    pub status: u32,
+    /// Body.
+    pub body: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+}
+
+/// The compiled configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The policies.
+    pub engine: Engine,
+    /// The deny response.
+    pub deny: DenyResponse,
+    /// Path normalisation.
+    pub path_normalization: PathNormalization,
+    /// Trusted proxies in front.
+    pub num_trusted_proxies: u32,
+    /// Dry-run result header name (lower case).
+    pub dry_run_header: Option<String>,
+}
+
+impl Config {
+    /// Parses and compiles a JSON configuration.
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let doc = parse_document(bytes)?;
+        RbacConfig::read(&doc)?.compile()
+    }
+}
+
+impl RbacConfig {
+    /// Reads the document (unknown fields refused, errors with paths).
+    pub fn read(v: &Value) -> Result<RbacConfig, ConfigError> {
+        let o = Object::new(
+            v,
+            &FieldPath::root(),
+            &[
+                "policies",
+                "denyResponse",
+                "pathNormalization",
+                "numTrustedProxies",
+                "dryRunHeader",
+            ],
+        )?;
+        let path_normalization = match o.variant(
+            "pathNormalization",
+            &["BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"],
+        )? {
+            Some(0) => PathNormalization::Base,
+            Some(2) => PathNormalization::DecodeAndMergeSlashes,
+            _ => PathNormalization::MergeSlashes,
+        };
+        Ok(RbacConfig {
+            policies: o.list("policies", PolicyConfig::read)?.unwrap_or_default(),
+            deny_response: match o.get("denyResponse") {
+                Some(d) => DenyResponseConfig::read(d, &o.path("denyResponse"))?,
+                None => DenyResponseConfig::default(),
+            },
+            path_normalization,
+            num_trusted_proxies: o.u32("numTrustedProxies", 64)?.unwrap_or(0),
+            dry_run_header: o.string("dryRunHeader")?,
+        })
+    }
+}
+
+impl PolicyConfig {
+    fn read(v: &Value, path: &FieldPath) -> Result<PolicyConfig, ConfigError> {
+        let o = Object::new(v, path, &["name", "action", "dryRun", "rules"])?;
+        let action = match o.variant("action", &["ALLOW", "DENY", "AUDIT"])? {
+            Some(1) => Action::Deny,
+            Some(2) => Action::Audit,
+            _ => Action::Allow,
+        };
+        Ok(PolicyConfig {
+            name: o.required_string("name")?,
+            action,
+            dry_run: o.bool("dryRun")?,
+            rules: o.list("rules", RuleConfig::read)?.unwrap_or_default(),
+        })
+    }
+}
+
+impl RuleConfig {
+    fn read(v: &Value, path: &FieldPath) -> Result<RuleConfig, ConfigError> {
+        let o = Object::new(v, path, &["from", "to", "when"])?;
+        Ok(RuleConfig {
+            from: o.list("from", |v, p| {
+                let f = Object::new(v, p, &["source"])?;
+                Ok(FromConfig {
+                    source: f
+                        .get("source")
+                        .map(|s| SourceConfig::read(s, &f.path("source")))
+                        .transpose()?,
+                })
+            })?,
+            to: o.list("to", |v, p| {
+                let t = Object::new(v, p, &["operation"])?;
+                Ok(ToConfig {
+                    operation: t
+                        .get("operation")
+                        .map(|s| OperationConfig::read(s, &t.path("operation")))
+                        .transpose()?,
+                })
+            })?,
+            when: o.list("when", ConditionConfig::read)?,
+        })
+    }
+}
+
+impl SourceConfig {
+    fn read(v: &Value, path: &FieldPath) -> Result<SourceConfig, ConfigError> {
+        let o = Object::new(
+            v,
+            path,
+            &[
+                "principals",
+                "notPrincipals",
+                "requestPrincipals",
+                "notRequestPrincipals",
+                "namespaces",
+                "notNamespaces",
+                "ipBlocks",
+                "notIpBlocks",
+                "remoteIpBlocks",
+                "notRemoteIpBlocks",
+            ],
+        )?;
+        Ok(SourceConfig {
+            principals: o.strings("principals")?,
+            not_principals: o.strings("notPrincipals")?,
+            request_principals: o.strings("requestPrincipals")?,
+            not_request_principals: o.strings("notRequestPrincipals")?,
+            namespaces: o.strings("namespaces")?,
+            not_namespaces: o.strings("notNamespaces")?,
+            ip_blocks: o.strings("ipBlocks")?,
+            not_ip_blocks: o.strings("notIpBlocks")?,
+            remote_ip_blocks: o.strings("remoteIpBlocks")?,
+            not_remote_ip_blocks: o.strings("notRemoteIpBlocks")?,
+        })
+    }
+}
+
+impl OperationConfig {
+    fn read(v: &Value, path: &FieldPath) -> Result<OperationConfig, ConfigError> {
+        let o = Object::new(
+            v,
+            path,
+            &[
+                "hosts",
+                "notHosts",
+                "ports",
+                "notPorts",
+                "methods",
+                "notMethods",
+                "paths",
+                "notPaths",
+            ],
+        )?;
+        Ok(OperationConfig {
+            hosts: o.strings("hosts")?,
+            not_hosts: o.strings("notHosts")?,
+            ports: o.strings("ports")?,
+            not_ports: o.strings("notPorts")?,
+            methods: o.strings("methods")?,
+            not_methods: o.strings("notMethods")?,
+            paths: o.strings("paths")?,
+            not_paths: o.strings("notPaths")?,
+        })
+    }
+}
+
+impl ConditionConfig {
+    fn read(v: &Value, path: &FieldPath) -> Result<ConditionConfig, ConfigError> {
+        let o = Object::new(v, path, &["key", "values", "notValues"])?;
+        Ok(ConditionConfig {
+            key: o.required_string("key")?,
+            values: o.strings("values")?,
+            not_values: o.strings("notValues")?,
+        })
+    }
+}
+
+impl DenyResponseConfig {
+    fn read(v: &Value, path: &FieldPath) -> Result<DenyResponseConfig, ConfigError> {
+        let o = Object::new(v, path, &["status", "body", "headers"])?;
+        let d = DenyResponseConfig::default();
+        Ok(DenyResponseConfig {
+            status: o.u32("status", u32::MAX)?.unwrap_or(d.status),
+            body: o.string("body")?.unwrap_or(d.body),
+            headers: o.string_map("headers")?,
+        })
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
+}
+
+fn header_name(name: &str, path: &FieldPath) -> Result<String, ConfigError> {
+    if !is_token(name.strip_prefix(':').unwrap_or(name)) {
+        return Err(path.error(format!("`{name}` is not a valid header name")));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+impl RbacConfig {
+    /// Validates and compiles.
+    pub fn compile(&self) -> Result<Config, ConfigError> {
+        let root = FieldPath::root();
+        let mut needs = Needs::default();
+        let mut policies = Vec::with_capacity(self.policies.len());
+        let ppath = root.field("policies");
+        for (i, p) in self.policies.iter().enumerate() {
+            let path = ppath.index(i);
+            if p.name.is_empty() {
+                return Err(path.field("name").error("must not be empty"));
+            }
+            if p.name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '[' || c == ']')
+            {
+                return Err(path.field("name").error(format!(
+                    "`{}` may not contain whitespace, control characters, `[` or `]`",
+                    p.name
+                )));
+            }
+            if let Some(j) = self.policies[..i].iter().position(|q| q.name == p.name) {
+                return Err(path.field("name").error(format!(
+                    "duplicate policy name `{}` (also policies[{j}])",
+                    p.name
+                )));
+            }
+            let mut rules = Vec::with_capacity(p.rules.len());
+            for (r, rule) in p.rules.iter().enumerate() {
+                rules.push(compile_rule(
+                    rule,
+                    &path.field("rules").index(r),
+                    &mut needs,
+                )?);
+            }
+            policies.push(Policy {
+                name: p.name.clone(),
+                action: p.action,
+                dry_run: p.dry_run,
+                rules,
+            });
+        }
+
+        let dpath = root.field("denyResponse");
+        let d = &self.deny_response;
+        if !(200..=599).contains(&d.status) {
+            return Err(dpath
+                .field("status")
+                .error(format!("{} is not an HTTP status in 200..599", d.status)));
+        }
+        let mut headers = Vec::new();
+        for (k, v) in &d.headers {
+            let hp = dpath.field("headers").key(k);
+            let name = header_name(k, &hp)?;
+            if v.bytes().any(|c| c == b'\r' || c == b'\n' || c == 0) {
+                return Err(hp.error("header value contains CR, LF or NUL"));
+            }
+            headers.push((name, v.clone()));
+        }
+
+        let dry_run_header = match &self.dry_run_header {
+            Some(h) => Some(header_name(h, &root.field("dryRunHeader"))?),
+            None => None,
+        };
+        if self.num_trusted_proxies > 64 {
+            return Err(root.field("numTrustedProxies").error("at most 64"));
+        }
+        Ok(Config {
+            engine: Engine::new(policies, needs),
+            deny: DenyResponse {
+                status: d.status,
+                body: d.body.clone(),
+                headers,
+            },
+            path_normalization: self.path_normalization,
+            num_trusted_proxies: self.num_trusted_proxies,
+            dry_run_header,
+        })
+    }
+}
+
+fn compile_rule(
+    rule: &RuleConfig,
+    path: &FieldPath,
+    needs: &mut Needs,
+) -> Result<Rule, ConfigError> {
+    let mut out = Rule::default();
+    if let Some(from) = &rule.from {
+        let fpath = path.field("from");
+        if from.is_empty() {
+            return Err(fpath.error("must not be empty (leave `from` out to match any source)"));
+        }
+        for (i, f) in from.iter().enumerate() {
+            let spath = fpath.index(i).field("source");
+            let Some(s) = &f.source else {
+                return Err(spath.error("must be set"));
+            };
+            out.from.push(compile_source(s, &spath, needs)?);
+        }
+    }
+    if let Some(to) = &rule.to {
+        let tpath = path.field("to");
+        if to.is_empty() {
+            return Err(tpath.error("must not be empty (leave `to` out to match any operation)"));
+        }
+        for (i, t) in to.iter().enumerate() {
+            let opath = tpath.index(i).field("operation");
+            let Some(o) = &t.operation else {
+                return Err(opath.error("must be set"));
+            };
+            out.to.push(compile_operation(o, &opath, needs)?);
+        }
+    }
+    if let Some(when) = &rule.when {
+        let wpath = path.field("when");
+        if when.is_empty() {
+            return Err(wpath.error("must not be empty (leave `when` out for no conditions)"));
+        }
+        for (i, c) in when.iter().enumerate() {
+            compile_condition(c, &wpath.index(i), needs, &mut out.when)?;
+        }
+    }
+    Ok(out)
+}
+
+/// The attribute a field or `when` key is about; builds the [`Leaf`].
+enum Kind {
+    Principals,
+    RequestPrincipals,
+    Namespaces,
+    PeerIp,
+    RemoteIp,
+    DestinationIp,
+    DestinationPort,
+    Hosts,
+    Methods,
+    Paths,
+    Header(String),
+    Audiences,
+    Presenter,
+    Claim(Vec<String>),
+    Sni,
+}
+
+fn each<T>(
+    list: &[String],
+    path: &FieldPath,
+    f: fn(&str, &FieldPath) -> Result<T, ConfigError>,
+) -> Result<Vec<T>, ConfigError> {
+    let mut out = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        out.push(f(v, &path.index(i))?);
+    }
+    Ok(out)
+}
+
+fn cidr(v: &str, p: &FieldPath) -> Result<Cidr, ConfigError> {
+    Cidr::parse(v).map_err(|e| p.error(e))
+}
+
+fn port(v: &str, p: &FieldPath) -> Result<u32, ConfigError> {
+    match v.parse::<u32>() {
+        Ok(n) if n <= 65535 && !v.starts_with('+') => Ok(n),
+        _ => Err(p.error(format!("bad port `{v}`: expected a number in 0..65535"))),
+    }
+}
+
+fn non_empty_pattern(v: &str, p: &FieldPath) -> Result<Pattern, ConfigError> {
+    Pattern::parse(v, Star::NonEmpty, false, p)
+}
+
+fn header_pattern(v: &str, p: &FieldPath) -> Result<Pattern, ConfigError> {
+    Pattern::parse(v, Star::Present, false, p)
+}
+
+fn host_pattern(v: &str, p: &FieldPath) -> Result<Pattern, ConfigError> {
+    Pattern::parse(v, Star::Present, true, p)
+}
+
+fn method_pattern(v: &str, p: &FieldPath) -> Result<Pattern, ConfigError> {
+    let bare = v.trim_start_matches('*').trim_end_matches('*');
+    if !bare.is_empty() && !crate::attributes::valid_method(bare) {
+        return Err(p.error(format!(
+            "`{v}` is not an upper-case method name (requests with other methods are refused)"
+        )));
+    }
+    Pattern::parse(v, Star::Present, false, p)
+}
+
+impl Kind {
+    fn leaf(&self, list: &[String], p: &FieldPath, needs: &mut Needs) -> Result<Leaf, ConfigError> {
+        Ok(match self {
+            Kind::Principals => {
+                needs.peer_uri = true;
+                Leaf::Principals(each(list, p, peer_principal)?)
+            }
+            Kind::RequestPrincipals => {
+                needs.identity = true;
+                Leaf::RequestPrincipals(each(list, p, RequestPrincipal::parse)?)
+            }
+            Kind::Namespaces => {
+                needs.peer_uri = true;
+                Leaf::Namespaces(each(list, p, namespace)?)
+            }
+            Kind::PeerIp => {
+                needs.peer_ip = true;
+                Leaf::PeerIp(each(list, p, cidr)?)
+            }
+            Kind::RemoteIp => {
+                needs.remote_ip = true;
+                Leaf::RemoteIp(each(list, p, cidr)?)
+            }
+            Kind::DestinationIp => {
+                needs.destination_ip = true;
+                Leaf::DestinationIp(each(list, p, cidr)?)
+            }
+            Kind::DestinationPort => {
+                needs.destination_port = true;
+                Leaf::DestinationPort(each(list, p, port)?)
+            }
+            Kind::Hosts => {
+                needs.host = true;
+                Leaf::Hosts(each(list, p, host_pattern)?)
+            }
+            Kind::Methods => Leaf::Methods(each(list, p, method_pattern)?),
+            Kind::Paths => Leaf::Paths(each(list, p, PathPattern::parse)?),
+            Kind::Header(name) => Leaf::Header {
+                name: name.clone(),
+                patterns: each(list, p, header_pattern)?,
+            },
+            Kind::Audiences => {
+                needs.identity = true;
+                Leaf::Audiences(each(list, p, non_empty_pattern)?)
+            }
+            Kind::Presenter => {
+                needs.identity = true;
+                Leaf::Presenter(each(list, p, non_empty_pattern)?)
+            }
+            Kind::Claim(path) => {
+                needs.identity = true;
+                Leaf::Claim {
+                    path: path.clone(),
+                    patterns: each(list, p, non_empty_pattern)?,
+                }
+            }
+            Kind::Sni => {
+                needs.sni = true;
+                Leaf::Sni(each(list, p, non_empty_pattern)?)
+            }
+        })
+    }
+}
+
+/// Compiles the `values` and `notValues` of one field into at most two
+/// conditions.
+fn field(
+    conds: &mut Vec<Condition>,
+    parent: &FieldPath,
+    names: (&str, &str),
+    lists: (&[String], &[String]),
+    kind: Kind,
+    needs: &mut Needs,
+) -> Result<(), ConfigError> {
+    for (negated, name, list) in [(false, names.0, lists.0), (true, names.1, lists.1)] {
+        if list.is_empty() {
+            continue;
+        }
+        let lpath = parent.field(name);
+        for (i, v) in list.iter().enumerate() {
+            if v.is_empty() {
+                return Err(lpath.index(i).error("empty value not allowed"));
+            }
+        }
+        conds.push(Condition {
+            leaf: kind.leaf(list, &lpath, needs)?,
+            negated,
+        });
+    }
+    Ok(())
+}
+
+/// A field: its name, its `not` name, both value lists, and its attribute.
+type FieldSpec<'a> = (&'a str, &'a str, &'a [String], &'a [String], Kind);
+
+fn compile_source(
+    s: &SourceConfig,
+    path: &FieldPath,
+    needs: &mut Needs,
+) -> Result<Vec<Condition>, ConfigError> {
+    let mut c = Vec::new();
+    let fields: [FieldSpec; 5] = [
+        (
+            "principals",
+            "notPrincipals",
+            &s.principals,
+            &s.not_principals,
+            Kind::Principals,
+        ),
+        (
+            "requestPrincipals",
+            "notRequestPrincipals",
+            &s.request_principals,
+            &s.not_request_principals,
+            Kind::RequestPrincipals,
+        ),
+        (
+            "namespaces",
+            "notNamespaces",
+            &s.namespaces,
+            &s.not_namespaces,
+            Kind::Namespaces,
+        ),
+        (
+            "ipBlocks",
+            "notIpBlocks",
+            &s.ip_blocks,
+            &s.not_ip_blocks,
+            Kind::PeerIp,
+        ),
+        (
+            "remoteIpBlocks",
+            "notRemoteIpBlocks",
+            &s.remote_ip_blocks,
+            &s.not_remote_ip_blocks,
+            Kind::RemoteIp,
+        ),
+    ];
+    for (yes, no, values, not_values, kind) in fields {
+        field(&mut c, path, (yes, no), (values, not_values), kind, needs)?;
+    }
+    if c.is_empty() {
+        return Err(path.error("must not be empty (set at least one field)"));
+    }
+    Ok(c)
+}
+
+fn compile_operation(
+    o: &OperationConfig,
+    path: &FieldPath,
+    needs: &mut Needs,
+) -> Result<Vec<Condition>, ConfigError> {
+    let mut c = Vec::new();
+    // Paths and methods first: cheapest and most selective.
+    let fields: [FieldSpec; 4] = [
+        ("paths", "notPaths", &o.paths, &o.not_paths, Kind::Paths),
+        (
+            "methods",
+            "notMethods",
+            &o.methods,
+            &o.not_methods,
+            Kind::Methods,
+        ),
+        ("hosts", "notHosts", &o.hosts, &o.not_hosts, Kind::Hosts),
+        (
+            "ports",
+            "notPorts",
+            &o.ports,
+            &o.not_ports,
+            Kind::DestinationPort,
+        ),
+    ];
+    for (yes, no, values, not_values, kind) in fields {
+        field(&mut c, path, (yes, no), (values, not_values), kind, needs)?;
+    }
+    if c.is_empty() {
+        return Err(path.error("must not be empty (set at least one field)"));
+    }
+    Ok(c)
+}
+
+/// Splits `[a][b]...` into `["a", "b", ...]`; every name non-empty.
+fn bracketed(rest: &str, nested: bool) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut r = rest;
+    while !r.is_empty() {
+        let inner = r.strip_prefix('[')?;
+        let end = inner.find(']')?;
+        let name = &inner[..end];
+        if name.is_empty() || name.contains('[') {
+            return None;
+        }
+        names.push(name.to_string());
+        r = &inner[end + 1..];
+    }
+    if names.is_empty() || (!nested && names.len() > 1) {
+        return None;
+    }
+    Some(names)
+}
+
+/// The `when` keys, as the issue and Istio's documentation list them.
+pub const WHEN_KEYS: &[&str] = &[
+    "request.headers[<name>]",
+    "source.ip",
+    "remote.ip",
+    "source.namespace",
+    "source.principal",
+    "request.auth.principal",
+    "request.auth.audiences",
+    "request.auth.presenter",
+    "request.auth.claims[<name>]",
+    "destination.ip",
+    "destination.port",
+    "connection.sni",
+];
+
+fn when_kind(key: &str, path: &FieldPath) -> Result<Kind, ConfigError> {
+    let kpath = path.field("key");
+    if let Some(rest) = key.strip_prefix("request.headers") {
+        let Some(mut names) = bracketed(rest, false) else {
+            return Err(kpath.error(format!(
+                "bad key `{key}`: expected `request.headers[<name>]`"
+            )));
+        };
+        return Ok(Kind::Header(header_name(&names.remove(0), &kpath)?));
+    }
+    if let Some(rest) = key.strip_prefix("request.auth.claims") {
+        let Some(names) = bracketed(rest, true) else {
+            return Err(kpath.error(format!(
+                "bad key `{key}`: expected `request.auth.claims[<name>]` or `request.auth.claims[<a>][<b>]`"
+            )));
+        };
+        return Ok(Kind::Claim(names));
+    }
+    Ok(match key {
+        "source.ip" => Kind::PeerIp,
+        "remote.ip" => Kind::RemoteIp,
+        "destination.ip" => Kind::DestinationIp,
+        "destination.port" => Kind::DestinationPort,
+        "source.namespace" => Kind::Namespaces,
+        "source.principal" => Kind::Principals,
+        "request.auth.principal" => Kind::RequestPrincipals,
+        "request.auth.audiences" => Kind::Audiences,
+        "request.auth.presenter" => Kind::Presenter,
+        "connection.sni" => Kind::Sni,
+        _ => {
+            return Err(kpath.error(format!(
+                "unknown key `{key}` (a condition that cannot be evaluated would change what the policy allows); \
+                 supported keys: {}",
+                WHEN_KEYS.join(", ")
+            )))
+        }
+    })
+}
+
+fn compile_condition(
+    c: &ConditionConfig,
+    path: &FieldPath,
+    needs: &mut Needs,
+    out: &mut Vec<Condition>,
+) -> Result<(), ConfigError> {
+    let key = c.key.as_str();
+    if key.is_empty() {
+        return Err(path.field("key").error("must not be empty"));
+    }
+    let kind = when_kind(key, path)?;
+    if c.values.is_empty() && c.not_values.is_empty() {
+        return Err(path.error(format!(
+            "at least one of `values` or `notValues` must be set for key `{key}`"
+        )));
+    }
+    field(
+        out,
+        path,
+        ("values", "notValues"),
+        (&c.values, &c.not_values),
+        kind,
+        needs,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> ConfigError {
+        match Config::from_json(json.as_bytes()) {
+            Ok(_) => panic!("accepted: {json}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn example_from_the_issue_compiles() {
+        let json = r#"{
+          "policies": [
+            {"name": "deny-admin", "action": "DENY",
+             "rules": [{"to": [{"operation": {"paths": ["/admin", "/admin/*"]}}]}]},
+            {"name": "readers", "action": "ALLOW",
+             "rules": [{
+               "from": [{"source": {"requestPrincipals": ["https://idp.example.com/*"], "namespaces": ["prod"]}}],
+               "to":   [{"operation": {"methods": ["GET", "HEAD"], "paths": ["/api/*"], "hosts": ["api.example.com"]}}],
+               "when": [{"key": "request.auth.claims[groups]", "values": ["readers"]}]
+             }]},
+            {"name": "audit-writes", "action": "AUDIT", "rules": [{"to": [{"operation": {"methods": ["POST"]}}]}]},
+            {"name": "try-new", "action": "ALLOW", "dryRun": true, "rules": [{}]}
+          ],
+          "denyResponse": {"status": 403, "body": "RBAC: access denied", "headers": {}}
+        }"#;
+        let c = Config::from_json(json.as_bytes()).unwrap();
+        assert_eq!(c.engine.policies().len(), 4);
+        let n = c.engine.needs();
+        assert!(n.identity && n.peer_uri && n.host);
+        assert!(!n.peer_ip && !n.remote_ip && !n.sni && !n.destination_port);
+        assert_eq!(c.deny.status, 403);
+        assert_eq!(c.path_normalization, PathNormalization::MergeSlashes);
+    }
+
+    #[test]
+    fn empty_config_is_allow_all() {
+        let c = Config::from_json(b"").unwrap();
+        assert!(c.engine.policies().is_empty());
+        assert_eq!(c.deny.body, "RBAC: access denied");
+        assert_eq!(c.dry_run_header, None);
+    }
+
+    #[test]
+    fn refused_with_field_paths() {
+        let cases: &[(&str, &str, &str)] = &[
+            // bad CIDR
+            (
+                r#"{"policies":[{"name":"a","rules":[{"from":[{"source":{"ipBlocks":["10.0.0.0/8","10.0.0.300"]}}]}]}]}"#,
+                "policies[0].rules[0].from[0].source.ipBlocks[1]",
+                "invalid IP address",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"from":[{"source":{"notRemoteIpBlocks":["2001:db8::/129"]}}]}]}]}"#,
+                "policies[0].rules[0].from[0].source.notRemoteIpBlocks[0]",
+                "prefix length",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"when":[{"key":"source.ip","values":["nope"]}]}]}]}"#,
+                "policies[0].rules[0].when[0].values[0]",
+                "invalid IP address",
+            ),
+            // unknown action
+            (
+                r#"{"policies":[{"name":"a","action":"CUSTOM"}]}"#,
+                "policies[0].action",
+                "unknown variant `CUSTOM`",
+            ),
+            (
+                r#"{"policies":[{"name":"a","action":"allow"}]}"#,
+                "policies[0].action",
+                "unknown variant `allow`",
+            ),
+            // unknown key
+            (
+                r#"{"policies":[{"name":"a","rules":[{},{"when":[{"key":"request.header[x]","values":["v"]}]}]}]}"#,
+                "policies[0].rules[1].when[0].key",
+                "unknown key `request.header[x]`",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"when":[{"key":"experimental.envoy.filters.x[y]","values":["v"]}]}]}]}"#,
+                "policies[0].rules[0].when[0].key",
+                "unknown key",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"when":[{"key":"request.headers[]","values":["v"]}]}]}]}"#,
+                "policies[0].rules[0].when[0].key",
+                "bad key",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"when":[{"key":"request.auth.claims","values":["v"]}]}]}]}"#,
+                "policies[0].rules[0].when[0].key",
+                "bad key",
+            ),
+            // empty values
+            (
+                r#"{"policies":[{"name":"a","rules":[{"when":[{"key":"source.ip","values":[]}]}]}]}"#,
+                "policies[0].rules[0].when[0]",
+                "at least one of `values` or `notValues`",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"when":[{"key":"request.headers[x]","values":["ok",""]}]}]}]}"#,
+                "policies[0].rules[0].when[0].values[1]",
+                "empty value",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"operation":{"paths":[""]}}]}]}]}"#,
+                "policies[0].rules[0].to[0].operation.paths[0]",
+                "empty value",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"from":[]}]}]}"#,
+                "policies[0].rules[0].from",
+                "must not be empty",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{}]}]}]}"#,
+                "policies[0].rules[0].to[0].operation",
+                "must be set",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"from":[{"source":{}}]}]}]}"#,
+                "policies[0].rules[0].from[0].source",
+                "must not be empty",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"operation":{"paths":[]}}]}]}]}"#,
+                "policies[0].rules[0].to[0].operation",
+                "must not be empty",
+            ),
+            // ports
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"operation":{"ports":["80","http"]}}]}]}]}"#,
+                "policies[0].rules[0].to[0].operation.ports[1]",
+                "bad port",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"when":[{"key":"destination.port","notValues":["65536"]}]}]}]}"#,
+                "policies[0].rules[0].when[0].notValues[0]",
+                "bad port",
+            ),
+            // methods
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"operation":{"methods":["get"]}}]}]}]}"#,
+                "policies[0].rules[0].to[0].operation.methods[0]",
+                "upper-case",
+            ),
+            // templates and stars
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"operation":{"notPaths":["/a/{**}/{*}"]}}]}]}]}"#,
+                "policies[0].rules[0].to[0].operation.notPaths[0]",
+                "invalid path template",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"operation":{"paths":["/api/*/admin"]}}]}]}]}"#,
+                "policies[0].rules[0].to[0].operation.paths[0]",
+                "only allowed",
+            ),
+            (
+                r#"{"policies":[{"name":"a","rules":[{"to":[{"operation":{"hosts":["api.*.com"]}}]}]}]}"#,
+                "policies[0].rules[0].to[0].operation.hosts[0]",
+                "only allowed",
+            ),
+            // unknown fields
+            (
+                r#"{"policies":[{"name":"a","rules":[{"from":[{"source":{"serviceAccounts":["x"]}}]}]}]}"#,
+                "policies[0].rules[0].from[0].source.serviceAccounts",
+                "unknown field `serviceAccounts`",
+            ),
+            (
+                r#"{"policies":[],"bogus":1}"#,
+                "bogus",
+                "unknown field `bogus`",
+            ),
+            // names
+            (
+                r#"{"policies":[{"name":""}]}"#,
+                "policies[0].name",
+                "must not be empty",
+            ),
+            (
+                r#"{"policies":[{"name":"a"},{"name":"b"},{"name":"a"}]}"#,
+                "policies[2].name",
+                "duplicate",
+            ),
+            (
+                r#"{"policies":[{"name":"a b"}]}"#,
+                "policies[0].name",
+                "whitespace",
+            ),
+            // deny response and settings
+            (
+                r#"{"denyResponse":{"status":99}}"#,
+                "denyResponse.status",
+                "not an HTTP status",
+            ),
+            (
+                r#"{"denyResponse":{"headers":{"bad header":"x"}}}"#,
+                "denyResponse.headers.bad header",
+                "not a valid header name",
+            ),
+            (
+                r#"{"denyResponse":{"headers":{"x-a":"a\r\nb"}}}"#,
+                "denyResponse.headers.x-a",
+                "CR, LF",
+            ),
+            (
+                r#"{"dryRunHeader":"x y"}"#,
+                "dryRunHeader",
+                "not a valid header name",
+            ),
+            (
+                r#"{"pathNormalization":"NONE"}"#,
+                "pathNormalization",
+                "unknown variant `NONE`",
+            ),
+            (
+                r#"{"numTrustedProxies":-1}"#,
+                "numTrustedProxies",
+                "invalid value",
+            ),
+        ];
+        for (json, path, msg) in cases {
+            let e = err(json);
+            assert_eq!(e.path, *path, "{json}: {e}");
+            assert!(e.message.contains(msg), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn every_when_key_compiles() {
+        let keys = [
+            ("request.headers[x-user]", "alice"),
+            ("source.ip", "10.0.0.0/8"),
+            ("remote.ip", "2001:db8::/32"),
+            ("source.namespace", "prod"),
+            ("source.principal", "cluster.local/ns/prod/sa/web"),
+            ("request.auth.principal", "https://idp/alice"),
+            ("request.auth.audiences", "api"),
+            ("request.auth.presenter", "web-app"),
+            ("request.auth.claims[groups]", "readers"),
+            ("request.auth.claims[realm_access][roles]", "admin"),
+            ("destination.ip", "10.0.0.1"),
+            ("destination.port", "8080"),
+            ("connection.sni", "*.example.com"),
+        ];
+        for (key, value) in keys {
+            let json = format!(
+                r#"{{"policies":[{{"name":"p","rules":[{{"when":[{{"key":"{key}","values":["{value}"],"notValues":["{value}"]}}]}}]}}]}}"#
+            );
+            let c = Config::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(c.engine.policies()[0].rules[0].when.len(), 2, "{key}");
+        }
+    }
+}

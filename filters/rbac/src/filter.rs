@@ -1,0 +1,610 @@
+//! Proxy-wasm glue: reads the request, asks the engine, applies the answer.
+//!
+//! Per request: one host call for all request headers (read in place), one
+//! property read per connection attribute the policies use (see
+//! [`crate::policy::Needs`]), one metric increment per counter touched, and
+//! `:path` is rewritten only when normalisation changed it. Log lines are
+//! assembled without `format!` machinery and only when they will be kept.
+
+use crate::attributes::identity_from_json;
+use crate::authz::{authorize, Connection, Verdict};
+use crate::config::Config;
+use crate::headers::Headers;
+use crate::policy::{Decision, Match, Outcome};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType, Status};
+use std::net::IpAddr;
+use std::ptr::null_mut;
+use std::rc::Rc;
+use wasmesh_common::cidr::parse_address_ip;
+use wasmesh_common::host;
+
+const NAME: &str = "rbac";
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { state: None }) });
+}}
+
+// Raw host calls, declared here because the SDK's wrappers either lack an
+// argument (`details` of a local reply), copy more than needed (header maps
+// into owned strings), or panic on a status the host may legitimately return.
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> Status;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> Status;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> Status;
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> Status;
+}
+
+/// Takes ownership of a buffer the host allocated through the SDK's
+/// `proxy_on_memory_allocate` (the global allocator).
+///
+/// SAFETY: `data`/`size` must come from a successful host call that
+/// allocated them with `proxy_on_memory_allocate`.
+unsafe fn host_buffer(data: *mut u8, size: usize) -> Option<Vec<u8>> {
+    if data.is_null() {
+        return None;
+    }
+    Some(Vec::from_raw_parts(data, size, size))
+}
+
+/// The request header map, serialised (see [`Headers::parse`]).
+fn request_header_buffer() -> Vec<u8> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: out-pointers to locals; the buffer is taken over below.
+    match unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) } {
+        Status::Ok => unsafe { host_buffer(data, size) }.unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// A property by its NUL-separated path (`b"source\0address"`).
+fn property(path: &[u8]) -> Option<Vec<u8>> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: `path` is live; out-pointers to locals.
+    match unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) } {
+        Status::Ok => unsafe { host_buffer(data, size) },
+        _ => None,
+    }
+}
+
+fn property_text(path: &[u8]) -> Option<String> {
+    property(path)
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|s| !s.is_empty())
+}
+
+/// Proxy-wasm map serialisation: count, (key len, value len)*, then each
+/// key and value NUL-terminated.
+fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        4 + pairs
+            .iter()
+            .map(|(k, v)| 10 + k.len() + v.len())
+            .sum::<usize>(),
+    );
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (k, v) in pairs {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+fn send_local_response(status: u32, details: &str, body: &str, headers: &[(&str, &str)]) {
+    send_local_response_raw(status, details, body, &serialize_pairs(headers));
+}
+
+fn send_local_response_raw(status: u32, details: &str, body: &str, h: &[u8]) {
+    // SAFETY: every pointer/length pair describes a live buffer for the call.
+    let _ = unsafe {
+        proxy_send_local_response(
+            status,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            h.as_ptr(),
+            h.len(),
+            -1,
+        )
+    };
+}
+
+fn set_filter_state(name: &str, value: &str) {
+    // A one-segment property path is the name itself (segments are
+    // NUL-separated, not NUL-terminated).
+    // SAFETY: both buffers are live for the call.
+    let _ = unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
+}
+
+fn log(level: LogLevel, message: &str) {
+    host::log(level, NAME, message);
+}
+
+/// The host's log level, asked once per second (on the root context's tick)
+/// rather than on every request: debug lines are only assembled when they
+/// will be kept, and allowed requests make no host call for it.
+fn host_log_level() -> u32 {
+    hostcalls::get_log_level().map_or(LogLevel::Trace as u32, |l| l as u32)
+}
+
+fn counter(name: &str) -> u32 {
+    hostcalls::define_metric(MetricType::Counter, name).unwrap_or(u32::MAX)
+}
+
+fn inc(id: u32) {
+    if id != u32::MAX {
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+}
+
+/// Metric ids, defined once per VM.
+struct Metrics {
+    allowed: u32,
+    denied: u32,
+    shadow_allowed: u32,
+    shadow_denied: u32,
+    logged: u32,
+    not_logged: u32,
+    invalid_request: u32,
+}
+
+/// What is known about a policy once configured: its counter and the words
+/// used about it in responses and logs.
+struct PolicyInfo {
+    matched: u32,
+    /// `rbac_access_denied_matched_policy[<name>]`.
+    details: String,
+    /// `DENY policy [<name>]`.
+    label: String,
+}
+
+struct State {
+    config: Config,
+    metrics: Metrics,
+    policies: Vec<PolicyInfo>,
+    has_audit: bool,
+    /// The deny response headers, serialised once.
+    deny_headers: Vec<u8>,
+    /// The host's log level (see [`host_log_level`]).
+    log_level: std::cell::Cell<u32>,
+}
+
+impl State {
+    fn new(config: Config) -> State {
+        let metrics = Metrics {
+            allowed: counter("rbac.allowed"),
+            denied: counter("rbac.denied"),
+            shadow_allowed: counter("rbac.shadow_allowed"),
+            shadow_denied: counter("rbac.shadow_denied"),
+            logged: counter("rbac.logged"),
+            not_logged: counter("rbac.not_logged"),
+            invalid_request: counter("rbac.invalid_request"),
+        };
+        let policies = config
+            .engine
+            .policies()
+            .iter()
+            .map(|p| PolicyInfo {
+                matched: counter(&format!("rbac.policy.{}.matched", p.name())),
+                details: format!("rbac_access_denied_matched_policy[{}]", p.name()),
+                label: format!("{} policy [{}]", p.action().as_str(), p.name()),
+            })
+            .collect();
+        let deny = &config.deny;
+        let mut hdrs: Vec<(&str, &str)> = deny
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if !deny.body.is_empty() && !deny.headers.iter().any(|(k, _)| k == "content-type") {
+            hdrs.push(("content-type", "text/plain"));
+        }
+        let deny_headers = serialize_pairs(&hdrs);
+        State {
+            has_audit: config.engine.has_audit(),
+            deny_headers,
+            log_level: std::cell::Cell::new(host_log_level()),
+            config,
+            metrics,
+            policies,
+        }
+    }
+
+    fn enabled(&self, level: LogLevel) -> bool {
+        self.log_level.get() <= level as u32
+    }
+
+    fn name(&self, m: Option<Match>) -> &str {
+        match m {
+            Some(m) => self.config.engine.policies()[m.policy].name(),
+            None => "none",
+        }
+    }
+
+    /// `DENY policy [x] rule 2` / `no ALLOW policy matched`.
+    fn describe(&self, line: &mut String, o: &Outcome) {
+        match o.by {
+            Some(m) => {
+                line.push_str(&self.policies[m.policy].label);
+                line.push_str(" rule ");
+                push_number(line, m.rule as u64);
+            }
+            None if o.allowed => line.push_str("no ALLOW policy exists"),
+            None => line.push_str("no ALLOW policy matched"),
+        }
+    }
+}
+
+struct Root {
+    state: Option<Rc<State>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        match Config::from_json(&bytes) {
+            Ok(config) => {
+                self.state = Some(Rc::new(State::new(config)));
+                self.set_tick_period(std::time::Duration::from_secs(1));
+                true
+            }
+            Err(e) => {
+                host::log_config_error(NAME, &e);
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(state) = &self.state {
+            state.log_level.set(host_log_level());
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Rbac {
+            state: self.state.clone(),
+            dry_run_header: None,
+        }))
+    }
+}
+
+struct Rbac {
+    /// `None` when configuration failed: every request is refused.
+    state: Option<Rc<State>>,
+    /// The dry-run header to add to the response, if any.
+    dry_run_header: Option<(String, String)>,
+}
+
+impl Context for Rbac {}
+
+fn push_number(line: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        line.push(d as char);
+    }
+}
+
+fn push_ip(line: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    line.push('.');
+                }
+                push_number(line, u64::from(*o));
+            }
+        }
+        IpAddr::V6(v6) => line.push_str(&v6.to_string()),
+    }
+}
+
+/// ` (peer=…, request_principal=…, source_ip=…)`, the parts that are known.
+fn push_who(line: &mut String, c: &Connection) {
+    let mut first = true;
+    let mut sep = |line: &mut String| {
+        line.push_str(if first { " (" } else { ", " });
+        first = false;
+    };
+    if let Some(u) = &c.peer_uri {
+        sep(line);
+        line.push_str("peer=");
+        line.push_str(u);
+    }
+    if let Some(id) = &c.identity {
+        sep(line);
+        line.push_str("request_principal=");
+        line.push_str(&id.principal);
+    }
+    if let Some(ip) = c.peer_ip {
+        sep(line);
+        line.push_str("source_ip=");
+        push_ip(line, ip);
+    }
+    if !first {
+        line.push(')');
+    }
+}
+
+/// `<what>: <METHOD> <path> (who…): ` — the common start of a log line.
+fn line_start(what: &str, method: &str, path: &str, conn: &Connection) -> String {
+    let mut line = String::with_capacity(192);
+    line.push_str(what);
+    line.push_str(": ");
+    line.push_str(method);
+    line.push(' ');
+    line.push_str(path);
+    push_who(&mut line, conn);
+    line.push_str(": ");
+    line
+}
+
+/// Truncated, escaped text of a client-supplied value for a log line.
+fn loggable(line: &mut String, text: &str) {
+    let end = text.char_indices().nth(256).map_or(text.len(), |(i, _)| i);
+    line.push('"');
+    line.push_str(&crate::json::escape(&text[..end]));
+    line.push('"');
+}
+
+/// The connection properties the policies need, one host call each.
+fn connection(config: &Config) -> Connection {
+    let needs = config.engine.needs();
+    let ip = |path: &[u8]| property_text(path).and_then(|a| parse_address_ip(&a));
+    Connection {
+        peer_ip: if needs.peer_ip || needs.remote_ip {
+            ip(b"source\0address")
+        } else {
+            None
+        },
+        destination_ip: if needs.destination_ip {
+            ip(b"destination\0address")
+        } else {
+            None
+        },
+        destination_port: if needs.destination_port {
+            property(b"destination\0port")
+                .and_then(|b| {
+                    b.get(..8)
+                        .and_then(|b| b.try_into().ok())
+                        .map(i64::from_le_bytes)
+                })
+                .and_then(|p| u32::try_from(p).ok())
+        } else {
+            None
+        },
+        sni: if needs.sni {
+            property_text(b"connection\0requested_server_name")
+        } else {
+            None
+        },
+        peer_uri: if needs.peer_uri {
+            property_text(b"connection\0uri_san_peer_certificate")
+        } else {
+            None
+        },
+        identity: if needs.identity {
+            property(wasmesh_common::identity::IDENTITY_PROPERTY.as_bytes())
+                .and_then(|b| identity_from_json(&b))
+        } else {
+            None
+        },
+    }
+}
+
+impl Rbac {
+    fn decide(&mut self, state: &State) -> Action {
+        let config = &state.config;
+        let buffer = request_header_buffer();
+        let headers = Headers::parse(&buffer).unwrap_or_default();
+        let raw_path = headers.get(":path").unwrap_or("").as_bytes();
+        let conn = connection(config);
+        let (path, decision) = match authorize(config, &headers, raw_path, &conn) {
+            Verdict::BadRequest(why) => {
+                inc(state.metrics.invalid_request);
+                let mut line = String::from("bad request: ");
+                loggable(&mut line, headers.method());
+                line.push(' ');
+                loggable(&mut line, headers.get(":path").unwrap_or(""));
+                line.push_str(": ");
+                line.push_str(&why);
+                log(LogLevel::Info, &line);
+                send_local_response(400, "rbac_invalid_request", "", &[]);
+                return Action::Pause;
+            }
+            Verdict::Checked { path, decision } => (path, decision),
+        };
+        let method = headers.method();
+        self.report(state, &decision, method, &path.path, &conn);
+
+        if !decision.enforced.allowed {
+            inc(state.metrics.denied);
+            let details = match decision.enforced.by {
+                Some(m) => state.policies[m.policy].details.as_str(),
+                None => "rbac_access_denied_matched_policy[none]",
+            };
+            let mut line = line_start("access denied", method, &path.path, &conn);
+            state.describe(&mut line, &decision.enforced);
+            line.push_str(" (");
+            line.push_str(details);
+            line.push(')');
+            log(LogLevel::Info, &line);
+            let deny = &config.deny;
+            match &self.dry_run_header {
+                None => {
+                    send_local_response_raw(deny.status, details, &deny.body, &state.deny_headers)
+                }
+                Some((k, v)) => {
+                    let mut hdrs: Vec<(&str, &str)> = deny
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    if !deny.body.is_empty()
+                        && !deny.headers.iter().any(|(k, _)| k == "content-type")
+                    {
+                        hdrs.push(("content-type", "text/plain"));
+                    }
+                    hdrs.push((k.as_str(), v.as_str()));
+                    send_local_response(deny.status, details, &deny.body, &hdrs);
+                }
+            }
+            return Action::Pause;
+        }
+
+        inc(state.metrics.allowed);
+        if state.enabled(LogLevel::Debug) {
+            let mut line = line_start("allowed", method, &path.path, &conn);
+            state.describe(&mut line, &decision.enforced);
+            log(LogLevel::Debug, &line);
+        }
+        if let Some(forwarded) = path.forwarded_if_changed(raw_path) {
+            let _ =
+                hostcalls::set_map_value(MapType::HttpRequestHeaders, ":path", Some(&forwarded));
+        }
+        Action::Continue
+    }
+
+    /// Per-policy counters, audit and dry-run reporting.
+    fn report(
+        &mut self,
+        state: &State,
+        decision: &Decision,
+        method: &str,
+        path: &str,
+        conn: &Connection,
+    ) {
+        for m in &decision.matched {
+            inc(state.policies[m.policy].matched);
+        }
+        if state.has_audit {
+            match decision.audit {
+                Some(m) => {
+                    inc(state.metrics.logged);
+                    set_filter_state("wasmesh.rbac.audit_policy", state.name(Some(m)));
+                    let mut line = line_start("audit", method, path, conn);
+                    line.push_str("matched ");
+                    state.describe(
+                        &mut line,
+                        &Outcome {
+                            allowed: true,
+                            by: Some(m),
+                        },
+                    );
+                    log(LogLevel::Info, &line);
+                }
+                None => inc(state.metrics.not_logged),
+            }
+        }
+        if let Some(shadow) = decision.shadow {
+            let result = if shadow.allowed { "allowed" } else { "denied" };
+            inc(if shadow.allowed {
+                state.metrics.shadow_allowed
+            } else {
+                state.metrics.shadow_denied
+            });
+            set_filter_state("wasmesh.rbac.shadow_result", result);
+            if shadow.by.is_some() {
+                set_filter_state("wasmesh.rbac.shadow_policy", state.name(shadow.by));
+            }
+            let level = if shadow.allowed != decision.enforced.allowed {
+                LogLevel::Info
+            } else {
+                LogLevel::Debug
+            };
+            if level == LogLevel::Info || state.enabled(level) {
+                let mut line = line_start("dry-run", method, path, conn);
+                line.push_str("shadow ");
+                line.push_str(result);
+                line.push_str(" by ");
+                state.describe(&mut line, &shadow);
+                line.push_str("; enforced ");
+                line.push_str(if decision.enforced.allowed {
+                    "allowed"
+                } else {
+                    "denied"
+                });
+                log(level, &line);
+            }
+            if let Some(h) = &state.config.dry_run_header {
+                let mut value = String::from(result);
+                if shadow.by.is_some() {
+                    value.push_str("; policy=");
+                    value.push_str(state.name(shadow.by));
+                }
+                self.dry_run_header = Some((h.clone(), value));
+            }
+        }
+    }
+}
+
+impl HttpContext for Rbac {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(state) = self.state.clone() else {
+            log(LogLevel::Error, "not configured: refusing the request");
+            send_local_response(
+                500,
+                "rbac_filter_not_configured",
+                "RBAC: filter not configured",
+                &[],
+            );
+            return Action::Pause;
+        };
+        self.decide(&state)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some((k, v)) = &self.dry_run_header {
+            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, k, Some(v));
+        }
+        Action::Continue
+    }
+}
