@@ -109,11 +109,10 @@ impl Driver {
     fn pump(self: &Rc<Self>, inner: &mut Inner) {
         for c in inner.worker.take_callouts() {
             let d = self.clone();
-            self.outstanding.set(self.outstanding.get() + 1);
+            let busy = Outstanding::new(self);
             spawn_local(async move {
+                let _busy = busy;
                 callout(&d, c).await;
-                d.outstanding.set(d.outstanding.get() - 1);
-                d.idle.notify_waiters();
             });
         }
         for sid in inner.worker.take_dirty() {
@@ -163,11 +162,10 @@ impl Driver {
                     ChannelBody::new(rx)
                 };
                 let d = self.clone();
-                self.outstanding.set(self.outstanding.get() + 1);
+                let busy = Outstanding::new(self);
                 let h = spawn_local(async move {
+                    let _busy = busy;
                     upstream_request(&d, sid, headers, body, cluster, timeout).await;
-                    d.outstanding.set(d.outstanding.get() - 1);
-                    d.idle.notify_waiters();
                 });
                 rec.up_task = Some(h.abort_handle());
             }
@@ -362,6 +360,24 @@ impl Driver {
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
+    }
+}
+
+/// Counts a callout or upstream request in flight until dropped (also
+/// when its task is aborted).
+struct Outstanding(Rc<Driver>);
+
+impl Outstanding {
+    fn new(d: &Rc<Driver>) -> Outstanding {
+        d.outstanding.set(d.outstanding.get() + 1);
+        Outstanding(d.clone())
+    }
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.outstanding.set(self.0.outstanding.get() - 1);
+        self.0.idle.notify_waiters();
     }
 }
 

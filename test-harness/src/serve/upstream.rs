@@ -274,6 +274,10 @@ pub fn build_request(
         if h2 && k == b"te" && v != b"trailers" {
             continue;
         }
+        // Envoy answers `100 Continue` itself and does not forward the expectation.
+        if k == b"expect" && v.eq_ignore_ascii_case(b"100-continue") {
+            continue;
+        }
         let (Ok(name), Ok(value)) = (
             http::HeaderName::from_bytes(k),
             http::HeaderValue::from_bytes(v),
