@@ -21,7 +21,7 @@ CHAINED=127.0.0.1:18091
 if ! command -v wrk >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
-bash scripts/build-wasm.sh >/dev/null
+bash scripts/build-wasm.sh >/dev/null 2>&1
 cargo build -q --profile host -p wasmesh --bin wasmesh --example serve_upstream
 
 tmp=$(mktemp -d)
