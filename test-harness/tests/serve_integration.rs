@@ -989,7 +989,12 @@ fn runs_an_envoy_bootstrap() {
             wasm_dir: Some(wasm_dir()),
             echo_logs: false,
         };
-        let config = ServeConfig::from_yaml_str(&text, &data_dir(), &opts).unwrap();
+        let mut config = ServeConfig::from_yaml_str(&text, &data_dir(), &opts).unwrap();
+        assert_eq!(
+            config.access_log,
+            wasmesh::serve::config::AccessLogTarget::Stdout
+        );
+        config.access_log = wasmesh::serve::config::AccessLogTarget::Off;
         assert!(
             config
                 .warnings
@@ -1043,11 +1048,12 @@ fn runs_an_envoy_bootstrap() {
         assert_eq!(r.json()["cluster"], "backend-v2");
         let r = get(addr, "/pick", &[("x-target", "backend-v2")]).await;
         assert_eq!(r.json()["cluster"], "backend-v2");
-        // fail_open from the bootstrap: a trap passes.
-        let r = get(addr, "/api", &[("x-probe", "probe:trap")]).await;
-        assert_eq!(r.status, 200);
         // stats_tags from the bootstrap are applied.
         let r = get(addr, "/api", &[("x-probe", "probe:mdef=counter,app=.=demo%3B.%3Bboot_total;probe:minc=app=.=demo%3B.%3Bboot_total,1")]).await;
+        assert_eq!(r.status, 200);
+        // fail_open from the bootstrap: a trap passes (the VM stays failed: later
+        // requests skip it).
+        let r = get(addr, "/api", &[("x-probe", "probe:trap")]).await;
         assert_eq!(r.status, 200);
         let r = admin_get(&server, "/stats/prometheus").await;
         assert!(
@@ -1147,5 +1153,119 @@ fn serve_example_config_runs() {
         let r = get(addr, "/", &[]).await;
         assert_eq!(r.status, 200, "fail_reload: the VM was replaced");
         stop(server);
+    });
+}
+
+#[test]
+fn timers_run_on_the_real_clock_and_shared_data_spans_workers() {
+    run(async {
+        let up = upstream("up").await;
+        let server = start(&format!(
+            r#"
+listen: 127.0.0.1:0
+workers: 2
+access_log: off
+chain:
+  - {{name: probe, wasm: probe}}
+clusters:
+  upstream: {{endpoints: ["{}"]}}
+"#,
+            up.addr
+        ));
+        let addr = server.listen_addr();
+        // The stream pauses; the root context's tick resumes it ~150 ms later.
+        let t0 = Instant::now();
+        let r = get(addr, "/", &[("x-probe", "pausetick=150")]).await;
+        let waited = t0.elapsed();
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(waited >= Duration::from_millis(140), "{waited:?}");
+        assert!(waited < Duration::from_secs(3), "{waited:?}");
+        // Concurrent connections (spread over both workers' VMs) increment
+        // one shared-data counter with CAS: every increment is seen.
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            tasks.push(tokio::spawn(async move {
+                get(addr, "/", &[("x-probe", "shincr=hits")]).await
+            }));
+        }
+        let mut seen = Vec::new();
+        for t in tasks {
+            let r = t.await.unwrap();
+            seen.push(
+                r.json()["headers"]["x-r-shincr-hits"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<u32>()
+                    .unwrap(),
+            );
+        }
+        seen.sort();
+        assert_eq!(seen, (1..=20).collect::<Vec<u32>>());
+        stop(server);
+    });
+}
+
+#[test]
+fn access_log_line_per_request() {
+    run(async {
+        let up = upstream("up").await;
+        let dead = dead_port();
+        let log =
+            std::env::temp_dir().join(format!("wasmesh-serve-access-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&log);
+        let server = start(&format!(
+            r#"
+listen: 127.0.0.1:0
+workers: 1
+access_log: {}
+chain:
+  - {{name: probe, wasm: probe}}
+routes:
+  - {{prefix: /dead, cluster: dead}}
+  - {{prefix: /, cluster: up}}
+clusters:
+  up: {{endpoints: ["{}"]}}
+  dead: {{endpoints: ["{dead}"]}}
+"#,
+            log.display(),
+            up.addr
+        ));
+        let addr = server.listen_addr();
+        get(
+            addr,
+            "/ok?x=1",
+            &[("user-agent", "test-agent"), ("x-request-id", "rid-1")],
+        )
+        .await;
+        get(addr, "/denied", &[("x-probe", "reply=403,no")]).await;
+        get(addr, "/dead", &[]).await;
+        stop(server);
+        let text = std::fs::read_to_string(&log).unwrap();
+        let _ = std::fs::remove_file(&log);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let up_host = up.addr.to_string();
+        assert!(
+            lines[0].contains("\"GET /ok?x=1 HTTP/1.1\" 200 - 0 ")
+                && lines[0].contains(&format!(
+                    "\"test-agent\" \"rid-1\" \"example.com\" \"{up_host}\" up via_upstream -"
+                )),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].contains("\"GET /denied HTTP/1.1\" 403 - 0 2 ")
+                && lines[1].ends_with(" up - probe"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].contains("\"GET /dead HTTP/1.1\" 503 UF ")
+                && lines[2].ends_with(
+                    " dead upstream_reset_before_response_started{connection_failure} -"
+                ),
+            "{}",
+            lines[2]
+        );
     });
 }

@@ -40,7 +40,10 @@ pub struct Entry {
 }
 
 fn dash(v: &Option<String>) -> &str {
-    v.as_deref().unwrap_or("-")
+    match v.as_deref() {
+        None | Some("") => "-",
+        Some(s) => s,
+    }
 }
 
 impl Entry {

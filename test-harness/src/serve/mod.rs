@@ -82,7 +82,12 @@ impl Server {
     /// Binds the listeners, starts the workers (loading and configuring the
     /// plugins in each) and the admin listener. Fails if a plugin refuses
     /// its configuration or an address cannot be bound.
-    pub fn start_with(config: ServeConfig, opts: &ServeOptions) -> Result<ServerHandle, String> {
+    pub fn start_with(
+        mut config: ServeConfig,
+        opts: &ServeOptions,
+    ) -> Result<ServerHandle, String> {
+        // A configuration built in code gets the same checks as a file.
+        config.finish()?;
         let runtime = Runtime::shared()?;
         let host = if opts.echo_plugin_logs {
             HostShared::with_echo(Clock::Real, config.log_level)
