@@ -522,6 +522,45 @@ clusters:
         assert_eq!(h["x-r-grpc"], "OK", "{h}");
         assert_eq!(h["x-r-grpc-status"], "0", "{h}");
         assert_eq!(h["x-r-grpc-body"], "echo:hello", "{h}");
+        // A gRPC stream: the message goes up, the answer's initial metadata,
+        // message, trailing metadata and close come back as they arrive (the
+        // request stays paused meanwhile, so its context is there to see them).
+        let addr = server.listen_addr();
+        let paused = tokio::spawn(async move {
+            get(
+                addr,
+                "/",
+                &[(
+                    "x-probe",
+                    "grpcstream=grpc,pkg.Echo,Stream;grpcsend=hi,end;pause",
+                )],
+            )
+            .await
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let want = [
+            "initial-metadata",
+            "message 7: echo:hi",
+            "trailing-metadata",
+            "close 0: 0",
+        ];
+        loop {
+            let logs: Vec<String> = server
+                .host()
+                .logs_since(0)
+                .iter()
+                .map(|l| l.message.clone())
+                .filter(|m| m.starts_with("grpc-stream"))
+                .collect();
+            if want.iter().all(|w| logs.iter().any(|l| l.contains(w))) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "gRPC stream callbacks: {logs:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        paused.abort();
+        // Let the runtime drop the client connection before draining.
+        let _ = paused.await;
         stop(server);
     });
 }

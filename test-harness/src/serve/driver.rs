@@ -63,6 +63,8 @@ pub struct Driver {
     pub outstanding: Cell<usize>,
     pub connections: Cell<usize>,
     pub idle: Notify,
+    /// Open gRPC streams: the request-body side of each.
+    grpc_streams: RefCell<crate::FastMap<(usize, u64, u32), UnboundedSender<Frame<Bytes>>>>,
 }
 
 impl Driver {
@@ -81,6 +83,7 @@ impl Driver {
             outstanding: Cell::new(0),
             connections: Cell::new(0),
             idle: Notify::new(),
+            grpc_streams: RefCell::new(Default::default()),
         })
     }
 
@@ -935,18 +938,9 @@ async fn callout(driver: &Rc<Driver>, c: Callout) {
         Some((service, method)) => {
             if c.call.grpc_stream {
                 if !service.is_empty() || !method.is_empty() {
-                    driver.shared.host.log(
-                        crate::types::LogLevel::Warn,
-                        &c.plugin,
-                        "wasmesh serve: gRPC streams (proxy_grpc_stream) are not supported; closing the stream with UNIMPLEMENTED",
-                    );
-                    let a = GrpcAnswer {
-                        status: 12,
-                        status_message: "gRPC streams are not supported by wasmesh serve".into(),
-                        close: true,
-                        ..Default::default()
-                    };
-                    driver.with(|w| w.deliver_grpc(&c, a));
+                    grpc_stream(driver, &c, service, method).await;
+                } else {
+                    grpc_stream_send(driver, &c);
                 }
                 return;
             }
@@ -1125,6 +1119,147 @@ async fn grpc_callout(driver: &Rc<Driver>, c: &Callout, service: &str, method: &
         status_message,
         close: true,
     }
+}
+
+fn grpc_frame(msg: &[u8]) -> Bytes {
+    let mut framed = Vec::with_capacity(5 + msg.len());
+    framed.push(0);
+    framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    framed.extend_from_slice(msg);
+    Bytes::from(framed)
+}
+
+fn stream_key(c: &Callout) -> (usize, u64, u32) {
+    (c.id.vm, c.id.generation, c.id.token)
+}
+
+/// `proxy_grpc_send` on an open stream: one framed message; `end_stream`
+/// closes the request side.
+fn grpc_stream_send(driver: &Rc<Driver>, c: &Callout) {
+    let key = stream_key(c);
+    let end = c.call.trailers.iter().any(|(k, _)| k == b"end_stream");
+    let mut streams = driver.grpc_streams.borrow_mut();
+    if let Some(tx) = streams.get(&key) {
+        let _ = tx.send(Frame::data(grpc_frame(&c.call.body)));
+    }
+    if end {
+        streams.remove(&key);
+    }
+}
+
+/// A gRPC stream (`proxy_grpc_stream`) to an HTTP/2 cluster: messages the
+/// module sends go up as they come; initial metadata, each message,
+/// trailing metadata and the close are delivered as they arrive.
+async fn grpc_stream(driver: &Rc<Driver>, c: &Callout, service: &str, method: &str) {
+    let key = stream_key(c);
+    let close = |status: u32, message: &str| GrpcAnswer {
+        status,
+        status_message: message.to_string(),
+        close: true,
+        ..Default::default()
+    };
+    let shared = driver.shared.clone();
+    let Some(cluster) = shared.config.clusters.get(&c.call.cluster) else {
+        let a = close(14, Failure::NoHealthyUpstream.envoy_answer().1);
+        driver.with(|w| w.deliver_grpc(c, a));
+        return;
+    };
+    let mut headers = HeaderMap::new();
+    headers.add(b":method", b"POST");
+    headers.add(b":scheme", b"http");
+    headers.add(b":authority", c.call.cluster.as_bytes());
+    headers.add(b":path", format!("/{service}/{method}").as_bytes());
+    headers.add(b"content-type", b"application/grpc");
+    headers.add(b"te", b"trailers");
+    for (k, v) in &c.call.headers {
+        if k.first() != Some(&b':') {
+            headers.add(k, v);
+        }
+    }
+    let (tx, rx) = unbounded_channel();
+    driver.grpc_streams.borrow_mut().insert(key, tx);
+    if let Some(s) = shared.stats.cluster(&cluster.name) {
+        s.upstream_rq_total.fetch_add(1, Ordering::Relaxed);
+    }
+    let outcome = exchange(driver, cluster, &headers, Some(ChannelBody::new(rx)), true).await;
+    let (resp, sender, ep) = match outcome {
+        Outcome::Response(b) => *b,
+        Outcome::Failed(f) => {
+            driver.grpc_streams.borrow_mut().remove(&key);
+            let a = close(f.grpc_status(), f.envoy_answer().1);
+            driver.with(|w| w.deliver_grpc(c, a));
+            return;
+        }
+    };
+    let (parts, mut body) = resp.into_parts();
+    let mut initial = HeaderMap::new();
+    for (k, v) in parts.headers.iter() {
+        initial.add(k.as_str().as_bytes(), v.as_bytes());
+    }
+    let trailers_only = initial.get(b"grpc-status").is_some();
+    if !trailers_only {
+        let a = GrpcAnswer {
+            initial_metadata: Some(initial.clone()),
+            ..Default::default()
+        };
+        driver.with(|w| w.deliver_grpc(c, a));
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    let mut trailing = if trailers_only { Some(initial) } else { None };
+    while trailing.is_none() {
+        match body.frame().await {
+            Some(Ok(f)) => match f.into_data() {
+                Ok(d) => {
+                    buf.extend_from_slice(&d);
+                    while buf.len() >= 5 {
+                        let n = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+                        if buf.len() < 5 + n {
+                            break;
+                        }
+                        let msg = buf[5..5 + n].to_vec();
+                        buf.drain(..5 + n);
+                        let a = GrpcAnswer {
+                            message: Some(msg),
+                            ..Default::default()
+                        };
+                        driver.with(|w| w.deliver_grpc(c, a));
+                    }
+                }
+                Err(f) => {
+                    if let Ok(t) = f.into_trailers() {
+                        trailing = Some(upstream::from_http_headers(&t));
+                    }
+                }
+            },
+            Some(Err(_)) | None => break,
+        }
+    }
+    driver.grpc_streams.borrow_mut().remove(&key);
+    give_back(driver, ep, Some(sender));
+    let a = match trailing {
+        Some(t) => {
+            let status = t
+                .get_str("grpc-status")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(2);
+            let message = t
+                .get_str("grpc-message")
+                .map(|m| percent_decode(&m))
+                .unwrap_or_default();
+            GrpcAnswer {
+                trailing_metadata: Some(t),
+                status,
+                status_message: message,
+                close: true,
+                ..Default::default()
+            }
+        }
+        None => close(
+            14,
+            "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+        ),
+    };
+    driver.with(|w| w.deliver_grpc(c, a));
 }
 
 fn percent_decode(s: &str) -> String {
