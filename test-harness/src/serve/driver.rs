@@ -64,7 +64,7 @@ pub struct Driver {
     pub connections: Cell<usize>,
     pub idle: Notify,
     /// Open gRPC streams: the request-body side of each.
-    grpc_streams: RefCell<crate::FastMap<(usize, u64, u32), UnboundedSender<Frame<Bytes>>>>,
+    grpc_streams: RefCell<crate::FastMap<StreamKey, UnboundedSender<Frame<Bytes>>>>,
 }
 
 impl Driver {
@@ -1129,7 +1129,10 @@ fn grpc_frame(msg: &[u8]) -> Bytes {
     Bytes::from(framed)
 }
 
-fn stream_key(c: &Callout) -> (usize, u64, u32) {
+/// A gRPC stream across VM reloads: (VM, generation, token).
+type StreamKey = (usize, u64, u32);
+
+fn stream_key(c: &Callout) -> StreamKey {
     (c.id.vm, c.id.generation, c.id.token)
 }
 
