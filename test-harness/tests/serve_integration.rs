@@ -382,7 +382,14 @@ clusters:
         let j = r.json();
         assert_eq!(j["headers"]["host"], "example.com");
         assert_eq!(j["headers"]["x-forwarded-proto"], "http");
-        assert!(j["headers"]["x-request-id"].is_string());
+        // A random UUID v4 when the client sent none (Envoy's connection manager).
+        let rid = j["headers"]["x-request-id"].as_str().unwrap().to_string();
+        assert_eq!(rid.len(), 36, "{rid}");
+        assert_eq!(&rid[14..15], "4", "{rid}");
+        let r2 = get(addr, "/x", &[("x-cluster", "b")]).await;
+        assert_ne!(r2.json()["headers"]["x-request-id"], rid.as_str());
+        let r3 = get(addr, "/x", &[("x-cluster", "b"), ("x-request-id", "mine")]).await;
+        assert_eq!(r3.json()["headers"]["x-request-id"], "mine");
         // A plugin rewrites the header: the route is chosen after it ran.
         let r = get(
             addr,

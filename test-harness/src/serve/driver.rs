@@ -59,6 +59,7 @@ pub struct Driver {
     timer_changed: Notify,
     pool: RefCell<Pool>,
     rr: Cell<usize>,
+    rng: Cell<u64>,
     /// Callouts and upstream requests in flight (shutdown waits for them).
     pub outstanding: Cell<usize>,
     pub connections: Cell<usize>,
@@ -80,6 +81,7 @@ impl Driver {
             timer_changed: Notify::new(),
             pool: RefCell::new(Pool::default()),
             rr: Cell::new(0),
+            rng: Cell::new(seed()),
             outstanding: Cell::new(0),
             connections: Cell::new(0),
             idle: Notify::new(),
@@ -314,6 +316,26 @@ impl Driver {
         }
     }
 
+    /// A random UUID v4 for `x-request-id`.
+    fn request_id(&self) -> String {
+        let next = || {
+            // wyrand
+            let s = self.rng.get().wrapping_add(0xa076_1d64_78bd_642f);
+            self.rng.set(s);
+            let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+            ((t >> 64) as u64) ^ (t as u64)
+        };
+        let (a, b) = (next(), next());
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            (a >> 32) as u32,
+            (a >> 16) as u16,
+            a as u16 & 0xfff,
+            (b >> 48) as u16 & 0x3fff | 0x8000,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
     /// Round-robin endpoint of a cluster.
     fn pick(&self, endpoints: &[SocketAddr]) -> Option<SocketAddr> {
         if endpoints.is_empty() {
@@ -364,6 +386,20 @@ impl Driver {
             }
         }
     }
+}
+
+/// A seed that differs per process, thread and start.
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u64(std::process::id().into());
+    h.finish()
 }
 
 /// Counts a callout or upstream request in flight until dropped (also
@@ -602,6 +638,10 @@ async fn handle_request(
     }
     if headers.get(b"x-forwarded-proto").is_none() {
         headers.add(b"x-forwarded-proto", b"http");
+    }
+    if headers.get(b"x-request-id").is_none() {
+        // Envoy's connection manager generates a random UUID (v4).
+        headers.add(b"x-request-id", driver.request_id().as_bytes());
     }
     let log = Entry {
         start: Some(SystemTime::now()),
