@@ -1315,3 +1315,48 @@ clusters:
         );
     });
 }
+
+/// Every Envoy bootstrap under `manifests/envoy/` is read and run: the
+/// server starts with its chain (listener and admin moved to free ports) and
+/// answers a request. Nothing to do until the manifests exist.
+#[test]
+fn runs_the_envoy_manifests() {
+    let root = workspace_root().expect("workspace");
+    let dir = root.join("manifests/envoy");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        eprintln!("no {} yet", dir.display());
+        return;
+    };
+    let mut files: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("static_resources")))
+        .collect();
+    files.sort();
+    let opts = RunOptions {
+        wasm_dir: Some(wasm_dir()),
+        echo_logs: false,
+    };
+    run(async move {
+        for f in files {
+            let mut config = ServeConfig::from_file(&f, &opts)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            config.listen = "127.0.0.1:0".parse().unwrap();
+            if config.admin.is_some() {
+                config.admin = Some("127.0.0.1:0".parse().unwrap());
+            }
+            config.access_log = wasmesh::serve::config::AccessLogTarget::Off;
+            let server = Server::start_with(
+                config,
+                &ServeOptions {
+                    echo_plugin_logs: false,
+                },
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            let r = get(server.listen_addr(), "/", &[]).await;
+            assert!(r.status >= 200, "{}: {r:?}", f.display());
+            stop(server);
+        }
+    });
+}
