@@ -203,7 +203,7 @@ pub mod response_flags {
     pub const UPSTREAM_CONNECTION_FAILURE: u64 = 0x20;
     pub const NO_ROUTE_FOUND: u64 = 0x100;
     pub const DOWNSTREAM_CONNECTION_TERMINATION: u64 = 0x4000;
-    pub const NO_CLUSTER_FOUND: u64 = 0x800000;
+    pub const NO_CLUSTER_FOUND: u64 = 0x1000000;
 }
 
 struct VmSlot {

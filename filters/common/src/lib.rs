@@ -8,6 +8,7 @@
 pub mod cidr;
 pub mod config;
 pub mod duration;
+pub mod http_match;
 pub mod identity;
 pub mod matcher;
 pub mod request;

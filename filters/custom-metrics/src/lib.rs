@@ -1,29 +1,34 @@
-//! Custom metrics filter (Istio standard metrics plus user-defined metrics)
+//! Custom metrics filter (`custom_metrics.wasm`): Istio's standard request
+//! metrics plus user-defined metrics with labels taken from the request, the
+//! response, properties and verified JWT claims, recorded at stream end.
 //!
-//! Pass-through placeholder until its issue lands: the module loads, accepts
-//! any configuration and lets every request through.
+//! The decision core is plain Rust:
+//!
+//! * [`config`] — the JSON configuration, read by [`json`] with field-path
+//!   errors, compiled once into metric groups and attribute slots;
+//! * [`attribute`] — attribute expressions (`request.headers[x-plan]`,
+//!   `request.auth.claims[tenant]`, ...) and their values;
+//! * [`templates`] — `pathTemplates` for `request.path_template`;
+//! * [`resolver`] — evaluates attributes for one stream through a
+//!   [`resolver::StreamHost`], reading each input at most once;
+//! * [`recorder`] — label sets → stat names → metric ids (defined once per
+//!   VM), the cardinality guard, `inflight` gauges, the access log line;
+//! * [`tags`] — the stat-name encoding of labels, Envoy's tag extraction and
+//!   Prometheus text, shared with the local data plane and the manifests;
+//! * [`flags`] — Envoy's response flags and gRPC status mapping;
+//! * [`pairs`] — the Proxy-Wasm map serialisation.
+//!
+//! `filter` (wasm32 only) is the proxy-wasm glue.
+
+pub mod attribute;
+pub mod config;
+pub mod flags;
+pub mod json;
+pub mod pairs;
+pub mod recorder;
+pub mod resolver;
+pub mod tags;
+pub mod templates;
 
 #[cfg(target_arch = "wasm32")]
-mod filter {
-    use proxy_wasm::traits::*;
-    use proxy_wasm::types::*;
-
-    proxy_wasm::main! {{
-        proxy_wasm::set_log_level(LogLevel::Trace);
-        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
-    }}
-
-    struct Root;
-    impl Context for Root {}
-    impl RootContext for Root {
-        fn get_type(&self) -> Option<ContextType> {
-            Some(ContextType::HttpContext)
-        }
-        fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-            Some(Box::new(Pass))
-        }
-    }
-    struct Pass;
-    impl Context for Pass {}
-    impl HttpContext for Pass {}
-}
+mod filter;

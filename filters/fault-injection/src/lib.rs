@@ -1,29 +1,27 @@
-//! Fault injection filter (Envoy fault filter, Istio HTTPFaultInjection)
+//! Fault injection filter (`fault_injection.wasm`): Envoy's
+//! `envoy.filters.http.fault` with Istio's `HTTPFaultInjection` vocabulary.
 //!
-//! Pass-through placeholder until its issue lands: the module loads, accepts
-//! any configuration and lets every request through.
+//! Named faults, scoped with the shared match vocabulary, delay and/or abort a
+//! share of requests; clients can ask for faults with Envoy's
+//! `x-envoy-fault-*` headers when `headerControl` allows it; a limit on
+//! active faults holds across all workers. Delays pause the request and
+//! resume it from the root context's timer.
+//!
+//! The decisions are plain Rust ([`config`] → [`policy`] with
+//! [`header_control`]; [`active`] for the shared count; [`delays`] for the
+//! timer); the proxy-wasm glue (`filter`) only exists on `wasm32`.
+
+pub mod active;
+pub mod config;
+pub mod delays;
+pub mod header_control;
+pub mod policy;
+pub mod stats;
 
 #[cfg(target_arch = "wasm32")]
-mod filter {
-    use proxy_wasm::traits::*;
-    use proxy_wasm::types::*;
+mod abi;
+#[cfg(target_arch = "wasm32")]
+mod filter;
 
-    proxy_wasm::main! {{
-        proxy_wasm::set_log_level(LogLevel::Trace);
-        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
-    }}
-
-    struct Root;
-    impl Context for Root {}
-    impl RootContext for Root {
-        fn get_type(&self) -> Option<ContextType> {
-            Some(ContextType::HttpContext)
-        }
-        fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-            Some(Box::new(Pass))
-        }
-    }
-    struct Pass;
-    impl Context for Pass {}
-    impl HttpContext for Pass {}
-}
+pub use config::FaultConfig;
+pub use policy::FaultPolicy;

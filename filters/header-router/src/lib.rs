@@ -1,29 +1,25 @@
-//! Header-based routing filter (VirtualService matches, weighted and sticky canaries)
+//! Header-based routing filter (`header_router.wasm`).
 //!
-//! Pass-through placeholder until its issue lands: the module loads, accepts
-//! any configuration and lets every request through.
+//! Chooses a destination per request with Istio `VirtualService` match
+//! vocabulary — plus verified JWT claims and peer CIDRs — and hands it to
+//! Envoy's router in a request header (`clusterHeader`, read by a route with
+//! `cluster_header`). Weighted destinations are drawn at random or, with
+//! `stickyBy`, by weighted rendezvous hashing so that a key always lands on
+//! the same destination. Routes can also rewrite the path and authority,
+//! edit headers, redirect, or answer directly.
+//!
+//! The decisions are plain Rust ([`config`] → [`table`] with [`weighted`]
+//! and [`actions`]); the proxy-wasm glue (`filter`) only exists on `wasm32`.
+
+pub mod actions;
+pub mod config;
+pub mod table;
+pub mod weighted;
 
 #[cfg(target_arch = "wasm32")]
-mod filter {
-    use proxy_wasm::traits::*;
-    use proxy_wasm::types::*;
+mod abi;
+#[cfg(target_arch = "wasm32")]
+mod filter;
 
-    proxy_wasm::main! {{
-        proxy_wasm::set_log_level(LogLevel::Trace);
-        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
-    }}
-
-    struct Root;
-    impl Context for Root {}
-    impl RootContext for Root {
-        fn get_type(&self) -> Option<ContextType> {
-            Some(ContextType::HttpContext)
-        }
-        fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-            Some(Box::new(Pass))
-        }
-    }
-    struct Pass;
-    impl Context for Pass {}
-    impl HttpContext for Pass {}
-}
+pub use config::RouterConfig;
+pub use table::{Decision, RouteTable};

@@ -1,0 +1,1147 @@
+//! The plugin configuration (JSON, camelCase) and its compiled form.
+
+use crate::attribute::{self, Attribute, Derived, PeerSide, PropKind};
+use crate::json::{self, Json};
+use crate::tags::{self, MetricKind, StatsTag, STANDARD_LABELS};
+use crate::templates::PathTemplates;
+use wasmesh_common::{ConfigError, FieldPath};
+
+/// Istio's standard request metrics, in the order they are recorded.
+pub const STANDARD_METRICS: [(&str, MetricKind); 4] = [
+    ("istio_requests_total", MetricKind::Counter),
+    ("istio_request_duration_milliseconds", MetricKind::Histogram),
+    ("istio_request_bytes", MetricKind::Histogram),
+    ("istio_response_bytes", MetricKind::Histogram),
+];
+
+/// Default for `maxLabelValues`.
+pub const DEFAULT_MAX_LABEL_VALUES: u32 = 1000;
+/// Largest accepted `maxLabelValues`.
+pub const MAX_MAX_LABEL_VALUES: u32 = 1_000_000;
+/// Default for `clusterHeader` (the header router's default).
+pub const DEFAULT_CLUSTER_HEADER: &str = "x-wasmesh-cluster";
+
+/// The plugin configuration, as written (JSON, camelCase field names). Read
+/// by [`PluginConfig::parse`]: unknown fields are refused and every error
+/// names the JSON path of its field, as `wasmesh_common::parse_json` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginConfig {
+    /// `standardMetrics`: record Istio's standard metrics
+    /// (`istio_requests_total`, `istio_request_duration_milliseconds`,
+    /// `istio_request_bytes`, `istio_response_bytes`). Default `true`.
+    pub standard_metrics: bool,
+    /// `reporter`: which side this proxy reports as: `destination` (the
+    /// server's sidecar, inbound; Istio's default for server-side metrics) or
+    /// `source` (the client's sidecar or a gateway, outbound). Default
+    /// `destination`.
+    pub reporter: Reporter,
+    /// `metrics`: user-defined metrics. A metric named like a standard metric
+    /// adds its `dimensions` to that metric (or overrides a standard label's
+    /// expression), as Istio's stats `metrics` overrides do.
+    pub metrics: Vec<MetricConfig>,
+    /// `pathTemplates`: path templates for `request.path_template`
+    /// (`/users/{id}`); a path no template matches is labelled `other`.
+    pub path_templates: Vec<String>,
+    /// `maxLabelValues`: at most this many distinct label sets per metric
+    /// (per VM); further sets fold into `other` and
+    /// `wasmesh_metrics_label_overflow_total` counts them. Default 1000.
+    pub max_label_values: u32,
+    /// `tagsToRemove`: labels to drop from a metric, e.g.
+    /// `{"istio_requests_total": ["source_principal"]}`.
+    pub tags_to_remove: Vec<(String, Vec<String>)>,
+    /// `clusterHeader`: request header holding the routed cluster when the
+    /// proxy does not expose `xds.cluster_name` (the header router's
+    /// `clusterHeader`). Default `x-wasmesh-cluster`.
+    pub cluster_header: Option<String>,
+    /// `accessLog`: a structured JSON access log line at stream end.
+    pub access_log: Option<AccessLogConfig>,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            standard_metrics: true,
+            reporter: Reporter::Destination,
+            metrics: Vec::new(),
+            path_templates: Vec::new(),
+            max_label_values: DEFAULT_MAX_LABEL_VALUES,
+            tags_to_remove: Vec::new(),
+            cluster_header: None,
+            access_log: None,
+        }
+    }
+}
+
+/// Istio's `reporter` label.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reporter {
+    /// `destination`: server side (inbound).
+    #[default]
+    Destination,
+    /// `source`: client side (outbound).
+    Source,
+}
+
+impl Reporter {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reporter::Destination => "destination",
+            Reporter::Source => "source",
+        }
+    }
+}
+
+/// The type of a user metric (Istio's `MetricType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricType {
+    /// `COUNTER`: incremented by `value` (default 1) per request.
+    Counter,
+    /// `GAUGE`: set to `value` at stream end; with `value: inflight`, the
+    /// number of requests in flight.
+    Gauge,
+    /// `HISTOGRAM`: one sample of `value` per request.
+    Histogram,
+}
+
+impl MetricType {
+    fn kind(self) -> MetricKind {
+        match self {
+            MetricType::Counter => MetricKind::Counter,
+            MetricType::Gauge => MetricKind::Gauge,
+            MetricType::Histogram => MetricKind::Histogram,
+        }
+    }
+}
+
+/// One user metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricConfig {
+    /// `name`: the metric name as Prometheus shows it
+    /// (`[a-zA-Z_][a-zA-Z0-9_]*`).
+    pub name: String,
+    /// `type`: `COUNTER`, `GAUGE` or `HISTOGRAM`. Required except when
+    /// extending a standard metric.
+    pub kind: Option<MetricType>,
+    /// `value`: attribute giving the sample (`request.duration_ms`,
+    /// `request.size`, `response.size`, `inflight`, ...). Optional for a
+    /// counter (default 1), required for gauges and histograms.
+    pub value: Option<String>,
+    /// `dimensions`: label name → attribute expression. Labels are written
+    /// into the stat name sorted by name (as Istio does).
+    pub dimensions: OrderedMap,
+}
+
+/// The access log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogConfig {
+    /// `enabled`: write the line. Default `true` (the object's presence
+    /// enables it).
+    pub enabled: bool,
+    /// `fields`: JSON key → attribute expression, in output order. Default:
+    /// [`DEFAULT_ACCESS_LOG_FIELDS`].
+    pub fields: Option<OrderedMap>,
+}
+
+/// The access log fields used when `accessLog.fields` is not given (names as
+/// in Envoy's default access log format).
+pub const DEFAULT_ACCESS_LOG_FIELDS: [(&str, &str); 14] = [
+    ("start_time", "request.time"),
+    ("method", "request.method"),
+    ("path", "request.path"),
+    ("protocol", "request.protocol"),
+    ("response_code", "response.code"),
+    ("response_flags", "response.flags"),
+    ("bytes_received", "request.size"),
+    ("bytes_sent", "response.size"),
+    ("duration", "request.duration_ms"),
+    ("upstream_cluster", "xds.cluster_name"),
+    ("authority", "request.host"),
+    ("user_agent", "request.useragent"),
+    ("request_id", "request.id"),
+    ("downstream_remote_address", "source.address"),
+];
+
+/// A JSON object of strings in document order (duplicate keys refused).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderedMap(pub Vec<(String, String)>);
+
+const CONFIG_FIELDS: [&str; 8] = [
+    "standardMetrics",
+    "reporter",
+    "metrics",
+    "pathTemplates",
+    "maxLabelValues",
+    "tagsToRemove",
+    "clusterHeader",
+    "accessLog",
+];
+const METRIC_FIELDS: [&str; 4] = ["name", "type", "value", "dimensions"];
+const ACCESS_LOG_FIELDS: [&str; 2] = ["enabled", "fields"];
+
+impl PluginConfig {
+    /// Parses a configuration document. An empty (or all-whitespace)
+    /// document is `{}`: every default.
+    pub fn parse(bytes: &[u8]) -> Result<PluginConfig, ConfigError> {
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(PluginConfig::default());
+        }
+        let doc = json::parse(bytes).map_err(|e| ConfigError::at("", e))?;
+        let root = FieldPath::root();
+        let obj = object(&doc, &root, "struct PluginConfig", &CONFIG_FIELDS)?;
+        let mut cfg = PluginConfig::default();
+        for (k, v) in obj {
+            let p = root.field(k);
+            match k.as_str() {
+                "standardMetrics" => cfg.standard_metrics = boolean(v, &p)?,
+                "reporter" => {
+                    cfg.reporter = match variant(v, &p, &["destination", "source"])? {
+                        0 => Reporter::Destination,
+                        _ => Reporter::Source,
+                    }
+                }
+                "metrics" => cfg.metrics = list(v, &p, metric)?,
+                "pathTemplates" => cfg.path_templates = list(v, &p, string)?,
+                "maxLabelValues" => cfg.max_label_values = u32_value(v, &p)?,
+                "tagsToRemove" => {
+                    let m = object(v, &p, "a map", &[])?;
+                    let mut out = Vec::with_capacity(m.len());
+                    for (metric, labels) in m {
+                        out.push((metric.clone(), list(labels, &p.key(metric), string)?));
+                    }
+                    cfg.tags_to_remove = out;
+                }
+                "clusterHeader" => cfg.cluster_header = optional(v, &p, string)?,
+                _ => cfg.access_log = optional(v, &p, access_log)?,
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+fn metric(v: &Json, p: &FieldPath) -> Result<MetricConfig, ConfigError> {
+    let obj = object(v, p, "struct MetricConfig", &METRIC_FIELDS)?;
+    let mut name = None;
+    let mut m = MetricConfig {
+        name: String::new(),
+        kind: None,
+        value: None,
+        dimensions: OrderedMap::default(),
+    };
+    for (k, v) in obj {
+        let fp = p.field(k);
+        match k.as_str() {
+            "name" => name = Some(string(v, &fp)?),
+            "type" => {
+                m.kind = optional(v, &fp, |v, fp| {
+                    Ok(match variant(v, fp, &["COUNTER", "GAUGE", "HISTOGRAM"])? {
+                        0 => MetricType::Counter,
+                        1 => MetricType::Gauge,
+                        _ => MetricType::Histogram,
+                    })
+                })?
+            }
+            "value" => m.value = optional(v, &fp, string)?,
+            _ => m.dimensions = string_map(v, &fp)?,
+        }
+    }
+    m.name = name.ok_or_else(|| p.error("missing field `name`"))?;
+    Ok(m)
+}
+
+fn access_log(v: &Json, p: &FieldPath) -> Result<AccessLogConfig, ConfigError> {
+    let obj = object(v, p, "struct AccessLogConfig", &ACCESS_LOG_FIELDS)?;
+    let mut a = AccessLogConfig {
+        enabled: true,
+        fields: None,
+    };
+    for (k, v) in obj {
+        let fp = p.field(k);
+        match k.as_str() {
+            "enabled" => a.enabled = boolean(v, &fp)?,
+            _ => a.fields = optional(v, &fp, string_map)?,
+        }
+    }
+    Ok(a)
+}
+
+fn invalid_type(v: &Json, p: &FieldPath, expected: &str) -> ConfigError {
+    p.error(format!(
+        "invalid type: {}, expected {expected}",
+        v.unexpected()
+    ))
+}
+
+/// The members of an object; with `fields`, unknown and repeated members
+/// are refused (serde's `deny_unknown_fields` messages).
+fn object<'a>(
+    v: &'a Json,
+    p: &FieldPath,
+    expected: &str,
+    fields: &[&str],
+) -> Result<&'a [(String, Json)], ConfigError> {
+    let Json::Object(members) = v else {
+        return Err(invalid_type(v, p, expected));
+    };
+    for (i, (k, _)) in members.iter().enumerate() {
+        if members[..i].iter().any(|(e, _)| e == k) {
+            let what = if fields.is_empty() { "key" } else { "field" };
+            return Err(p.error(format!("duplicate {what} `{k}`")));
+        }
+        if !fields.is_empty() && !fields.contains(&k.as_str()) {
+            let list: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+            return Err(p.field(k).error(format!(
+                "unknown field `{k}`, expected one of {}",
+                list.join(", ")
+            )));
+        }
+    }
+    Ok(members)
+}
+
+fn string(v: &Json, p: &FieldPath) -> Result<String, ConfigError> {
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| invalid_type(v, p, "a string"))
+}
+
+fn boolean(v: &Json, p: &FieldPath) -> Result<bool, ConfigError> {
+    match v {
+        Json::Bool(b) => Ok(*b),
+        _ => Err(invalid_type(v, p, "a boolean")),
+    }
+}
+
+fn u32_value(v: &Json, p: &FieldPath) -> Result<u32, ConfigError> {
+    match v {
+        Json::Number(n) if !n.contains(['.', 'e', 'E']) => n
+            .parse::<u32>()
+            .map_err(|_| p.error(format!("invalid value: {}, expected u32", v.unexpected()))),
+        _ => Err(invalid_type(v, p, "u32")),
+    }
+}
+
+fn variant(v: &Json, p: &FieldPath, names: &[&str]) -> Result<usize, ConfigError> {
+    let s = v.as_str().ok_or_else(|| invalid_type(v, p, "a string"))?;
+    names.iter().position(|n| *n == s).ok_or_else(|| {
+        let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        p.error(format!(
+            "unknown variant `{s}`, expected one of {}",
+            list.join(", ")
+        ))
+    })
+}
+
+fn optional<T>(
+    v: &Json,
+    p: &FieldPath,
+    f: impl Fn(&Json, &FieldPath) -> Result<T, ConfigError>,
+) -> Result<Option<T>, ConfigError> {
+    match v {
+        Json::Null => Ok(None),
+        v => f(v, p).map(Some),
+    }
+}
+
+fn list<T>(
+    v: &Json,
+    p: &FieldPath,
+    f: impl Fn(&Json, &FieldPath) -> Result<T, ConfigError>,
+) -> Result<Vec<T>, ConfigError> {
+    let Json::Array(items) = v else {
+        return Err(invalid_type(v, p, "a sequence"));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, x)| f(x, &p.index(i)))
+        .collect()
+}
+
+fn string_map(v: &Json, p: &FieldPath) -> Result<OrderedMap, ConfigError> {
+    let m = object(v, p, "an object of strings", &[])?;
+    let mut out = Vec::with_capacity(m.len());
+    for (k, x) in m {
+        out.push((k.clone(), string(x, &p.key(k))?));
+    }
+    Ok(OrderedMap(out))
+}
+
+/// Local workload facts from the node metadata (Istio's `WORKLOAD_NAME`,
+/// `NAMESPACE`, `LABELS`). Empty strings mean unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// `node.metadata.WORKLOAD_NAME`.
+    pub workload: String,
+    /// `node.metadata.NAMESPACE`.
+    pub namespace: String,
+    /// `node.metadata.LABELS.app` (or `app.kubernetes.io/name`).
+    pub app: String,
+    /// `node.metadata.LABELS.version` (or `app.kubernetes.io/version`).
+    pub version: String,
+}
+
+/// Where a label's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelSource {
+    /// The same for every request of this VM (reporter, node metadata): kept
+    /// when the cardinality guard folds a label set.
+    Static(String),
+    /// An attribute slot of [`Compiled::attributes`].
+    Slot(usize),
+}
+
+/// One label of a metric group.
+#[derive(Debug, Clone)]
+pub struct LabelDef {
+    /// Label name.
+    pub name: String,
+    /// Value source.
+    pub source: LabelSource,
+    /// An empty value is written `unknown` (Istio's standard labels).
+    pub unknown_if_empty: bool,
+}
+
+/// How a metric's sample is obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueSource {
+    /// Always 1 (counters without `value`).
+    One,
+    /// An attribute slot.
+    Slot(usize),
+}
+
+/// One metric of a group.
+#[derive(Debug, Clone)]
+pub struct MetricDef {
+    /// Metric name.
+    pub name: String,
+    /// Kind.
+    pub kind: MetricKind,
+    /// Sample.
+    pub value: ValueSource,
+}
+
+/// Metrics that share one label list (and so one label-set cache and one
+/// cardinality budget).
+#[derive(Debug, Clone)]
+pub struct GroupDef {
+    /// Labels in name order.
+    pub labels: Vec<LabelDef>,
+    /// Metrics.
+    pub metrics: Vec<MetricDef>,
+}
+
+/// The configuration compiled for per-request use.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// Distinct attributes read per request (label, value and log slots).
+    pub attributes: Vec<Attribute>,
+    /// Metric groups recorded at stream end.
+    pub groups: Vec<GroupDef>,
+    /// `inflight` gauges: labels resolved when the request starts, +1 then,
+    /// -1 at stream end.
+    pub inflight_groups: Vec<GroupDef>,
+    /// Path templates.
+    pub templates: PathTemplates,
+    /// Cardinality limit per group.
+    pub max_label_values: usize,
+    /// Header with the routed cluster (fallback for `xds.cluster_name`).
+    pub cluster_header: String,
+    /// Access log fields (key, slot), when enabled.
+    pub access_log: Option<Vec<(String, usize)>>,
+    /// Reporter.
+    pub reporter: Reporter,
+    /// Node facts.
+    pub node: NodeInfo,
+    /// Every label name used, for [`Compiled::stats_tags`].
+    label_names: Vec<String>,
+    uses_inflight: bool,
+}
+
+impl Compiled {
+    /// Parses and compiles a configuration document.
+    pub fn from_json(bytes: &[u8], node: NodeInfo) -> Result<Compiled, ConfigError> {
+        let cfg = PluginConfig::parse(bytes)?;
+        Compiled::new(&cfg, node)
+    }
+
+    /// The `stats_tags` entries the metrics of this configuration need.
+    pub fn stats_tags(&self) -> Vec<StatsTag> {
+        tags::stats_tags_for_labels(self.label_names.iter().map(|s| s.as_str()))
+    }
+
+    /// Whether anything reads `inflight`.
+    pub fn uses_inflight(&self) -> bool {
+        self.uses_inflight
+    }
+
+    /// Compiles a parsed configuration.
+    pub fn new(cfg: &PluginConfig, node: NodeInfo) -> Result<Compiled, ConfigError> {
+        let root = FieldPath::root();
+        let templates = PathTemplates::compile(&cfg.path_templates, &root.field("pathTemplates"))?;
+        if cfg.max_label_values == 0 || cfg.max_label_values > MAX_MAX_LABEL_VALUES {
+            return Err(root.field("maxLabelValues").error(format!(
+                "must be between 1 and {MAX_MAX_LABEL_VALUES}, got {}",
+                cfg.max_label_values
+            )));
+        }
+        let cluster_header = match &cfg.cluster_header {
+            Some(h) => {
+                attribute::header_name(h).map_err(|e| root.field("clusterHeader").error(e))?
+            }
+            None => DEFAULT_CLUSTER_HEADER.to_string(),
+        };
+        let mut b = Builder::default();
+
+        // Standard metrics: one label list, possibly extended per metric.
+        let std_labels = standard_label_sources(cfg.reporter, &node, &mut b);
+        let mut std_extra: Vec<Vec<LabelDef>> = vec![std_labels.clone(); STANDARD_METRICS.len()];
+        let mut seen_names: Vec<&str> = Vec::new();
+        let mut user_groups: Vec<(bool, GroupDef)> = Vec::new();
+        let metrics_path = root.field("metrics");
+        for (i, m) in cfg.metrics.iter().enumerate() {
+            let mp = metrics_path.index(i);
+            check_name(&m.name).map_err(|e| mp.field("name").error(e))?;
+            if seen_names.contains(&m.name.as_str()) {
+                return Err(mp
+                    .field("name")
+                    .error(format!("duplicate metric `{}`", m.name)));
+            }
+            seen_names.push(&m.name);
+            if m.name == tags::OVERFLOW_METRIC {
+                return Err(mp.field("name").error(format!("`{}` is reserved", m.name)));
+            }
+            let std_index = STANDARD_METRICS.iter().position(|(n, _)| *n == m.name);
+            if let (true, Some(si)) = (cfg.standard_metrics, std_index) {
+                // Extend or override the standard metric's labels.
+                let kind = STANDARD_METRICS[si].1;
+                if let Some(t) = m.kind {
+                    if t.kind() != kind {
+                        return Err(mp.field("type").error(format!(
+                            "`{}` is a standard {} and cannot change type",
+                            m.name,
+                            kind.prometheus_type()
+                        )));
+                    }
+                }
+                if m.value.is_some() {
+                    return Err(mp.field("value").error(format!(
+                        "the value of standard metric `{}` is fixed",
+                        m.name
+                    )));
+                }
+                for (label, expr) in &m.dimensions.0 {
+                    let lp = mp.field("dimensions").key(label);
+                    check_label_name(label).map_err(|e| lp.error(e))?;
+                    let attr = attribute::parse(expr).map_err(|e| lp.error(e))?;
+                    let slot = b.slot(attr);
+                    let labels = &mut std_extra[si];
+                    let def = LabelDef {
+                        name: label.clone(),
+                        source: LabelSource::Slot(slot),
+                        unknown_if_empty: false,
+                    };
+                    match labels.iter_mut().find(|l| l.name == *label) {
+                        Some(existing) => *existing = def,
+                        None => labels.push(def),
+                    }
+                }
+                continue;
+            }
+            let Some(t) = m.kind else {
+                return Err(mp
+                    .field("type")
+                    .error("required: COUNTER, GAUGE or HISTOGRAM"));
+            };
+            let mut labels = Vec::with_capacity(m.dimensions.0.len());
+            for (label, expr) in &m.dimensions.0 {
+                let lp = mp.field("dimensions").key(label);
+                check_label_name(label).map_err(|e| lp.error(e))?;
+                let attr = attribute::parse(expr).map_err(|e| lp.error(e))?;
+                labels.push(LabelDef {
+                    name: label.clone(),
+                    source: LabelSource::Slot(b.slot(attr)),
+                    unknown_if_empty: false,
+                });
+            }
+            // Label order in the stat name is by name, as Istio sorts its
+            // dimensions: a configuration that passed through a protobuf
+            // Struct (WasmPlugin.pluginConfig) or a YAML tool may have its
+            // keys reordered, and the names must not change with that.
+            labels.sort_by(|a, b| a.name.cmp(&b.name));
+            let vp = mp.field("value");
+            let (value, inflight) = match (&m.value, t) {
+                (None, MetricType::Counter) => (ValueSource::One, false),
+                (None, _) => return Err(vp.error("required for GAUGE and HISTOGRAM")),
+                (Some(expr), _) => {
+                    let attr = attribute::parse(expr).map_err(|e| vp.error(e))?;
+                    if !attr.is_numeric() {
+                        return Err(vp.error(format!("`{expr}` is not a number")));
+                    }
+                    let inflight = t == MetricType::Gauge && attr == Attribute::Inflight;
+                    (ValueSource::Slot(b.slot(attr)), inflight)
+                }
+            };
+            user_groups.push((
+                inflight,
+                GroupDef {
+                    labels,
+                    metrics: vec![MetricDef {
+                        name: m.name.clone(),
+                        kind: t.kind(),
+                        value,
+                    }],
+                },
+            ));
+        }
+
+        // tagsToRemove.
+        let trp = root.field("tagsToRemove");
+        for (metric, labels) in &cfg.tags_to_remove {
+            let p = trp.key(metric);
+            let target: &mut Vec<LabelDef> = if let (true, Some(si)) = (
+                cfg.standard_metrics,
+                STANDARD_METRICS.iter().position(|(n, _)| n == metric),
+            ) {
+                &mut std_extra[si]
+            } else if let Some((_, g)) = user_groups
+                .iter_mut()
+                .find(|(_, g)| g.metrics[0].name == *metric)
+            {
+                &mut g.labels
+            } else {
+                return Err(p.error(format!("unknown metric `{metric}`")));
+            };
+            for (j, l) in labels.iter().enumerate() {
+                let Some(pos) = target.iter().position(|d| d.name == *l) else {
+                    return Err(p.index(j).error(format!("`{metric}` has no label `{l}`")));
+                };
+                target.remove(pos);
+            }
+        }
+
+        // Standard metrics with identical label lists share a group.
+        let mut groups: Vec<GroupDef> = Vec::new();
+        if cfg.standard_metrics {
+            for (si, (name, kind)) in STANDARD_METRICS.iter().enumerate() {
+                let value = match si {
+                    0 => ValueSource::One,
+                    1 => ValueSource::Slot(b.slot(Attribute::DurationMs)),
+                    2 => ValueSource::Slot(b.slot(Attribute::RequestTotalSize)),
+                    _ => ValueSource::Slot(b.slot(Attribute::ResponseTotalSize)),
+                };
+                let def = MetricDef {
+                    name: name.to_string(),
+                    kind: *kind,
+                    value,
+                };
+                let labels = &std_extra[si];
+                match groups.iter_mut().find(|g| same_labels(&g.labels, labels)) {
+                    Some(g) => g.metrics.push(def),
+                    None => groups.push(GroupDef {
+                        labels: labels.clone(),
+                        metrics: vec![def],
+                    }),
+                }
+            }
+        }
+        let mut inflight_groups = Vec::new();
+        for (inflight, g) in user_groups {
+            if inflight {
+                inflight_groups.push(g);
+            } else {
+                groups.push(g);
+            }
+        }
+
+        // Access log.
+        let access_log = match &cfg.access_log {
+            Some(a) if a.enabled => {
+                let ap = root.field("accessLog").field("fields");
+                let fields: Vec<(String, String)> = match &a.fields {
+                    Some(f) => f.0.clone(),
+                    None => DEFAULT_ACCESS_LOG_FIELDS
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                };
+                if fields.is_empty() {
+                    return Err(ap.error("at least one field is needed"));
+                }
+                let mut out = Vec::with_capacity(fields.len());
+                for (k, expr) in fields {
+                    let fp = ap.key(&k);
+                    if k.is_empty() {
+                        return Err(fp.error("empty field name"));
+                    }
+                    let attr = attribute::parse(&expr).map_err(|e| fp.error(e))?;
+                    out.push((k, b.slot(attr)));
+                }
+                Some(out)
+            }
+            _ => None,
+        };
+
+        let mut label_names: Vec<String> = Vec::new();
+        for g in groups.iter().chain(inflight_groups.iter()) {
+            for l in &g.labels {
+                if !label_names.contains(&l.name) {
+                    label_names.push(l.name.clone());
+                }
+            }
+        }
+        let uses_inflight =
+            !inflight_groups.is_empty() || b.attributes.contains(&Attribute::Inflight);
+        Ok(Compiled {
+            uses_inflight,
+            attributes: b.attributes,
+            groups,
+            inflight_groups,
+            templates,
+            max_label_values: cfg.max_label_values as usize,
+            cluster_header,
+            access_log,
+            reporter: cfg.reporter,
+            node,
+            label_names,
+        })
+    }
+}
+
+/// The `stats_tags` entries needed by a configuration document (standard
+/// labels, the overflow counter's label and every user label), for the
+/// manifests and the local data plane.
+pub fn stats_tags_for_config(bytes: &[u8]) -> Result<Vec<StatsTag>, ConfigError> {
+    Ok(Compiled::from_json(bytes, NodeInfo::default())?.stats_tags())
+}
+
+fn same_labels(a: &[LabelDef], b: &[LabelDef]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.name == y.name && x.source == y.source)
+}
+
+#[derive(Default)]
+struct Builder {
+    attributes: Vec<Attribute>,
+}
+
+impl Builder {
+    fn slot(&mut self, a: Attribute) -> usize {
+        match self.attributes.iter().position(|x| *x == a) {
+            Some(i) => i,
+            None => {
+                self.attributes.push(a);
+                self.attributes.len() - 1
+            }
+        }
+    }
+}
+
+/// A static label value, made safe for the stat name once.
+fn or_unknown(s: &str) -> String {
+    if s.is_empty() {
+        "unknown".to_string()
+    } else {
+        tags::sanitize_label_value(s).into_owned()
+    }
+}
+
+/// Where a standard label comes from.
+#[derive(Clone, Copy)]
+enum Std {
+    Reporter,
+    Peer(&'static str),
+    Node(fn(&NodeInfo) -> &str),
+    Prop(&'static [&'static str]),
+    Derived(Derived),
+    Code,
+    Flags,
+    Unknown,
+}
+
+const WORKLOAD: fn(&NodeInfo) -> &str = |n| &n.workload;
+const NAMESPACE: fn(&NodeInfo) -> &str = |n| &n.namespace;
+const APP: fn(&NodeInfo) -> &str = |n| &n.app;
+const VERSION: fn(&NodeInfo) -> &str = |n| &n.version;
+
+/// Reporter `destination`: the peer is the client (`downstream_peer`), the
+/// local workload is the destination.
+const DESTINATION_SOURCES: [Std; 17] = [
+    Std::Reporter,
+    Std::Peer("workload"),
+    Std::Peer("namespace"),
+    Std::Derived(Derived::PeerPrincipal),
+    Std::Peer("app"),
+    Std::Peer("version"),
+    Std::Node(WORKLOAD),
+    Std::Node(NAMESPACE),
+    Std::Derived(Derived::LocalPrincipal),
+    Std::Derived(Derived::DestinationService),
+    Std::Derived(Derived::DestinationServiceName),
+    Std::Derived(Derived::DestinationServiceNamespace),
+    Std::Derived(Derived::Protocol),
+    Std::Code,
+    Std::Derived(Derived::GrpcLabel),
+    Std::Flags,
+    Std::Derived(Derived::SecurityPolicy),
+];
+
+/// Reporter `source`: the local workload is the source, the peer is the
+/// server (`upstream_peer`); the client side does not know the server's
+/// security policy (Istio writes `unknown`).
+const SOURCE_SOURCES: [Std; 17] = [
+    Std::Reporter,
+    Std::Node(WORKLOAD),
+    Std::Node(NAMESPACE),
+    Std::Prop(&["upstream", "uri_san_local_certificate"]),
+    Std::Node(APP),
+    Std::Node(VERSION),
+    Std::Peer("workload"),
+    Std::Peer("namespace"),
+    Std::Prop(&["upstream", "uri_san_peer_certificate"]),
+    Std::Derived(Derived::DestinationService),
+    Std::Derived(Derived::DestinationServiceName),
+    Std::Derived(Derived::DestinationServiceNamespace),
+    Std::Derived(Derived::Protocol),
+    Std::Code,
+    Std::Derived(Derived::GrpcLabel),
+    Std::Flags,
+    Std::Unknown,
+];
+
+/// The sources of the standard labels for `reporter`, in
+/// [`STANDARD_LABELS`] order.
+fn standard_label_sources(reporter: Reporter, node: &NodeInfo, b: &mut Builder) -> Vec<LabelDef> {
+    let (table, peer) = match reporter {
+        Reporter::Destination => (&DESTINATION_SOURCES, PeerSide::Downstream),
+        Reporter::Source => (&SOURCE_SOURCES, PeerSide::Upstream),
+    };
+    STANDARD_LABELS
+        .iter()
+        .zip(table.iter())
+        .map(|(name, src)| {
+            let source = match *src {
+                Std::Reporter => LabelSource::Static(reporter.as_str().to_string()),
+                Std::Node(f) => LabelSource::Static(or_unknown(f(node))),
+                Std::Unknown => LabelSource::Static("unknown".to_string()),
+                Std::Peer(field) => LabelSource::Slot(b.slot(Attribute::Peer(peer, field))),
+                Std::Prop(path) => LabelSource::Slot(b.slot(Attribute::Property(
+                    path.iter().map(|s| s.to_string()).collect(),
+                    PropKind::Str,
+                ))),
+                Std::Derived(d) => LabelSource::Slot(b.slot(Attribute::Derived(d))),
+                Std::Code => LabelSource::Slot(b.slot(Attribute::Derived(Derived::CodeLabel))),
+                Std::Flags => LabelSource::Slot(b.slot(Attribute::ResponseFlags)),
+            };
+            LabelDef {
+                name: name.to_string(),
+                source,
+                unknown_if_empty: *name != "grpc_response_status",
+            }
+        })
+        .collect()
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid metric name ([a-zA-Z_][a-zA-Z0-9_]*)"
+        ))
+    }
+}
+
+fn check_label_name(name: &str) -> Result<(), String> {
+    check_name(name)
+        .map_err(|_| format!("`{name}` is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"))?;
+    if name == "le" || name.starts_with("__") {
+        return Err(format!("`{name}` is a reserved Prometheus label name"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(json: &str) -> Result<Compiled, ConfigError> {
+        Compiled::from_json(json.as_bytes(), NodeInfo::default())
+    }
+
+    fn err(json: &str) -> String {
+        compile(json).unwrap_err().to_string()
+    }
+
+    const ISSUE_EXAMPLE: &str = r#"{
+      "standardMetrics": true,
+      "reporter": "destination",
+      "metrics": [
+        {"name": "api_requests_total", "type": "COUNTER",
+         "dimensions": {"method": "request.method", "code": "response.code", "route": "request.path_template",
+                        "tenant": "request.auth.claims[tenant]", "plan": "request.headers[x-plan]"}},
+        {"name": "api_latency_ms", "type": "HISTOGRAM", "value": "request.duration_ms", "dimensions": {"method": "request.method"}},
+        {"name": "inflight", "type": "GAUGE", "value": "inflight"}
+      ],
+      "pathTemplates": ["/users/{id}", "/orders/{id}/items/{item}"],
+      "maxLabelValues": 1000,
+      "tagsToRemove": {"istio_requests_total": ["source_principal"]}
+    }"#;
+
+    #[test]
+    fn issue_example_compiles() {
+        let c = compile(ISSUE_EXAMPLE).unwrap();
+        // istio_requests_total lost a label, so it has its own group; the
+        // three histograms share one.
+        assert_eq!(c.groups.len(), 4);
+        assert_eq!(c.groups[0].metrics[0].name, "istio_requests_total");
+        assert_eq!(c.groups[0].labels.len(), 16);
+        assert!(!c.groups[0]
+            .labels
+            .iter()
+            .any(|l| l.name == "source_principal"));
+        assert_eq!(c.groups[1].metrics.len(), 3);
+        assert_eq!(c.groups[1].labels.len(), 17);
+        assert_eq!(c.groups[2].metrics[0].name, "api_requests_total");
+        let names: Vec<_> = c.groups[2].labels.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["code", "method", "plan", "route", "tenant"]);
+        assert_eq!(c.inflight_groups.len(), 1);
+        assert!(c.uses_inflight());
+        let tags: Vec<_> = c.stats_tags().into_iter().map(|t| t.tag_name).collect();
+        assert_eq!(
+            &tags[17..],
+            &["metric", "code", "method", "plan", "route", "tenant"]
+        );
+        assert!(c.access_log.is_none());
+        assert_eq!(c.cluster_header, DEFAULT_CLUSTER_HEADER);
+    }
+
+    #[test]
+    fn defaults() {
+        let c = compile("").unwrap();
+        assert_eq!(c.groups.len(), 1);
+        assert_eq!(c.groups[0].metrics.len(), 4);
+        assert_eq!(c.max_label_values, 1000);
+        assert_eq!(c.reporter, Reporter::Destination);
+        let c = compile(r#"{"standardMetrics": false}"#).unwrap();
+        assert!(c.groups.is_empty());
+    }
+
+    #[test]
+    fn static_labels_come_from_the_node() {
+        let node = NodeInfo {
+            workload: "reviews-v1".into(),
+            namespace: "default".into(),
+            app: "reviews".into(),
+            version: "v1".into(),
+        };
+        let c = Compiled::from_json(br#"{"reporter":"source"}"#, node).unwrap();
+        let l = &c.groups[0].labels;
+        assert_eq!(l[0].source, LabelSource::Static("source".into()));
+        assert_eq!(l[1].source, LabelSource::Static("reviews-v1".into()));
+        assert_eq!(l[4].source, LabelSource::Static("reviews".into()));
+        assert_eq!(l[16].source, LabelSource::Static("unknown".into()));
+        assert!(matches!(l[6].source, LabelSource::Slot(_)));
+    }
+
+    #[test]
+    fn standard_metric_overrides() {
+        let c = compile(
+            r#"{"metrics":[{"name":"istio_requests_total","dimensions":{"destination_app":"node.metadata.LABELS[app]","request_protocol":"request.protocol"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.groups.len(), 2);
+        let l = &c.groups[0].labels;
+        assert_eq!(l.len(), 18);
+        assert_eq!(l[17].name, "destination_app");
+        let LabelSource::Slot(s) = l[12].source else {
+            panic!()
+        };
+        assert_eq!(
+            c.attributes[s],
+            Attribute::Property(vec!["request".into(), "protocol".into()], PropKind::Str)
+        );
+        assert!(
+            err(r#"{"metrics":[{"name":"istio_requests_total","type":"GAUGE"}]}"#)
+                .starts_with("metrics[0].type: ")
+        );
+        assert!(
+            err(r#"{"metrics":[{"name":"istio_request_bytes","value":"request.size"}]}"#)
+                .starts_with("metrics[0].value: ")
+        );
+        // Without standard metrics, the name is free.
+        let c = compile(
+            r#"{"standardMetrics":false,"metrics":[{"name":"istio_requests_total","type":"COUNTER"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.groups.len(), 1);
+    }
+
+    #[test]
+    fn invalid_configurations_name_the_field() {
+        let cases = [
+            (
+                r#"{"metrics":[{"name":"a","type":"SUMMARY"}]}"#,
+                "metrics[0].type: unknown variant `SUMMARY`",
+            ),
+            (r#"{"metrics":[{"name":"a"}]}"#, "metrics[0].type: required"),
+            (
+                r#"{"metrics":[{"name":"a","type":"COUNTER","dimensions":{"x":"request.bogus"}}]}"#,
+                "metrics[0].dimensions.x: unknown attribute `request.bogus`",
+            ),
+            (
+                r#"{"metrics":[{"name":"a","type":"COUNTER"},{"name":"b","type":"HISTOGRAM","value":"request.nope"}]}"#,
+                "metrics[1].value: unknown attribute `request.nope`",
+            ),
+            (
+                r#"{"metrics":[{"name":"a","type":"HISTOGRAM"}]}"#,
+                "metrics[0].value: required",
+            ),
+            (
+                r#"{"metrics":[{"name":"a","type":"HISTOGRAM","value":"request.method"}]}"#,
+                "metrics[0].value: `request.method` is not a number",
+            ),
+            (
+                r#"{"pathTemplates":["/a","/b/{"]}"#,
+                "pathTemplates[1]: bad template `/b/{`",
+            ),
+            (
+                r#"{"metrics":[{"name":"1a","type":"COUNTER"}]}"#,
+                "metrics[0].name: `1a` is not",
+            ),
+            (
+                r#"{"metrics":[{"name":"a","type":"COUNTER"},{"name":"a","type":"COUNTER"}]}"#,
+                "metrics[1].name: duplicate metric `a`",
+            ),
+            (
+                r#"{"metrics":[{"name":"a","type":"COUNTER","dimensions":{"le":"request.method"}}]}"#,
+                "metrics[0].dimensions.le: `le` is a reserved",
+            ),
+            (
+                r#"{"metrics":[{"name":"a","type":"COUNTER","dimensions":{"x":"request.method","x":"request.path"}}]}"#,
+                "metrics[0].dimensions: duplicate key `x`",
+            ),
+            (r#"{"maxLabelValues":0}"#, "maxLabelValues: must be between"),
+            (
+                r#"{"tagsToRemove":{"nope":["a"]}}"#,
+                "tagsToRemove.nope: unknown metric `nope`",
+            ),
+            (
+                r#"{"tagsToRemove":{"istio_requests_total":["reporter","bogus"]}}"#,
+                "tagsToRemove.istio_requests_total[1]: `istio_requests_total` has no label `bogus`",
+            ),
+            (
+                r#"{"reporter":"client"}"#,
+                "reporter: unknown variant `client`",
+            ),
+            (r#"{"bogus":1}"#, "bogus: unknown field `bogus`"),
+            (
+                r#"{"clusterHeader":"bad header"}"#,
+                "clusterHeader: `bad header` is not a valid header name",
+            ),
+            (
+                r#"{"accessLog":{"fields":{"m":"request.nope"}}}"#,
+                "accessLog.fields.m: unknown attribute `request.nope`",
+            ),
+            (
+                r#"{"accessLog":{"fields":{}}}"#,
+                "accessLog.fields: at least one field",
+            ),
+            (
+                r#"{"metrics":[{"name":"a","type":"COUNTER","dimensions":{"x":3}}]}"#,
+                "metrics[0].dimensions.x: invalid type: integer `3`, expected a string",
+            ),
+            (
+                r#"{"metrics":[{"type":"COUNTER"}]}"#,
+                "metrics[0]: missing field `name`",
+            ),
+            (
+                r#"{"metrics":[{"name":"a","name":"b","type":"COUNTER"}]}"#,
+                "metrics[0]: duplicate field `name`",
+            ),
+            (
+                r#"{"maxLabelValues":-1}"#,
+                "maxLabelValues: invalid value: integer `-1`, expected u32",
+            ),
+            (
+                r#"{"maxLabelValues":1.5}"#,
+                "maxLabelValues: invalid type: floating point `1.5`, expected u32",
+            ),
+            (
+                r#"{"standardMetrics":"yes"}"#,
+                "standardMetrics: invalid type: string \"yes\", expected a boolean",
+            ),
+            (
+                r#"{"metrics":{}}"#,
+                "metrics: invalid type: map, expected a sequence",
+            ),
+            (
+                r#"[]"#,
+                "configuration: invalid type: sequence, expected struct PluginConfig",
+            ),
+            (
+                r#"{"metrics":[}"#,
+                "configuration: expected value at line 1 column 13",
+            ),
+            (
+                r#"{"pathTemplates":["/a", 1]}"#,
+                "pathTemplates[1]: invalid type: integer `1`, expected a string",
+            ),
+            (
+                r#"{"tagsToRemove":{"istio_requests_total":"reporter"}}"#,
+                "tagsToRemove.istio_requests_total: invalid type: string",
+            ),
+            (
+                r#"{"metrics":[{"name":"wasmesh_metrics_label_overflow_total","type":"COUNTER"}]}"#,
+                "metrics[0].name: `wasmesh_metrics_label_overflow_total` is reserved",
+            ),
+        ];
+        for (json, want) in cases {
+            let got = err(json);
+            assert!(
+                got.starts_with(want),
+                "{json}\n  got:  {got}\n  want: {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn nulls_and_empty_documents() {
+        let c = compile("  \n ").unwrap();
+        assert_eq!(c.groups.len(), 1);
+        let p = PluginConfig::parse(br#"{"clusterHeader": null, "accessLog": null, "metrics": [{"name": "a", "type": null, "value": null}]}"#).unwrap();
+        assert_eq!(p.cluster_header, None);
+        assert_eq!(p.metrics[0].kind, None);
+        // A null where no default applies is a type error, as with serde.
+        assert!(
+            err(r#"{"standardMetrics": null}"#).starts_with("standardMetrics: invalid type: null")
+        );
+    }
+
+    #[test]
+    fn access_log_fields() {
+        let c = compile(r#"{"accessLog":{}}"#).unwrap();
+        let f = c.access_log.unwrap();
+        assert_eq!(f.len(), DEFAULT_ACCESS_LOG_FIELDS.len());
+        assert_eq!(f[0].0, "start_time");
+        let c = compile(r#"{"accessLog":{"enabled":false}}"#).unwrap();
+        assert!(c.access_log.is_none());
+        let c = compile(r#"{"accessLog":{"fields":{"z":"request.method","a":"response.code"}}}"#)
+            .unwrap();
+        let keys: Vec<_> = c.access_log.unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["z", "a"]);
+    }
+
+    #[test]
+    fn stats_tags_for_a_document() {
+        let t = stats_tags_for_config(ISSUE_EXAMPLE.as_bytes()).unwrap();
+        assert_eq!(t.len(), 17 + 1 + 5);
+        assert!(stats_tags_for_config(b"{\"x\":1}").is_err());
+    }
+}

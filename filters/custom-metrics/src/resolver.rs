@@ -1,0 +1,837 @@
+//! Evaluates attributes for one stream, reading each input at most once.
+//!
+//! The proxy-wasm glue implements [`StreamHost`] over host calls; tests
+//! implement it over plain data. Property values arrive in Envoy's encodings
+//! (strings raw, integers 8-byte little-endian, booleans one byte,
+//! timestamps and durations int64 nanoseconds).
+
+use crate::attribute::{Attribute, Derived, PeerSide, PropKind, Value};
+use crate::config::{Compiled, Reporter};
+use crate::flags;
+use crate::json::Json;
+use wasmesh_common::HeaderMap;
+
+/// What the filter can read about the stream being logged.
+pub trait StreamHost {
+    /// Request headers (fetched at most once).
+    fn request_headers(&mut self) -> &HeaderMap;
+    /// Response headers (fetched at most once).
+    fn response_headers(&mut self) -> &HeaderMap;
+    /// Response trailers (fetched at most once).
+    fn response_trailers(&mut self) -> &HeaderMap;
+    /// A property's raw bytes (`proxy_get_property`).
+    fn property(&mut self, path: &[&str]) -> Option<Vec<u8>>;
+    /// The verified identity the JWT filter left in filter state
+    /// (`wasmesh.identity`, the JSON of `wasmesh_common::identity::Identity`),
+    /// parsed; fetched at most once.
+    fn identity(&mut self) -> Option<&Json>;
+    /// The clock, in nanoseconds since the epoch.
+    fn now_nanos(&mut self) -> u64;
+    /// When this filter first saw the stream, if it did.
+    fn stream_start_nanos(&self) -> Option<u64>;
+    /// Request body bytes this filter saw, if it saw the request body phase.
+    fn request_body_bytes(&self) -> Option<u64>;
+    /// Response body bytes this filter saw, if it saw the response body phase.
+    fn response_body_bytes(&self) -> Option<u64>;
+}
+
+/// Decodes a property value.
+pub fn decode(bytes: Vec<u8>, kind: PropKind) -> Value {
+    let int = |b: &[u8]| -> Option<i64> { Some(i64::from_le_bytes(b.get(..8)?.try_into().ok()?)) };
+    match kind {
+        PropKind::Str => Value::Str(
+            String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        ),
+        PropKind::Int | PropKind::Duration => int(&bytes).map_or(Value::Missing, Value::Int),
+        PropKind::Timestamp => int(&bytes).map_or(Value::Missing, Value::Time),
+        PropKind::Bool => bytes
+            .first()
+            .map_or(Value::Missing, |b| Value::Bool(*b != 0)),
+    }
+}
+
+/// Per-stream attribute evaluation with memoisation by slot.
+pub struct Resolver<'a, H: StreamHost> {
+    host: &'a mut H,
+    cfg: &'a Compiled,
+    memo: Vec<Option<Value>>,
+    inflight: i64,
+    peer_present: [Option<bool>; 2],
+    /// The routed cluster and the service host, read once per stream.
+    cluster: Option<Value>,
+    service_host: Option<Option<String>>,
+    mtls: Option<Value>,
+}
+
+impl<'a, H: StreamHost> Resolver<'a, H> {
+    /// A resolver for one stream; `inflight` is the VM's in-flight count.
+    pub fn new(host: &'a mut H, cfg: &'a Compiled, inflight: i64) -> Self {
+        Resolver {
+            host,
+            cfg,
+            memo: vec![None; cfg.attributes.len()],
+            inflight,
+            peer_present: [None, None],
+            cluster: None,
+            service_host: None,
+            mtls: None,
+        }
+    }
+
+    /// The value of attribute slot `slot`.
+    pub fn slot(&mut self, slot: usize) -> &Value {
+        if self.memo[slot].is_none() {
+            let attr = &self.cfg.attributes[slot];
+            let v = self.eval(attr);
+            self.memo[slot] = Some(v);
+        }
+        self.memo[slot].as_ref().unwrap_or(&Value::Missing)
+    }
+
+    fn prop(&mut self, path: &[&str], kind: PropKind) -> Value {
+        match self.host.property(path) {
+            Some(b) => decode(b, kind),
+            None => Value::Missing,
+        }
+    }
+
+    fn req_header(&mut self, name: &str) -> Value {
+        self.host
+            .request_headers()
+            .get(name)
+            .map_or(Value::Missing, |v| Value::Str(v.to_string()))
+    }
+
+    /// Evaluates an attribute without memoisation.
+    pub fn eval(&mut self, attr: &Attribute) -> Value {
+        use Attribute::*;
+        match attr {
+            RequestHeader(h) => self.req_header(h),
+            ResponseHeader(h) => self
+                .host
+                .response_headers()
+                .get(h)
+                .map_or(Value::Missing, |v| Value::Str(v.to_string())),
+            ResponseTrailer(h) => self
+                .host
+                .response_trailers()
+                .get(h)
+                .map_or(Value::Missing, |v| Value::Str(v.to_string())),
+            Claim(path) => {
+                let mut v = self.host.identity().and_then(|id| id.get("claims"));
+                for seg in path {
+                    v = v.and_then(|x| x.get(seg));
+                }
+                v.and_then(claim_string).map_or(Value::Missing, Value::Str)
+            }
+            AuthPrincipal => self.identity_string("principal"),
+            AuthAudiences => match self.host.identity().and_then(|id| id.get("aud")) {
+                Some(a) => claim_string(a).map_or(Value::Missing, Value::Str),
+                None => Value::Missing,
+            },
+            AuthPresenter => self.identity_string("azp"),
+            Method => self.req_header(":method"),
+            Path => self.req_header(":path"),
+            UrlPath => match self.host.request_headers().get(":path") {
+                Some(_) => Value::Str(self.host.request_headers().url_path().to_string()),
+                None => Value::Missing,
+            },
+            Host => {
+                let a = self.host.request_headers().authority();
+                if a.is_empty() {
+                    Value::Missing
+                } else {
+                    Value::Str(a.to_string())
+                }
+            }
+            Scheme => self.req_header(":scheme"),
+            Query => match self.host.request_headers().query() {
+                Some(q) => Value::Str(q.to_string()),
+                None => Value::Missing,
+            },
+            UserAgent => self.req_header("user-agent"),
+            Referer => self.req_header("referer"),
+            RequestId => self.req_header("x-request-id"),
+            PathTemplate => {
+                let cfg = self.cfg;
+                let path = self.host.request_headers().url_path();
+                Value::Str(cfg.templates.template_for(path).to_string())
+            }
+            DurationMs => self.duration_ms(),
+            RequestSize => Value::Int(self.request_size()),
+            RequestTotalSize => match self.prop(&["request", "total_size"], PropKind::Int) {
+                Value::Int(n) => Value::Int(n),
+                _ => {
+                    let h = header_bytes(self.host.request_headers());
+                    Value::Int(h + self.request_size())
+                }
+            },
+            ResponseSize => Value::Int(self.response_size()),
+            ResponseTotalSize => match self.prop(&["response", "total_size"], PropKind::Int) {
+                Value::Int(n) => Value::Int(n),
+                _ => {
+                    let h = header_bytes(self.host.response_headers())
+                        + header_bytes(self.host.response_trailers());
+                    Value::Int(h + self.response_size())
+                }
+            },
+            Inflight => Value::Int(self.inflight),
+            ResponseCode => self.response_code(),
+            ResponseCodeClass => match self.response_code() {
+                Value::Int(c) if (100..600).contains(&c) => Value::Str(format!("{}xx", c / 100)),
+                _ => Value::Missing,
+            },
+            GrpcStatus => self.grpc_status(),
+            ResponseFlags => {
+                let bits = match self.prop(&["response", "flags"], PropKind::Int) {
+                    Value::Int(b) => b as u64,
+                    _ => 0,
+                };
+                let marks = match self.prop(&["wasmesh.fault"], PropKind::Str) {
+                    Value::Str(s) => flags::parse_flags(&s),
+                    _ => 0,
+                };
+                Value::Str(flags::render_flags(bits | marks))
+            }
+            Cluster => self.cluster(),
+            Peer(side, field) => self.peer(*side, field),
+            Property(path, kind) => {
+                let p: Vec<&str> = path.iter().map(|s| s.as_str()).collect();
+                self.prop(&p, *kind)
+            }
+            Derived(d) => self.derived(*d),
+        }
+    }
+
+    fn identity_string(&mut self, key: &str) -> Value {
+        match self
+            .host
+            .identity()
+            .and_then(|id| id.get(key))
+            .and_then(Json::as_str)
+        {
+            Some(v) if !v.is_empty() => Value::Str(v.to_string()),
+            _ => Value::Missing,
+        }
+    }
+
+    fn duration_ms(&mut self) -> Value {
+        if let Value::Int(ns) = self.prop(&["request", "duration"], PropKind::Duration) {
+            return Value::Int(ns.max(0) / 1_000_000);
+        }
+        let now = self.host.now_nanos() as i64;
+        if let Value::Time(start) = self.prop(&["request", "time"], PropKind::Timestamp) {
+            return Value::Int(now.saturating_sub(start).max(0) / 1_000_000);
+        }
+        match self.host.stream_start_nanos() {
+            Some(start) => Value::Int(now.saturating_sub(start as i64).max(0) / 1_000_000),
+            None => Value::Missing,
+        }
+    }
+
+    fn request_size(&mut self) -> i64 {
+        if let Value::Int(n) = self.prop(&["request", "size"], PropKind::Int) {
+            return n;
+        }
+        if let Some(n) = content_length(self.host.request_headers()) {
+            return n;
+        }
+        self.host.request_body_bytes().unwrap_or(0) as i64
+    }
+
+    fn response_size(&mut self) -> i64 {
+        if let Value::Int(n) = self.prop(&["response", "size"], PropKind::Int) {
+            return n;
+        }
+        match self.host.response_body_bytes() {
+            Some(n) if n > 0 => n as i64,
+            _ => content_length(self.host.response_headers()).unwrap_or(0),
+        }
+    }
+
+    fn response_code(&mut self) -> Value {
+        match self.prop(&["response", "code"], PropKind::Int) {
+            Value::Int(c) if c > 0 => Value::Int(c),
+            _ => match self
+                .host
+                .response_headers()
+                .get(":status")
+                .and_then(|s| s.trim().parse::<i64>().ok())
+            {
+                Some(c) => Value::Int(c),
+                None => Value::Missing,
+            },
+        }
+    }
+
+    /// Envoy's `hasGrpcContentType`: `application/grpc` exactly or
+    /// `application/grpc+<codec>` (gRPC-Web is not gRPC).
+    fn is_grpc(&mut self) -> bool {
+        self.host
+            .request_headers()
+            .get("content-type")
+            .and_then(|c| c.strip_prefix("application/grpc"))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('+'))
+    }
+
+    fn grpc_status(&mut self) -> Value {
+        if let Value::Int(s) = self.prop(&["response", "grpc_status"], PropKind::Int) {
+            return Value::Int(s);
+        }
+        let parse = |m: &HeaderMap| {
+            m.get("grpc-status")
+                .and_then(|s| s.trim().parse::<i64>().ok())
+        };
+        if let Some(s) = parse(self.host.response_trailers()) {
+            return Value::Int(s);
+        }
+        if let Some(s) = parse(self.host.response_headers()) {
+            return Value::Int(s);
+        }
+        if self.is_grpc() {
+            if let Value::Int(code) = self.response_code() {
+                if code != 200 {
+                    return Value::Int(flags::http_to_grpc_status(code));
+                }
+            }
+        }
+        Value::Missing
+    }
+
+    fn cluster(&mut self) -> Value {
+        if let Some(c) = &self.cluster {
+            return c.clone();
+        }
+        let c = self.read_cluster();
+        self.cluster = Some(c.clone());
+        c
+    }
+
+    fn read_cluster(&mut self) -> Value {
+        for path in [&["xds", "cluster_name"][..], &["cluster_name"][..]] {
+            if let Value::Str(s) = self.prop(path, PropKind::Str) {
+                if !s.is_empty() {
+                    return Value::Str(s);
+                }
+            }
+        }
+        let cfg = self.cfg;
+        self.req_header(&cfg.cluster_header)
+    }
+
+    fn peer(&mut self, side: PeerSide, field: &str) -> Value {
+        let idx = side as usize;
+        // Without Istio's metadata exchange there is no peer object at all:
+        // probe its `workload` once and skip every other field.
+        if self.peer_present[idx].is_none() {
+            let w = self.prop(&[side.property(), "workload"], PropKind::Str);
+            let present = !matches!(w, Value::Missing);
+            self.peer_present[idx] = Some(present);
+            if !present {
+                return Value::Missing;
+            }
+            if field == "workload" {
+                return w;
+            }
+        }
+        if self.peer_present[idx] == Some(false) {
+            return Value::Missing;
+        }
+        self.prop(&[side.property(), field], PropKind::Str)
+    }
+
+    fn mtls(&mut self) -> Value {
+        if let Some(v) = &self.mtls {
+            return v.clone();
+        }
+        let v = self.prop(&["connection", "mtls"], PropKind::Bool);
+        self.mtls = Some(v.clone());
+        v
+    }
+
+    /// The service host: an Istio cluster name's host, else the authority
+    /// without port.
+    fn service_host(&mut self) -> Option<String> {
+        if let Some(h) = &self.service_host {
+            return h.clone();
+        }
+        let h = self.read_service_host();
+        self.service_host = Some(h.clone());
+        h
+    }
+
+    fn read_service_host(&mut self) -> Option<String> {
+        if let Value::Str(c) = self.cluster() {
+            let parts: Vec<&str> = c.split('|').collect();
+            if parts.len() == 4 && !parts[3].is_empty() {
+                return Some(parts[3].to_string());
+            }
+        }
+        let a = self.host.request_headers().authority();
+        let host = strip_port(a);
+        (!host.is_empty()).then(|| host.to_string())
+    }
+
+    fn derived(&mut self, d: Derived) -> Value {
+        match d {
+            Derived::Protocol => Value::Str(if self.is_grpc() { "grpc" } else { "http" }.into()),
+            // Istio writes 0 when there was no response (the client went away
+            // first).
+            Derived::CodeLabel => match self.response_code() {
+                Value::Int(c) => Value::Int(c),
+                _ => Value::Int(0),
+            },
+            Derived::GrpcLabel => {
+                if self.is_grpc() {
+                    match self.grpc_status() {
+                        Value::Int(s) => Value::Str(s.to_string()),
+                        _ => Value::Str(String::new()),
+                    }
+                } else {
+                    Value::Str(String::new())
+                }
+            }
+            Derived::DestinationService => self.service_host().map_or(Value::Missing, Value::Str),
+            Derived::DestinationServiceName => match self.service_host() {
+                Some(h) => match split_k8s_host(&h) {
+                    Some((name, _)) => Value::Str(name.to_string()),
+                    None => Value::Str(h),
+                },
+                None => Value::Missing,
+            },
+            Derived::DestinationServiceNamespace => {
+                if let Some(h) = self.service_host() {
+                    if let Some((_, ns)) = split_k8s_host(&h) {
+                        return Value::Str(ns.to_string());
+                    }
+                }
+                match self.cfg.reporter {
+                    Reporter::Destination if !self.cfg.node.namespace.is_empty() => {
+                        Value::Str(self.cfg.node.namespace.clone())
+                    }
+                    Reporter::Destination => Value::Missing,
+                    Reporter::Source => self.peer(PeerSide::Upstream, "namespace"),
+                }
+            }
+            Derived::SecurityPolicy => match self.mtls() {
+                Value::Bool(true) => Value::Str("mutual_tls".into()),
+                Value::Bool(false) => Value::Str("none".into()),
+                _ => Value::Missing,
+            },
+            // Principals are mTLS identities: without mutual TLS there is no
+            // peer certificate, and Istio writes `unknown`; skipping the
+            // certificate reads saves two property calls per plain-text
+            // request.
+            Derived::PeerPrincipal | Derived::LocalPrincipal => {
+                if self.mtls() == Value::Bool(false) {
+                    return Value::Missing;
+                }
+                let field = if d == Derived::PeerPrincipal {
+                    "uri_san_peer_certificate"
+                } else {
+                    "uri_san_local_certificate"
+                };
+                self.prop(&["connection", field], PropKind::Str)
+            }
+        }
+    }
+}
+
+/// A claim as a label: a string as is, a number as written, a boolean as
+/// `true`/`false`, a list as its scalar elements joined with `,` (as
+/// `wasmesh_common::identity::claim_strings`); objects and nulls are missing.
+fn claim_string(v: &Json) -> Option<String> {
+    fn scalar(v: &Json) -> Option<String> {
+        match v {
+            Json::String(s) => Some(s.clone()),
+            Json::Number(n) => Some(n.clone()),
+            Json::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+    match v {
+        Json::Array(items) => {
+            let parts: Vec<String> = items.iter().filter_map(scalar).collect();
+            (!parts.is_empty()).then(|| parts.join(","))
+        }
+        other => scalar(other),
+    }
+}
+
+/// `reviews.default.svc.cluster.local` → (`reviews`, `default`).
+fn split_k8s_host(host: &str) -> Option<(&str, &str)> {
+    let mut it = host.split('.');
+    let name = it.next()?;
+    let ns = it.next()?;
+    (it.next() == Some("svc") && !name.is_empty() && !ns.is_empty()).then_some((name, ns))
+}
+
+fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        // [v6]:port
+        return match authority.find(']') {
+            Some(end) => &authority[..=end],
+            None => authority,
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    }
+}
+
+fn content_length(h: &HeaderMap) -> Option<i64> {
+    h.get("content-length").and_then(|v| v.trim().parse().ok())
+}
+
+/// Envoy's `HeaderMap::byteSize`: names and values of every header.
+pub fn header_bytes(h: &HeaderMap) -> i64 {
+    h.pairs()
+        .iter()
+        .map(|(k, v)| (k.len() + v.len()) as i64)
+        .sum()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::attribute;
+    use crate::config::NodeInfo;
+    use std::collections::HashMap;
+    use wasmesh_common::identity::Identity;
+
+    /// A stream made of plain data.
+    #[derive(Default)]
+    pub struct FakeStream {
+        pub req: HeaderMap,
+        pub resp: HeaderMap,
+        pub trailers: HeaderMap,
+        pub props: HashMap<String, Vec<u8>>,
+        pub identity: Option<Json>,
+        pub now: u64,
+        pub start: Option<u64>,
+        pub req_body: Option<u64>,
+        pub resp_body: Option<u64>,
+        pub property_reads: usize,
+    }
+
+    impl FakeStream {
+        pub fn get(path: &str) -> FakeStream {
+            FakeStream {
+                req: HeaderMap::from_slice(&[
+                    (":method", "GET"),
+                    (":path", path),
+                    (":authority", "api.example.com:8080"),
+                    (":scheme", "http"),
+                ]),
+                resp: HeaderMap::from_slice(&[(":status", "200")]),
+                now: 1_700_000_000_000_000_000,
+                ..Default::default()
+            }
+        }
+        pub fn str(mut self, k: &str, v: &str) -> Self {
+            self.props.insert(k.into(), v.as_bytes().to_vec());
+            self
+        }
+        pub fn int(mut self, k: &str, v: i64) -> Self {
+            self.props.insert(k.into(), v.to_le_bytes().to_vec());
+            self
+        }
+        pub fn boolean(mut self, k: &str, v: bool) -> Self {
+            self.props.insert(k.into(), vec![u8::from(v)]);
+            self
+        }
+    }
+
+    impl StreamHost for FakeStream {
+        fn request_headers(&mut self) -> &HeaderMap {
+            &self.req
+        }
+        fn response_headers(&mut self) -> &HeaderMap {
+            &self.resp
+        }
+        fn response_trailers(&mut self) -> &HeaderMap {
+            &self.trailers
+        }
+        fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
+            self.property_reads += 1;
+            self.props.get(&path.join(".")).cloned()
+        }
+        fn identity(&mut self) -> Option<&Json> {
+            self.identity.as_ref()
+        }
+        fn now_nanos(&mut self) -> u64 {
+            self.now
+        }
+        fn stream_start_nanos(&self) -> Option<u64> {
+            self.start
+        }
+        fn request_body_bytes(&self) -> Option<u64> {
+            self.req_body
+        }
+        fn response_body_bytes(&self) -> Option<u64> {
+            self.resp_body
+        }
+    }
+
+    fn cfg(json: &str) -> Compiled {
+        Compiled::from_json(json.as_bytes(), NodeInfo::default()).unwrap()
+    }
+
+    /// The identity as the JWT filter stores it, parsed as the filter reads it.
+    pub fn identity_json(id: Identity) -> Json {
+        crate::json::parse(id.to_json().as_bytes()).unwrap()
+    }
+
+    fn eval(s: &mut FakeStream, c: &Compiled, expr: &str) -> Value {
+        let a = attribute::parse(expr).unwrap();
+        Resolver::new(s, c, 3).eval(&a)
+    }
+
+    #[test]
+    fn request_attributes() {
+        let c = cfg(r#"{"pathTemplates":["/users/{id}"]}"#);
+        let mut s = FakeStream::get("/users/42?x=1");
+        s.req.add("x-plan", "pro");
+        assert_eq!(eval(&mut s, &c, "request.method"), Value::Str("GET".into()));
+        assert_eq!(
+            eval(&mut s, &c, "request.url_path"),
+            Value::Str("/users/42".into())
+        );
+        assert_eq!(eval(&mut s, &c, "request.query"), Value::Str("x=1".into()));
+        assert_eq!(
+            eval(&mut s, &c, "request.headers[x-plan]"),
+            Value::Str("pro".into())
+        );
+        assert_eq!(eval(&mut s, &c, "request.headers[x-none]"), Value::Missing);
+        assert_eq!(
+            eval(&mut s, &c, "request.path_template"),
+            Value::Str("/users/{id}".into())
+        );
+        let mut s = FakeStream::get("/other");
+        assert_eq!(
+            eval(&mut s, &c, "request.path_template"),
+            Value::Str("other".into())
+        );
+        assert_eq!(eval(&mut s, &c, "inflight"), Value::Int(3));
+    }
+
+    #[test]
+    fn response_and_properties() {
+        let c = cfg("{}");
+        let mut s = FakeStream::get("/")
+            .int("response.code", 503)
+            .int("response.flags", 0x2)
+            .str("wasmesh.fault", "FI")
+            .int("source.port", 40000)
+            .boolean("connection.mtls", true);
+        assert_eq!(eval(&mut s, &c, "response.code"), Value::Int(503));
+        assert_eq!(
+            eval(&mut s, &c, "response.code_class"),
+            Value::Str("5xx".into())
+        );
+        assert_eq!(
+            eval(&mut s, &c, "response.flags"),
+            Value::Str("UH,FI".into())
+        );
+        assert_eq!(eval(&mut s, &c, "source.port"), Value::Int(40000));
+        assert_eq!(eval(&mut s, &c, "connection.mtls"), Value::Bool(true));
+        assert_eq!(eval(&mut s, &c, "source.address"), Value::Missing);
+        // Without the property, :status.
+        let mut s = FakeStream::get("/");
+        assert_eq!(eval(&mut s, &c, "response.code"), Value::Int(200));
+        assert_eq!(eval(&mut s, &c, "response.flags"), Value::Str("-".into()));
+    }
+
+    #[test]
+    fn computed_values_and_fallbacks() {
+        let c = cfg("{}");
+        let mut s = FakeStream::get("/").int("request.duration", 12_500_000);
+        assert_eq!(eval(&mut s, &c, "request.duration_ms"), Value::Int(12));
+        let mut s = FakeStream::get("/");
+        s.props.insert(
+            "request.time".into(),
+            (s.now as i64 - 40_000_000).to_le_bytes().to_vec(),
+        );
+        assert_eq!(eval(&mut s, &c, "request.duration_ms"), Value::Int(40));
+        let mut s = FakeStream::get("/");
+        s.start = Some(s.now - 7_000_000);
+        assert_eq!(eval(&mut s, &c, "request.duration_ms"), Value::Int(7));
+        let mut s = FakeStream::get("/");
+        assert_eq!(eval(&mut s, &c, "request.duration_ms"), Value::Missing);
+
+        // Sizes: property, else content-length / counted bytes; totals add headers.
+        let mut s = FakeStream::get("/")
+            .int("request.size", 10)
+            .int("response.total_size", 99);
+        assert_eq!(eval(&mut s, &c, "request.size"), Value::Int(10));
+        assert_eq!(eval(&mut s, &c, "response.total_size"), Value::Int(99));
+        let mut s = FakeStream::get("/");
+        s.req.add("content-length", "5");
+        s.resp_body = Some(11);
+        let hdr = header_bytes(&s.req);
+        assert_eq!(eval(&mut s, &c, "request.size"), Value::Int(5));
+        assert_eq!(eval(&mut s, &c, "request.total_size"), Value::Int(hdr + 5));
+        assert_eq!(eval(&mut s, &c, "response.size"), Value::Int(11));
+        assert_eq!(
+            eval(&mut s, &c, "response.total_size"),
+            Value::Int(":status".len() as i64 + 3 + 11)
+        );
+    }
+
+    #[test]
+    fn claims() {
+        let c = cfg("{}");
+        let mut s = FakeStream::get("/");
+        assert_eq!(
+            eval(&mut s, &c, "request.auth.claims[tenant]"),
+            Value::Missing
+        );
+        let mut claims = serde_json::Map::new();
+        claims.insert("tenant".into(), serde_json::json!("acme"));
+        claims.insert("groups".into(), serde_json::json!(["a", "b"]));
+        claims.insert("realm".into(), serde_json::json!({"role": "admin"}));
+        s.identity = Some(identity_json(Identity {
+            provider: "idp".into(),
+            iss: "https://idp".into(),
+            sub: "alice".into(),
+            aud: vec!["api".into()],
+            azp: String::new(),
+            principal: "https://idp/alice".into(),
+            claims,
+        }));
+        assert_eq!(
+            eval(&mut s, &c, "request.auth.claims[tenant]"),
+            Value::Str("acme".into())
+        );
+        assert_eq!(
+            eval(&mut s, &c, "request.auth.claims[groups]"),
+            Value::Str("a,b".into())
+        );
+        assert_eq!(
+            eval(&mut s, &c, "request.auth.claims[realm][role]"),
+            Value::Str("admin".into())
+        );
+        assert_eq!(
+            eval(&mut s, &c, "request.auth.claims[realm]"),
+            Value::Missing
+        );
+        assert_eq!(
+            eval(&mut s, &c, "request.auth.principal"),
+            Value::Str("https://idp/alice".into())
+        );
+        assert_eq!(eval(&mut s, &c, "request.auth.presenter"), Value::Missing);
+    }
+
+    #[test]
+    fn cluster_and_service() {
+        let c = cfg("{}");
+        let d =
+            |s: &mut FakeStream, d: Derived| Resolver::new(s, &c, 0).eval(&Attribute::Derived(d));
+        let mut s = FakeStream::get("/").str(
+            "xds.cluster_name",
+            "outbound|9080||reviews.prod.svc.cluster.local",
+        );
+        assert_eq!(
+            d(&mut s, Derived::DestinationService),
+            Value::Str("reviews.prod.svc.cluster.local".into())
+        );
+        assert_eq!(
+            d(&mut s, Derived::DestinationServiceName),
+            Value::Str("reviews".into())
+        );
+        assert_eq!(
+            d(&mut s, Derived::DestinationServiceNamespace),
+            Value::Str("prod".into())
+        );
+        // Plain Envoy cluster: the authority is the service.
+        let mut s = FakeStream::get("/").str("cluster_name", "backend");
+        assert_eq!(
+            eval(&mut s, &c, "xds.cluster_name"),
+            Value::Str("backend".into())
+        );
+        assert_eq!(
+            d(&mut s, Derived::DestinationService),
+            Value::Str("api.example.com".into())
+        );
+        assert_eq!(
+            d(&mut s, Derived::DestinationServiceName),
+            Value::Str("api.example.com".into())
+        );
+        assert_eq!(
+            d(&mut s, Derived::DestinationServiceNamespace),
+            Value::Missing
+        );
+        // The header router's header as last resort.
+        let mut s = FakeStream::get("/");
+        s.req.add("x-wasmesh-cluster", "v2");
+        assert_eq!(eval(&mut s, &c, "cluster_name"), Value::Str("v2".into()));
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("host"), "host");
+    }
+
+    #[test]
+    fn grpc() {
+        let c = cfg("{}");
+        let d =
+            |s: &mut FakeStream, d: Derived| Resolver::new(s, &c, 0).eval(&Attribute::Derived(d));
+        let mut s = FakeStream::get("/");
+        assert_eq!(d(&mut s, Derived::Protocol), Value::Str("http".into()));
+        assert_eq!(d(&mut s, Derived::GrpcLabel), Value::Str(String::new()));
+        s.req.add("content-type", "application/grpc-web");
+        assert_eq!(d(&mut s, Derived::Protocol), Value::Str("http".into()));
+        s.req.set("content-type", "application/grpc+proto");
+        s.trailers.add("grpc-status", "5");
+        assert_eq!(d(&mut s, Derived::Protocol), Value::Str("grpc".into()));
+        assert_eq!(d(&mut s, Derived::GrpcLabel), Value::Str("5".into()));
+        let mut s = FakeStream::get("/").int("response.code", 401);
+        s.req.add("content-type", "application/grpc");
+        assert_eq!(eval(&mut s, &c, "response.grpc_status"), Value::Int(16));
+    }
+
+    #[test]
+    fn peers_are_probed_once() {
+        let c = cfg("{}");
+        let mut s = FakeStream::get("/");
+        {
+            let mut r = Resolver::new(&mut s, &c, 0);
+            for f in ["workload", "namespace", "app", "version"] {
+                assert_eq!(
+                    r.eval(&Attribute::Peer(PeerSide::Downstream, f)),
+                    Value::Missing
+                );
+            }
+        }
+        // One probe, then nothing.
+        assert_eq!(s.property_reads, 1);
+        let mut s = FakeStream::get("/").str("downstream_peer.app", "productpage");
+        let mut r = Resolver::new(&mut s, &c, 0);
+        assert_eq!(
+            r.eval(&Attribute::Peer(PeerSide::Downstream, "workload")),
+            Value::Missing
+        );
+        assert_eq!(
+            r.eval(&Attribute::Peer(PeerSide::Downstream, "app")),
+            Value::Missing,
+            "no workload field: treated as no peer"
+        );
+    }
+
+    #[test]
+    fn security_policy() {
+        let c = cfg("{}");
+        let d = |s: &mut FakeStream| {
+            Resolver::new(s, &c, 0).eval(&Attribute::Derived(Derived::SecurityPolicy))
+        };
+        assert_eq!(d(&mut FakeStream::get("/")), Value::Missing);
+        assert_eq!(
+            d(&mut FakeStream::get("/").boolean("connection.mtls", true)),
+            Value::Str("mutual_tls".into())
+        );
+        assert_eq!(
+            d(&mut FakeStream::get("/").boolean("connection.mtls", false)),
+            Value::Str("none".into())
+        );
+    }
+}

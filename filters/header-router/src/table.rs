@@ -1,0 +1,1151 @@
+//! The compiled route table and the per-request decision.
+//!
+//! [`RouteTable::compile`] validates a [`RouterConfig`] once (errors carry
+//! the field path) and builds immutable routes: compiled matches, weighted
+//! destinations, header operations, rewrites, redirects and direct
+//! responses, and the names of every counter the filter will touch.
+//! [`RouteTable::decide`] finds the first matching route and picks a
+//! destination; [`RouteTable::apply_request`] / [`RouteTable::apply_response`]
+//! / [`RouteTable::local_response`] turn the decision into header changes or
+//! a local reply.
+
+use std::collections::HashSet;
+
+use wasmesh_common::http_match::{
+    compile_match_list_with, header_name, HeaderNames, MatchList, PathMatch, RequestAttributes,
+};
+use wasmesh_common::identity::Identity;
+use wasmesh_common::sampling::Rng;
+use wasmesh_common::{ConfigError, FieldPath, HeaderMap};
+
+use crate::actions::{
+    decode_base64, rewrite_path, valid_header_value, HeaderMutator, HeaderOps, RedirectAction, Side,
+};
+use crate::config::{Headers, RouterConfig, StickyBy};
+use crate::weighted::{key_hash, WeightedSet};
+
+/// Counter for requests that matched no route and had no default.
+pub const NO_ROUTE_METRIC: &str = "header_router.no_route";
+/// Pseudo-route name under which `defaultDestination` is counted.
+pub const DEFAULT_ROUTE_NAME: &str = "default";
+/// Largest direct response body (Istio's limit).
+pub const MAX_DIRECT_RESPONSE_BODY: usize = 1024 * 1024;
+/// Most destinations per route.
+pub const MAX_DESTINATIONS: usize = 100;
+/// Largest weight of one destination.
+pub const MAX_WEIGHT: u32 = 1_000_000;
+
+/// Index into [`RouteTable::metric_names`].
+pub type MetricIndex = usize;
+
+#[derive(Debug, Clone)]
+struct Destination {
+    cluster: String,
+    request_ops: HeaderOps,
+    response_ops: HeaderOps,
+    authority: Option<String>,
+    metric: MetricIndex,
+}
+
+#[derive(Debug, Clone)]
+enum StickyKey {
+    Header(String),
+    Cookie(String),
+    Claim(Vec<String>),
+    SourceIp,
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    Forward {
+        destinations: Vec<Destination>,
+        weights: WeightedSet,
+        sticky: Option<StickyKey>,
+    },
+    Direct {
+        status: u32,
+        body: Vec<u8>,
+        metric: MetricIndex,
+    },
+    Redirect {
+        redirect: RedirectAction,
+        metric: MetricIndex,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct CompiledRoute {
+    name: String,
+    matches: MatchList,
+    action: Action,
+    request_ops: HeaderOps,
+    response_ops: HeaderOps,
+    rewrite_uri: Option<String>,
+    authority: Option<String>,
+}
+
+/// The decision for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward to destination `dest` of route `route` (`None`: the default
+    /// destination).
+    Forward {
+        /// Index of the route.
+        route: Option<usize>,
+        /// Index of the destination within the route.
+        dest: usize,
+        /// How the path was matched (for `rewrite.uri`).
+        path: PathMatch,
+    },
+    /// Answer locally (direct response or redirect) per route `route`.
+    Respond {
+        /// Index of the route.
+        route: usize,
+    },
+    /// No route matched and there is no default destination.
+    NoRoute,
+}
+
+/// A local reply to send instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalResponse<'t> {
+    /// HTTP status.
+    pub status: u32,
+    /// Body.
+    pub body: &'t [u8],
+    /// Headers to add to the reply (`location`, route response headers).
+    pub headers: Vec<(String, String)>,
+    /// Response code details, as Envoy's router gives them.
+    pub details: &'static str,
+}
+
+/// The compiled configuration.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    cluster_header: String,
+    routes: Vec<CompiledRoute>,
+    default: Option<Destination>,
+    metric_names: Vec<String>,
+    no_route_metric: MetricIndex,
+    needs_identity: bool,
+    needs_source_ip: bool,
+    header_names: HeaderNames,
+}
+
+fn valid_route_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn valid_destination(d: &str) -> bool {
+    !d.is_empty() && d.len() <= 1024 && d.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+}
+
+struct Metrics {
+    names: Vec<String>,
+}
+
+impl Metrics {
+    fn add(&mut self, name: String) -> MetricIndex {
+        if let Some(i) = self.names.iter().position(|n| *n == name) {
+            return i;
+        }
+        self.names.push(name);
+        self.names.len() - 1
+    }
+}
+
+fn compile_headers(
+    headers: Option<&Headers>,
+    reserved: &str,
+    path: &FieldPath,
+) -> Result<(HeaderOps, HeaderOps, Option<String>), ConfigError> {
+    let Some(h) = headers else {
+        return Ok(Default::default());
+    };
+    let (request, authority) = match &h.request {
+        Some(ops) => HeaderOps::compile(ops, Side::Request, reserved, &path.field("request"))?,
+        None => Default::default(),
+    };
+    let (response, _) = match &h.response {
+        Some(ops) => HeaderOps::compile(ops, Side::Response, reserved, &path.field("response"))?,
+        None => Default::default(),
+    };
+    Ok((request, response, authority))
+}
+
+impl RouteTable {
+    /// Validates and compiles the configuration.
+    pub fn compile(cfg: &RouterConfig) -> Result<RouteTable, ConfigError> {
+        let root = FieldPath::root();
+        let cluster_header = header_name(&cfg.cluster_header, &root.field("clusterHeader"))?;
+        if cluster_header.starts_with(':') || cluster_header == "host" {
+            return Err(root
+                .field("clusterHeader")
+                .error(format!("`{cluster_header}` cannot carry the destination")));
+        }
+        let mut metrics = Metrics { names: Vec::new() };
+        let no_route_metric = metrics.add(NO_ROUTE_METRIC.to_string());
+        let mut names = HashSet::new();
+        let mut routes = Vec::with_capacity(cfg.routes.len());
+        let mut needs_identity = false;
+        let mut needs_source_ip = false;
+        let mut header_names = HeaderNames::default();
+        for (i, r) in cfg.routes.iter().enumerate() {
+            let path = root.field("routes").index(i);
+            let name = match &r.name {
+                Some(n) => {
+                    if !valid_route_name(n) {
+                        return Err(path.field("name").error(format!(
+                            "route name `{n}` may only contain letters, digits, `_` and `-`"
+                        )));
+                    }
+                    if n == DEFAULT_ROUTE_NAME {
+                        return Err(path
+                            .field("name")
+                            .error("`default` is reserved for the default destination's stats"));
+                    }
+                    n.clone()
+                }
+                None => format!("route-{i}"),
+            };
+            if !names.insert(name.clone()) {
+                return Err(path
+                    .field("name")
+                    .error(format!("duplicate route name `{name}`")));
+            }
+            let matches =
+                compile_match_list_with(&r.matches, &path.field("match"), &mut header_names)?;
+            needs_identity |= matches.needs_identity();
+            needs_source_ip |= matches.needs_source_ip();
+            let (request_ops, response_ops, header_authority) =
+                compile_headers(r.headers.as_ref(), &cluster_header, &path.field("headers"))?;
+            let kinds = [
+                !r.route.is_empty(),
+                r.redirect.is_some(),
+                r.direct_response.is_some(),
+            ];
+            match kinds.iter().filter(|k| **k).count() {
+                0 => {
+                    return Err(
+                        path.error("one of `route`, `redirect` or `directResponse` is required")
+                    )
+                }
+                1 => {}
+                _ => {
+                    return Err(path
+                        .error("only one of `route`, `redirect` or `directResponse` may be set"))
+                }
+            }
+            if r.route.is_empty() {
+                if r.rewrite.is_some() {
+                    return Err(path
+                        .field("rewrite")
+                        .error("`rewrite` only applies to routes with destinations"));
+                }
+                if r.sticky_by.is_some() {
+                    return Err(path
+                        .field("stickyBy")
+                        .error("`stickyBy` only applies to routes with destinations"));
+                }
+            }
+            let mut rewrite_uri = None;
+            let mut authority = header_authority;
+            if let Some(rw) = &r.rewrite {
+                let p = path.field("rewrite");
+                if rw.uri.is_none() && rw.authority.is_none() {
+                    return Err(p.error("one of `uri` or `authority` is required"));
+                }
+                if let Some(uri) = &rw.uri {
+                    if uri.is_empty() || !valid_header_value(uri) || uri.contains(' ') {
+                        return Err(p.field("uri").error(format!("invalid uri `{uri}`")));
+                    }
+                    rewrite_uri = Some(uri.clone());
+                }
+                if let Some(a) = &rw.authority {
+                    if a.is_empty() || !valid_header_value(a) || a.contains(' ') {
+                        return Err(p
+                            .field("authority")
+                            .error(format!("invalid authority `{a}`")));
+                    }
+                    authority = Some(a.clone());
+                }
+            }
+            let action = if let Some(d) = &r.direct_response {
+                let p = path.field("directResponse");
+                if !(200..600).contains(&d.status) {
+                    return Err(p
+                        .field("status")
+                        .error(format!("status {} is outside [200, 600)", d.status)));
+                }
+                let body = match &d.body {
+                    None => Vec::new(),
+                    Some(b) => match (&b.string, &b.bytes) {
+                        (Some(s), None) => s.as_bytes().to_vec(),
+                        (None, Some(b64)) => decode_base64(b64).ok_or_else(|| {
+                            p.field("body").field("bytes").error("invalid base64")
+                        })?,
+                        _ => {
+                            return Err(p
+                                .field("body")
+                                .error("exactly one of `string` or `bytes` is required"))
+                        }
+                    },
+                };
+                if body.len() > MAX_DIRECT_RESPONSE_BODY {
+                    return Err(p.field("body").error("body larger than 1 MiB"));
+                }
+                Action::Direct {
+                    status: d.status,
+                    body,
+                    metric: metrics.add(format!("header_router.route.{name}.direct_response")),
+                }
+            } else if let Some(rd) = &r.redirect {
+                Action::Redirect {
+                    redirect: RedirectAction::compile(rd, &path.field("redirect"))?,
+                    metric: metrics.add(format!("header_router.route.{name}.redirect")),
+                }
+            } else {
+                if r.route.len() > MAX_DESTINATIONS {
+                    return Err(path
+                        .field("route")
+                        .error(format!("more than {MAX_DESTINATIONS} destinations")));
+                }
+                let single = r.route.len() == 1;
+                let mut destinations = Vec::with_capacity(r.route.len());
+                let mut weights = Vec::with_capacity(r.route.len());
+                let mut seen = HashSet::new();
+                for (j, d) in r.route.iter().enumerate() {
+                    let p = path.field("route").index(j);
+                    if !valid_destination(&d.destination) {
+                        return Err(p
+                            .field("destination")
+                            .error(format!("invalid destination `{}`", d.destination)));
+                    }
+                    if !seen.insert(d.destination.as_str()) {
+                        return Err(p
+                            .field("destination")
+                            .error(format!("duplicate destination `{}`", d.destination)));
+                    }
+                    let weight = if single { 1 } else { d.weight.unwrap_or(0) };
+                    if weight > MAX_WEIGHT {
+                        return Err(p
+                            .field("weight")
+                            .error(format!("weight {weight} is above {MAX_WEIGHT}")));
+                    }
+                    let (dreq, dresp, dauth) =
+                        compile_headers(d.headers.as_ref(), &cluster_header, &p.field("headers"))?;
+                    weights.push(weight);
+                    destinations.push(Destination {
+                        cluster: d.destination.clone(),
+                        request_ops: dreq,
+                        response_ops: dresp,
+                        authority: dauth,
+                        metric: metrics
+                            .add(format!("header_router.route.{name}.{}", d.destination)),
+                    });
+                }
+                if weights.iter().all(|w| *w == 0) {
+                    return Err(path
+                        .field("route")
+                        .error("the total weight of the destinations is 0"));
+                }
+                let sticky = match &r.sticky_by {
+                    None => None,
+                    Some(s) => Some(compile_sticky(s, &path.field("stickyBy"))?),
+                };
+                needs_identity |= matches!(sticky, Some(StickyKey::Claim(_)));
+                needs_source_ip |= matches!(sticky, Some(StickyKey::SourceIp));
+                Action::Forward {
+                    weights: WeightedSet::new(
+                        destinations.iter().map(|d| d.cluster.as_str()).zip(weights),
+                    ),
+                    destinations,
+                    sticky,
+                }
+            };
+            routes.push(CompiledRoute {
+                name,
+                matches,
+                action,
+                request_ops,
+                response_ops,
+                rewrite_uri,
+                authority,
+            });
+        }
+        let default = match &cfg.default_destination {
+            None => None,
+            Some(d) => {
+                if !valid_destination(d) {
+                    return Err(root
+                        .field("defaultDestination")
+                        .error(format!("invalid destination `{d}`")));
+                }
+                Some(Destination {
+                    cluster: d.clone(),
+                    request_ops: HeaderOps::default(),
+                    response_ops: HeaderOps::default(),
+                    authority: None,
+                    metric: metrics.add(format!("header_router.route.{DEFAULT_ROUTE_NAME}.{d}")),
+                })
+            }
+        };
+        Ok(RouteTable {
+            cluster_header,
+            routes,
+            default,
+            metric_names: metrics.names,
+            no_route_metric,
+            needs_identity,
+            needs_source_ip,
+            header_names,
+        })
+    }
+
+    /// The header names the routes' conditions read: resolve them once per
+    /// request and pass the values in [`RequestAttributes::header_values`].
+    pub fn header_names(&self) -> &HeaderNames {
+        &self.header_names
+    }
+
+    /// The header that carries the destination.
+    pub fn cluster_header(&self) -> &str {
+        &self.cluster_header
+    }
+
+    /// Every counter the filter increments, in index order.
+    pub fn metric_names(&self) -> &[String] {
+        &self.metric_names
+    }
+
+    /// Whether matching or stickiness reads the verified identity.
+    pub fn needs_identity(&self) -> bool {
+        self.needs_identity
+    }
+
+    /// Whether matching or stickiness reads the peer address.
+    pub fn needs_source_ip(&self) -> bool {
+        self.needs_source_ip
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether there are no routes.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Finds the first matching route and picks its destination.
+    pub fn decide(&self, req: &RequestAttributes<'_>, rng: &mut Rng) -> Decision {
+        for (i, route) in self.routes.iter().enumerate() {
+            let Some(m) = route.matches.first_match(req) else {
+                continue;
+            };
+            return match &route.action {
+                Action::Forward {
+                    weights,
+                    sticky,
+                    destinations,
+                } => {
+                    let dest = if destinations.len() == 1 {
+                        0
+                    } else {
+                        match sticky.as_ref().and_then(|s| sticky_hash(s, req)) {
+                            Some(h) => weights.pick_sticky(h),
+                            None => weights.pick_random(rng),
+                        }
+                    };
+                    Decision::Forward {
+                        route: Some(i),
+                        dest,
+                        path: m.path,
+                    }
+                }
+                Action::Direct { .. } | Action::Redirect { .. } => Decision::Respond { route: i },
+            };
+        }
+        if self.default.is_some() {
+            Decision::Forward {
+                route: None,
+                dest: 0,
+                path: PathMatch::Prefix(0),
+            }
+        } else {
+            Decision::NoRoute
+        }
+    }
+
+    fn destination(
+        &self,
+        route: Option<usize>,
+        dest: usize,
+    ) -> Option<(Option<&CompiledRoute>, &Destination)> {
+        match route {
+            None => self.default.as_ref().map(|d| (None, d)),
+            Some(r) => {
+                let route = self.routes.get(r)?;
+                match &route.action {
+                    Action::Forward { destinations, .. } => {
+                        destinations.get(dest).map(|d| (Some(route), d))
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// The counter to increment for a decision.
+    pub fn metric(&self, d: &Decision) -> MetricIndex {
+        match *d {
+            Decision::Forward { route, dest, .. } => self
+                .destination(route, dest)
+                .map_or(self.no_route_metric, |(_, dst)| dst.metric),
+            Decision::Respond { route } => match self.routes.get(route).map(|r| &r.action) {
+                Some(Action::Direct { metric, .. }) | Some(Action::Redirect { metric, .. }) => {
+                    *metric
+                }
+                _ => self.no_route_metric,
+            },
+            Decision::NoRoute => self.no_route_metric,
+        }
+    }
+
+    /// The route's name (`default` for the default destination).
+    pub fn route_name(&self, d: &Decision) -> Option<&str> {
+        match *d {
+            Decision::Forward { route: None, .. } => Some(DEFAULT_ROUTE_NAME),
+            Decision::Forward { route: Some(r), .. } | Decision::Respond { route: r } => {
+                self.routes.get(r).map(|r| r.name.as_str())
+            }
+            Decision::NoRoute => None,
+        }
+    }
+
+    /// The chosen cluster of a forwarding decision.
+    pub fn cluster(&self, d: &Decision) -> Option<&str> {
+        match *d {
+            Decision::Forward { route, dest, .. } => self
+                .destination(route, dest)
+                .map(|(_, dst)| dst.cluster.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Applies a forwarding decision to the request headers: route then
+    /// destination header operations, path and authority rewrites, and the
+    /// cluster header. `req` is the request as received (the client's copy
+    /// of the cluster header is removed here as well). Returns whether the
+    /// routing-relevant headers changed (always, for a forward).
+    pub fn apply_request(
+        &self,
+        d: &Decision,
+        req: &HeaderMap,
+        out: &mut impl HeaderMutator,
+    ) -> bool {
+        let Decision::Forward { route, dest, path } = *d else {
+            if req.contains(&self.cluster_header) {
+                out.remove(&self.cluster_header);
+                return true;
+            }
+            return false;
+        };
+        let Some((route, dst)) = self.destination(route, dest) else {
+            return false;
+        };
+        if req.contains(&self.cluster_header) {
+            out.remove(&self.cluster_header);
+        }
+        if let Some(r) = route {
+            r.request_ops.apply(out);
+        }
+        dst.request_ops.apply(out);
+        if let Some(uri) = route.and_then(|r| r.rewrite_uri.as_deref()) {
+            out.set(":path", &rewrite_path(req.path(), path, uri));
+        }
+        if let Some(authority) = route
+            .and_then(|r| r.authority.as_deref())
+            .or(dst.authority.as_deref())
+        {
+            out.set(":authority", authority);
+        }
+        out.set(&self.cluster_header, &dst.cluster);
+        true
+    }
+
+    /// Applies the response header operations of a forwarding decision.
+    pub fn apply_response(&self, d: &Decision, out: &mut impl HeaderMutator) {
+        if let Decision::Forward { route, dest, .. } = *d {
+            if let Some((route, dst)) = self.destination(route, dest) {
+                if let Some(r) = route {
+                    r.response_ops.apply(out);
+                }
+                dst.response_ops.apply(out);
+            }
+        }
+    }
+
+    /// Whether a forwarding decision has response header operations.
+    pub fn has_response_ops(&self, d: &Decision) -> bool {
+        match *d {
+            Decision::Forward { route, dest, .. } => {
+                self.destination(route, dest).is_some_and(|(r, dst)| {
+                    !dst.response_ops.is_empty() || r.is_some_and(|r| !r.response_ops.is_empty())
+                })
+            }
+            _ => false,
+        }
+    }
+
+    /// The local reply of a direct response or redirect decision.
+    pub fn local_response(&self, d: &Decision, req: &HeaderMap) -> Option<LocalResponse<'_>> {
+        let Decision::Respond { route } = *d else {
+            return None;
+        };
+        let route = self.routes.get(route)?;
+        let mut headers = HeaderMap::new();
+        let (status, body): (u32, &[u8]) = match &route.action {
+            Action::Direct { status, body, .. } => (*status, body),
+            Action::Redirect { redirect, .. } => {
+                headers.set("location", &redirect.location(req));
+                (redirect.status, &[])
+            }
+            Action::Forward { .. } => return None,
+        };
+        route.response_ops.apply(&mut headers);
+        Some(LocalResponse {
+            status,
+            body,
+            headers: headers.pairs().to_vec(),
+            details: "direct_response",
+        })
+    }
+}
+
+fn compile_sticky(s: &StickyBy, path: &FieldPath) -> Result<StickyKey, ConfigError> {
+    let set = [
+        s.header.is_some(),
+        s.cookie.is_some(),
+        s.claim.is_some(),
+        s.source_ip.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if set != 1 {
+        return Err(
+            path.error("exactly one of `header`, `cookie`, `claim` or `sourceIp` is required")
+        );
+    }
+    if let Some(h) = &s.header {
+        return Ok(StickyKey::Header(header_name(h, &path.field("header"))?));
+    }
+    if let Some(c) = &s.cookie {
+        if c.is_empty()
+            || c.bytes()
+                .any(|b| !b.is_ascii_graphic() || b == b'=' || b == b';')
+        {
+            return Err(path
+                .field("cookie")
+                .error(format!("invalid cookie name `{c}`")));
+        }
+        return Ok(StickyKey::Cookie(c.clone()));
+    }
+    if let Some(c) = &s.claim {
+        let segments: Vec<String> = c.split('.').map(str::to_string).collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(path
+                .field("claim")
+                .error(format!("invalid claim name `{c}`")));
+        }
+        return Ok(StickyKey::Claim(segments));
+    }
+    if s.source_ip == Some(false) {
+        return Err(path
+            .field("sourceIp")
+            .error("`sourceIp` must be true when set"));
+    }
+    Ok(StickyKey::SourceIp)
+}
+
+fn claim_key(identity: &Identity, path: &[String]) -> Option<Vec<u8>> {
+    use serde_json::Value;
+    let (first, rest) = path.split_first()?;
+    let mut v = identity.claims.get(first.as_str())?;
+    for seg in rest {
+        v = v.as_object()?.get(seg.as_str())?;
+    }
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.as_bytes().to_vec()),
+        Value::String(_) | Value::Null => None,
+        Value::Array(a) if a.is_empty() => None,
+        other => Some(other.to_string().into_bytes()),
+    }
+}
+
+/// The hash of the request's sticky key; `None` (random draw) when the key is
+/// missing or empty.
+fn sticky_hash(key: &StickyKey, req: &RequestAttributes<'_>) -> Option<u64> {
+    match key {
+        StickyKey::Header(name) => req
+            .headers
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| key_hash(v.as_bytes())),
+        StickyKey::Cookie(name) => req
+            .headers
+            .cookie(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| key_hash(v.as_bytes())),
+        StickyKey::Claim(path) => req
+            .identity
+            .and_then(|id| claim_key(id, path))
+            .map(|k| key_hash(&k)),
+        StickyKey::SourceIp => req.source_ip.map(|ip| match ip {
+            std::net::IpAddr::V4(v4) => key_hash(&v4.octets()),
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => key_hash(&v4.octets()),
+                None => key_hash(&v6.octets()),
+            },
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(json: &str) -> RouteTable {
+        let cfg = RouterConfig::parse(json.as_bytes()).unwrap();
+        RouteTable::compile(&cfg).unwrap()
+    }
+
+    fn refuse(json: &str) -> ConfigError {
+        match RouterConfig::parse(json.as_bytes()) {
+            Err(e) => e,
+            Ok(cfg) => RouteTable::compile(&cfg).unwrap_err(),
+        }
+    }
+
+    fn req(path: &str, extra: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::from_slice(&[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":authority", "shop.example"),
+            (":path", path),
+        ]);
+        for (k, v) in extra {
+            h.add(k, v);
+        }
+        h
+    }
+
+    const ISSUE_EXAMPLE: &str = r#"{
+      "clusterHeader": "x-wasmesh-cluster",
+      "routes": [
+        {"name": "beta-users",
+         "match": [{"headers": {"x-beta": {"exact": "true"}}}, {"claims": {"groups": {"exact": "beta"}}}],
+         "route": [{"destination": "reviews-v2"}],
+         "headers": {"request": {"set": {"x-variant": "v2"}, "remove": ["x-debug"]}}},
+        {"name": "canary",
+         "match": [{"uri": {"prefix": "/reviews"}}],
+         "route": [{"destination": "reviews-v1", "weight": 90}, {"destination": "reviews-v2", "weight": 10}],
+         "stickyBy": {"header": "x-user-id"}},
+        {"name": "rewrite", "match": [{"uri": {"prefix": "/old/"}}], "rewrite": {"uri": "/new/"}, "route": [{"destination": "svc"}]}
+      ],
+      "defaultDestination": "reviews-v1"
+    }"#;
+
+    fn run(t: &RouteTable, h: &HeaderMap) -> (Decision, HeaderMap) {
+        let mut rng = Rng::with_seed(1);
+        let values = t.header_names().resolve(h);
+        let attrs = RequestAttributes {
+            header_values: Some(&values),
+            ..RequestAttributes::headers_only(h)
+        };
+        let d = t.decide(&attrs, &mut rng);
+        assert_eq!(
+            d,
+            t.decide(&RequestAttributes::headers_only(h), &mut Rng::with_seed(1))
+        );
+        let mut out = h.clone();
+        t.apply_request(&d, h, &mut out);
+        (d, out)
+    }
+
+    #[test]
+    fn issue_example() {
+        let t = table(ISSUE_EXAMPLE);
+        assert!(t.needs_identity());
+        let (d, out) = run(
+            &t,
+            &req(
+                "/x",
+                &[
+                    ("x-beta", "true"),
+                    ("x-debug", "1"),
+                    ("x-wasmesh-cluster", "evil"),
+                ],
+            ),
+        );
+        assert_eq!(t.route_name(&d), Some("beta-users"));
+        assert_eq!(
+            out.get_all("x-wasmesh-cluster").collect::<Vec<_>>(),
+            vec!["reviews-v2"]
+        );
+        assert_eq!(out.get("x-variant"), Some("v2"));
+        assert!(!out.contains("x-debug"));
+        assert_eq!(
+            t.metric_names()[t.metric(&d)],
+            "header_router.route.beta-users.reviews-v2"
+        );
+
+        let (d, out) = run(&t, &req("/old/a?x=1", &[]));
+        assert_eq!(t.route_name(&d), Some("rewrite"));
+        assert_eq!(out.path(), "/new/a?x=1");
+        assert_eq!(out.get("x-wasmesh-cluster"), Some("svc"));
+
+        let (d, out) = run(&t, &req("/other", &[("x-wasmesh-cluster", "evil")]));
+        assert_eq!(
+            d,
+            Decision::Forward {
+                route: None,
+                dest: 0,
+                path: PathMatch::Prefix(0)
+            }
+        );
+        assert_eq!(
+            out.get_all("x-wasmesh-cluster").collect::<Vec<_>>(),
+            vec!["reviews-v1"]
+        );
+        assert_eq!(
+            t.metric_names()[t.metric(&d)],
+            "header_router.route.default.reviews-v1"
+        );
+    }
+
+    #[test]
+    fn claims_route_with_identity() {
+        let t = table(ISSUE_EXAMPLE);
+        let mut claims = serde_json::Map::new();
+        claims.insert("groups".into(), serde_json::json!(["dev", "beta"]));
+        let id = Identity {
+            claims,
+            ..Default::default()
+        };
+        let h = req("/reviews", &[]);
+        let attrs = RequestAttributes {
+            headers: &h,
+            identity: Some(&id),
+            source_ip: None,
+            header_values: None,
+        };
+        let d = t.decide(&attrs, &mut Rng::with_seed(1));
+        assert_eq!(t.route_name(&d), Some("beta-users"));
+    }
+
+    #[test]
+    fn sticky_header_is_consistent_and_missing_key_is_random() {
+        let t = table(ISSUE_EXAMPLE);
+        let mut rng = Rng::with_seed(3);
+        let mut v2 = 0;
+        for u in 0..2000 {
+            let user = format!("user-{u}");
+            let h = req("/reviews/1", &[("x-user-id", &user)]);
+            let a = t.decide(&RequestAttributes::headers_only(&h), &mut rng);
+            for _ in 0..3 {
+                assert_eq!(a, t.decide(&RequestAttributes::headers_only(&h), &mut rng));
+            }
+            v2 += usize::from(t.cluster(&a) == Some("reviews-v2"));
+        }
+        assert!((120..290).contains(&v2), "{v2}");
+        // Without the key each request is drawn at random: both destinations appear.
+        let h = req("/reviews/1", &[]);
+        let seen: HashSet<_> = (0..500)
+            .map(|_| {
+                t.cluster(&t.decide(&RequestAttributes::headers_only(&h), &mut rng))
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(seen.len(), 2);
+    }
+
+    #[test]
+    fn sticky_by_cookie_claim_and_source_ip() {
+        let base = r#"{"routes":[{"route":[{"destination":"a","weight":50},{"destination":"b","weight":50}],"stickyBy":STICKY}]}"#;
+        let mut rng = Rng::with_seed(9);
+        let t = table(&base.replace("STICKY", r#"{"cookie":"session"}"#));
+        let pick = |t: &RouteTable,
+                    h: &HeaderMap,
+                    id: Option<&Identity>,
+                    ip: Option<&str>,
+                    rng: &mut Rng| {
+            let attrs = RequestAttributes {
+                headers: h,
+                identity: id,
+                source_ip: ip.map(|s| s.parse().unwrap()),
+                header_values: None,
+            };
+            t.cluster(&t.decide(&attrs, rng)).unwrap().to_string()
+        };
+        let mut clusters = HashSet::new();
+        for s in 0..64 {
+            let h = req("/", &[("cookie", &format!("a=1; session=s{s}"))]);
+            let first = pick(&t, &h, None, None, &mut rng);
+            assert_eq!(first, pick(&t, &h, None, None, &mut rng));
+            clusters.insert(first);
+        }
+        assert_eq!(clusters.len(), 2);
+
+        let t = table(&base.replace("STICKY", r#"{"claim":"org.id"}"#));
+        assert!(t.needs_identity());
+        let mut claims = serde_json::Map::new();
+        claims.insert("org".into(), serde_json::json!({"id": 42}));
+        let id = Identity {
+            claims,
+            ..Default::default()
+        };
+        let h = req("/", &[]);
+        let first = pick(&t, &h, Some(&id), None, &mut rng);
+        for _ in 0..20 {
+            assert_eq!(first, pick(&t, &h, Some(&id), None, &mut rng));
+        }
+
+        let t = table(&base.replace("STICKY", r#"{"sourceIp":true}"#));
+        assert!(t.needs_source_ip());
+        let first = pick(&t, &h, None, Some("10.1.2.3"), &mut rng);
+        for _ in 0..20 {
+            assert_eq!(first, pick(&t, &h, None, Some("10.1.2.3"), &mut rng));
+            assert_eq!(first, pick(&t, &h, None, Some("::ffff:10.1.2.3"), &mut rng));
+        }
+    }
+
+    #[test]
+    fn first_match_wins() {
+        let t = table(
+            r#"{"routes":[
+              {"name":"a","match":[{"uri":{"prefix":"/api"}}],"route":[{"destination":"one"}]},
+              {"name":"b","match":[{"uri":{"prefix":"/api/v2"}}],"route":[{"destination":"two"}]},
+              {"name":"c","route":[{"destination":"three"}]}]}"#,
+        );
+        let (d, _) = run(&t, &req("/api/v2/x", &[]));
+        assert_eq!(t.route_name(&d), Some("a"));
+        let (d, _) = run(&t, &req("/other", &[]));
+        assert_eq!(t.route_name(&d), Some("c"));
+    }
+
+    #[test]
+    fn no_route_strips_the_client_header() {
+        let t = table(
+            r#"{"routes":[{"match":[{"uri":{"prefix":"/a"}}],"route":[{"destination":"x"}]}]}"#,
+        );
+        let h = req("/b", &[("x-wasmesh-cluster", "admin-backend")]);
+        let (d, out) = run(&t, &h);
+        assert_eq!(d, Decision::NoRoute);
+        assert!(!out.contains("x-wasmesh-cluster"));
+        assert_eq!(t.metric_names()[t.metric(&d)], NO_ROUTE_METRIC);
+        let mut out = req("/b", &[]);
+        assert!(!t.apply_request(&d, &req("/b", &[]), &mut out));
+    }
+
+    #[test]
+    fn rewrites_and_destination_headers() {
+        let t = table(
+            r#"{"clusterHeader":"x-route-to","routes":[
+              {"name":"exact","match":[{"uri":{"exact":"/login"}}],"rewrite":{"uri":"/auth/login","authority":"auth.internal"},
+               "route":[{"destination":"auth"}]},
+              {"name":"hdr","match":[{"headers":{"x-a":{}}}],"rewrite":{"uri":"/v2/"},
+               "headers":{"request":{"add":{"x-tag":"route"}},"response":{"set":{"x-served-by":"router"}}},
+               "route":[{"destination":"svc","headers":{"request":{"set":{"x-dest":"svc","host":"svc.local"}},
+                                                        "response":{"add":{"x-dest":"svc"}}}}]}]}"#,
+        );
+        let (d, out) = run(&t, &req("/login?next=/", &[]));
+        assert_eq!(t.route_name(&d), Some("exact"));
+        assert_eq!(out.path(), "/auth/login?next=/");
+        assert_eq!(out.authority(), "auth.internal");
+        assert_eq!(out.get("x-route-to"), Some("auth"));
+
+        let (d, out) = run(&t, &req("/items/1", &[("x-a", "")]));
+        assert_eq!(out.path(), "/v2/items/1");
+        assert_eq!(out.get("x-tag"), Some("route"));
+        assert_eq!(out.get("x-dest"), Some("svc"));
+        assert_eq!(out.authority(), "svc.local");
+        assert!(t.has_response_ops(&d));
+        let mut resp = HeaderMap::from_slice(&[(":status", "200")]);
+        t.apply_response(&d, &mut resp);
+        assert_eq!(resp.get("x-served-by"), Some("router"));
+        assert_eq!(resp.get("x-dest"), Some("svc"));
+    }
+
+    #[test]
+    fn direct_responses_and_redirects() {
+        let t = table(
+            r#"{"routes":[
+              {"name":"gone","match":[{"uri":{"prefix":"/gone"}}],"directResponse":{"status":410,"body":{"string":"gone"}},
+               "headers":{"response":{"set":{"x-why":"retired"}}}},
+              {"name":"bin","match":[{"uri":{"prefix":"/bin"}}],"directResponse":{"status":200,"body":{"bytes":"aGk="}}},
+              {"name":"moved","match":[{"uri":{"prefix":"/old"}}],"redirect":{"uri":"/new","redirectCode":308}}]}"#,
+        );
+        let h = req("/gone/1", &[]);
+        let (d, _) = run(&t, &h);
+        let lr = t.local_response(&d, &h).unwrap();
+        assert_eq!(
+            (lr.status, lr.body, lr.details),
+            (410, &b"gone"[..], "direct_response")
+        );
+        assert_eq!(
+            lr.headers,
+            vec![("x-why".to_string(), "retired".to_string())]
+        );
+        assert_eq!(
+            t.metric_names()[t.metric(&d)],
+            "header_router.route.gone.direct_response"
+        );
+        let h = req("/bin", &[]);
+        let (d, _) = run(&t, &h);
+        assert_eq!(t.local_response(&d, &h).unwrap().body, b"hi");
+        let h = req("/old?a=1", &[]);
+        let (d, _) = run(&t, &h);
+        let lr = t.local_response(&d, &h).unwrap();
+        assert_eq!(lr.status, 308);
+        assert_eq!(
+            lr.headers,
+            vec![(
+                "location".to_string(),
+                "http://shop.example/new?a=1".to_string()
+            )]
+        );
+        assert_eq!(
+            t.metric_names()[t.metric(&d)],
+            "header_router.route.moved.redirect"
+        );
+    }
+
+    #[test]
+    fn metric_names_are_defined_once() {
+        let t = table(ISSUE_EXAMPLE);
+        assert_eq!(
+            t.metric_names(),
+            [
+                "header_router.no_route",
+                "header_router.route.beta-users.reviews-v2",
+                "header_router.route.canary.reviews-v1",
+                "header_router.route.canary.reviews-v2",
+                "header_router.route.rewrite.svc",
+                "header_router.route.default.reviews-v1",
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_configurations_name_the_field() {
+        let cases = [
+            (r#"{"routes":[{"name":"a"}]}"#, "routes[0]"),
+            (
+                r#"{"routes":[{"route":[{"destination":"a"}],"redirect":{"uri":"/"}}]}"#,
+                "routes[0]",
+            ),
+            (
+                r#"{"routes":[{"name":"a.b","route":[{"destination":"a"}]}]}"#,
+                "routes[0].name",
+            ),
+            (
+                r#"{"routes":[{"name":"default","route":[{"destination":"a"}]}]}"#,
+                "routes[0].name",
+            ),
+            (
+                r#"{"routes":[{"name":"a","route":[{"destination":"x"}]},{"name":"a","route":[{"destination":"y"}]}]}"#,
+                "routes[1].name",
+            ),
+            (
+                r#"{"routes":[{"route":[{"destination":"a","weight":0},{"destination":"b"}]}]}"#,
+                "routes[0].route",
+            ),
+            (
+                r#"{"routes":[{"route":[{"destination":"a"},{"destination":"a","weight":1}]}]}"#,
+                "routes[0].route[1].destination",
+            ),
+            (
+                r#"{"routes":[{"route":[{"destination":"has space"}]}]}"#,
+                "routes[0].route[0].destination",
+            ),
+            (
+                r#"{"routes":[{"match":[{"uri":{"regex":"(a"}}],"route":[{"destination":"a"}]}]}"#,
+                "routes[0].match[0].uri.regex",
+            ),
+            (
+                r#"{"routes":[{"match":[{},{"headers":{"x":{"regex":"(a{1000}){1000}"}}}],"route":[{"destination":"a"}]}]}"#,
+                "routes[0].match[1].headers.x.regex",
+            ),
+            (
+                r#"{"routes":[{"directResponse":{"status":700}}]}"#,
+                "routes[0].directResponse.status",
+            ),
+            (
+                r#"{"routes":[{"directResponse":{"status":200,"body":{"bytes":"*"}}}]}"#,
+                "routes[0].directResponse.body.bytes",
+            ),
+            (
+                r#"{"routes":[{"directResponse":{"status":200},"rewrite":{"uri":"/"}}]}"#,
+                "routes[0].rewrite",
+            ),
+            (
+                r#"{"routes":[{"route":[{"destination":"a"}],"stickyBy":{}}]}"#,
+                "routes[0].stickyBy",
+            ),
+            (
+                r#"{"routes":[{"route":[{"destination":"a"}],"stickyBy":{"header":"a","cookie":"b"}}]}"#,
+                "routes[0].stickyBy",
+            ),
+            (
+                r#"{"routes":[{"route":[{"destination":"a"}],"headers":{"request":{"set":{"x-wasmesh-cluster":"b"}}}}]}"#,
+                "routes[0].headers.request.set.x-wasmesh-cluster",
+            ),
+            (
+                r#"{"routes":[{"route":[{"destination":"a","weight":2000000},{"destination":"b","weight":1}]}]}"#,
+                "routes[0].route[0].weight",
+            ),
+            (r#"{"clusterHeader":":authority"}"#, "clusterHeader"),
+            (r#"{"defaultDestination":""}"#, "defaultDestination"),
+            (
+                r#"{"routes":[{"route":[{"destination":"a"}],"bogus":1}]}"#,
+                "routes[0].bogus",
+            ),
+            (
+                r#"{"routes":[{"redirect":{"redirectCode":301}}]}"#,
+                "routes[0].redirect",
+            ),
+        ];
+        for (json, path) in cases {
+            let e = refuse(json);
+            assert_eq!(e.path, path, "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn empty_configuration_routes_nothing() {
+        let t = table("");
+        assert_eq!(t.cluster_header(), "x-wasmesh-cluster");
+        let (d, _) = run(&t, &req("/", &[]));
+        assert_eq!(d, Decision::NoRoute);
+    }
+}
+
+#[cfg(test)]
+mod example_config {
+    use super::*;
+
+    /// `examples/header-router/config.json` stays a valid configuration.
+    #[test]
+    fn example_config_compiles() {
+        let text = include_str!("../../../examples/header-router/config.json");
+        let t = RouteTable::compile(&RouterConfig::parse(text.as_bytes()).unwrap()).unwrap();
+        assert_eq!(t.len(), 5);
+    }
+}
