@@ -116,7 +116,7 @@ pub struct StatsTagSpec {
     /// Regex whose first capture group is cut out of the stat name and whose
     /// second (or first) capture group is the value.
     pub regex: Option<String>,
-    /// A fixed value added to every stat.
+    /// Envoy's fixed-value tags are not supported (refused).
     pub fixed_value: Option<String>,
 }
 
@@ -332,10 +332,11 @@ impl ServeConfig {
         c.properties = typed_properties(&f.properties)?;
         if let Some(tags) = &f.stats_tags {
             for (i, t) in tags.iter().enumerate() {
-                if t.regex.is_some() == t.fixed_value.is_some() {
-                    return Err(format!(
-                        "stats_tags[{i}]: exactly one of regex, fixed_value is required"
-                    ));
+                if t.fixed_value.is_some() {
+                    return Err(format!("stats_tags[{i}].fixed_value: not supported"));
+                }
+                if t.regex.is_none() {
+                    return Err(format!("stats_tags[{i}].regex: required"));
                 }
             }
             c.stats_tags = StatsTags::Configured(tags.clone());

@@ -977,10 +977,11 @@ pub fn from_bootstrap(v: &Value, base: &Path, opts: &RunOptions) -> R<ServeConfi
                         .map(|x| string(x, &format!("{p}.fixed_value")))
                         .transpose()?,
                 };
-                if tag.regex.is_some() == tag.fixed_value.is_some() {
-                    return Err(format!(
-                        "{p}: exactly one of regex, fixed_value is required"
-                    ));
+                if tag.fixed_value.is_some() {
+                    return Err(format!("{p}.fixed_value: not supported by wasmesh serve"));
+                }
+                if tag.regex.is_none() {
+                    return Err(format!("{p}.regex: required"));
                 }
                 tags.push(tag);
             }

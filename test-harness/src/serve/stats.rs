@@ -2,55 +2,24 @@
 //! names), the metrics plugins define (in Envoy's `wasmcustom.` namespace),
 //! Envoy's tag extraction, and the `/stats` and `/stats/prometheus` text.
 //!
-//! Tag extraction follows Envoy's `TagProducerImpl`: every extractor runs on
-//! the full stat name; the first capture group of a match is cut out of the
-//! name, the second (or the first) is the tag value; extractors whose regex
-//! starts with a literal `^token\.` only run on names whose first token is
-//! `token`. Envoy's default extractors for the stats this server emits
-//! (`envoy.cluster_name`, `envoy.http_conn_manager_prefix`,
-//! `envoy.response_code`, `envoy.response_code_class`) always apply, as with
-//! Envoy's `use_all_default_tags: true`.
-//!
-//! The Prometheus rendering mirrors Envoy's `PrometheusStatsFormatter`:
-//! counters, then gauges, then histograms; one `# TYPE` line per
-//! tag-extracted name; names in the `wasmcustom.` namespace lose it, any
-//! other name gets the `envoy_` prefix; everything outside `[a-zA-Z0-9_]`
-//! becomes `_`.
+//! Tag extraction (Envoy's `TagProducerImpl`) and the Prometheus rendering
+//! (Envoy's `PrometheusStatsFormatter`) are the pure functions of the
+//! custom-metrics filter (`custom_metrics::tags`). Envoy's default
+//! extractors for the stats this server emits (`envoy.cluster_name`,
+//! `envoy.http_conn_manager_prefix`, `envoy.response_code`,
+//! `envoy.response_code_class`) always apply after the configured ones, as
+//! with Envoy's `use_all_default_tags: true`.
 
 use super::config::{StatsTagSpec, StatsTags};
-use crate::host::{HostShared, Metric, HISTOGRAM_BUCKETS};
+use crate::host::{HostShared, Metric};
 use crate::types::MetricKind;
+use custom_metrics::tags;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
 
 /// The namespace Envoy gives metrics defined by Wasm modules.
-pub const CUSTOM_STAT_NAMESPACE: &str = "wasmcustom";
-
-/// Istio's standard labels, in the order of Istio's `stats_tags`.
-pub const STANDARD_LABELS: [&str; 17] = [
-    "reporter",
-    "source_workload",
-    "source_workload_namespace",
-    "source_principal",
-    "source_app",
-    "source_version",
-    "destination_workload",
-    "destination_workload_namespace",
-    "destination_principal",
-    "destination_service",
-    "destination_service_name",
-    "destination_service_namespace",
-    "request_protocol",
-    "response_code",
-    "grpc_response_status",
-    "response_flags",
-    "connection_security_policy",
-];
-
-const VALUE_SEPARATOR: &str = "=.=";
-const FIELD_SEPARATOR: &str = ";.;";
+pub use custom_metrics::tags::CUSTOM_STAT_NAMESPACE;
 
 /// Counters of one upstream cluster.
 #[derive(Debug)]
@@ -299,27 +268,6 @@ impl StatEntry {
     }
 }
 
-/// A tag-extracted name and its tags.
-type Tagged = (String, Vec<(String, String)>);
-
-#[derive(Debug, Clone)]
-struct Extractor {
-    name: String,
-    regex: regex_lite::Regex,
-}
-
-/// Envoy's tag producer.
-#[derive(Debug)]
-pub struct TagProducer {
-    without_prefix: Vec<Extractor>,
-    with_prefix: Vec<(String, Extractor)>,
-    fixed: Vec<(String, String)>,
-    /// Extract every `name=.=value;.;` label (the `Auto` mode).
-    auto_labels: bool,
-    /// Caches the tags of names already seen.
-    cache: Mutex<std::collections::HashMap<String, Tagged>>,
-}
-
 /// Envoy's default tag extractors for the stats this server emits.
 pub fn envoy_default_tags() -> Vec<StatsTagSpec> {
     let t = |n: &str, r: &str| StatsTagSpec {
@@ -335,243 +283,108 @@ pub fn envoy_default_tags() -> Vec<StatsTagSpec> {
     ]
 }
 
+fn to_tag(t: &StatsTagSpec) -> Option<tags::StatsTag> {
+    Some(tags::StatsTag {
+        tag_name: t.tag_name.clone(),
+        regex: t.regex.clone()?,
+    })
+}
+
+/// Envoy's tag producer for this server: the configured `stats_tags`, then
+/// Envoy's defaults (as Envoy orders them). In the `Auto` mode the tags are
+/// the Istio standard labels plus every other label found in the names
+/// being rendered (what Istio's `extraStatTags` would list).
+///
+/// Extraction and rendering are the custom-metrics filter's pure functions
+/// (`custom_metrics::tags`), so the local output matches what the Envoy and
+/// Istio manifests produce.
+#[derive(Debug)]
+pub struct TagProducer {
+    configured: Option<tags::TagProducer>,
+}
+
 impl TagProducer {
-    /// Compiles the tag configuration (Envoy's defaults come first).
-    pub fn new(tags: &StatsTags) -> Result<TagProducer, String> {
-        let mut p = TagProducer {
-            without_prefix: Vec::new(),
-            with_prefix: Vec::new(),
-            fixed: Vec::new(),
-            auto_labels: matches!(tags, StatsTags::Auto),
-            cache: Mutex::new(Default::default()),
-        };
-        let mut all = envoy_default_tags();
-        if let StatsTags::Configured(t) = tags {
-            all.extend(t.iter().cloned());
+    /// Compiles the tag configuration.
+    pub fn new(stats_tags: &StatsTags) -> Result<TagProducer, String> {
+        Ok(TagProducer {
+            configured: match stats_tags {
+                StatsTags::Auto => None,
+                StatsTags::Configured(list) => Some(tags::TagProducer::new(&Self::with_defaults(
+                    list.iter().filter_map(to_tag).collect(),
+                ))?),
+            },
+        })
+    }
+
+    fn with_defaults(mut list: Vec<tags::StatsTag>) -> Vec<tags::StatsTag> {
+        list.extend(envoy_default_tags().iter().filter_map(to_tag));
+        list
+    }
+
+    /// The producer for rendering `stats`.
+    fn for_stats(&self, stats: &[StatEntry]) -> std::borrow::Cow<'_, tags::TagProducer> {
+        if let Some(p) = &self.configured {
+            return std::borrow::Cow::Borrowed(p);
         }
-        for t in &all {
-            if let Some(v) = &t.fixed_value {
-                p.fixed.push((t.tag_name.clone(), v.clone()));
+        let mut labels: Vec<&str> = Vec::new();
+        for s in stats {
+            let Some(defined) = s.name.strip_prefix(&format!("{CUSTOM_STAT_NAMESPACE}.")) else {
                 continue;
-            }
-            let Some(r) = &t.regex else { continue };
-            let regex = regex_lite::Regex::new(r)
-                .map_err(|e| format!("stats tag `{}`: regex `{r}`: {e}", t.tag_name))?;
-            if regex.captures_len() < 2 {
-                return Err(format!(
-                    "stats tag `{}`: regex `{r}` has no capture group",
-                    t.tag_name
-                ));
-            }
-            let ex = Extractor {
-                name: t.tag_name.clone(),
-                regex,
             };
-            match prefix_token(r) {
-                Some(tok) => p.with_prefix.push((tok, ex)),
-                None => p.without_prefix.push(ex),
+            if let Some((_, ls)) = tags::decode_stat_name(defined) {
+                for (n, _) in ls {
+                    if !labels.contains(&n) {
+                        labels.push(n);
+                    }
+                }
             }
         }
-        Ok(p)
+        let list = Self::with_defaults(tags::stats_tags_for_labels(labels));
+        std::borrow::Cow::Owned(
+            tags::TagProducer::new(&list).unwrap_or_else(|_| tags::TagProducer::for_labels([])),
+        )
     }
 
     /// The tag-extracted name and the tags of a full stat name.
     pub fn produce_tags(&self, stat_name: &str) -> (String, Vec<(String, String)>) {
-        if let Some(hit) = self.cache.lock().expect("lock").get(stat_name) {
-            return hit.clone();
-        }
-        let r = self.compute(stat_name);
-        let mut cache = self.cache.lock().expect("lock");
-        if cache.len() < 100_000 {
-            cache.insert(stat_name.to_string(), r.clone());
-        }
-        r
+        let entry = StatEntry {
+            name: stat_name.to_string(),
+            value: StatValue::Counter(0),
+        };
+        self.for_stats(std::slice::from_ref(&entry))
+            .produce_tags(stat_name)
     }
-
-    fn compute(&self, stat_name: &str) -> (String, Vec<(String, String)>) {
-        let mut tags: Vec<(String, String)> = Vec::new();
-        let mut remove: Vec<(usize, usize)> = Vec::new();
-        let first = stat_name.split_once('.').map(|(t, _)| t);
-        let prefixed = self
-            .with_prefix
-            .iter()
-            .filter(|(tok, _)| Some(tok.as_str()) == first)
-            .map(|(_, ex)| ex);
-        for ex in self.without_prefix.iter().chain(prefixed) {
-            if tags.iter().any(|(n, _)| *n == ex.name) {
-                continue;
-            }
-            let Some(caps) = ex.regex.captures(stat_name) else {
-                continue;
-            };
-            let Some(cut) = caps.get(1) else { continue };
-            let value = caps.get(2).unwrap_or(cut);
-            tags.push((ex.name.clone(), value.as_str().to_string()));
-            remove.push((cut.start(), cut.end()));
-        }
-        if self.auto_labels {
-            let mut found: Vec<(String, String, (usize, usize))> = Vec::new();
-            let mut pos = 0;
-            while let Some(i) = stat_name[pos..].find(VALUE_SEPARATOR) {
-                let sep = pos + i;
-                let start = stat_name[..sep].rfind(['.', ';']).map_or(0, |k| k + 1);
-                let after = sep + VALUE_SEPARATOR.len();
-                let Some(end_rel) = stat_name[after..].find(FIELD_SEPARATOR) else {
-                    break;
-                };
-                let end = after + end_rel + FIELD_SEPARATOR.len();
-                let name = &stat_name[start..sep];
-                let value = &stat_name[after..after + end_rel];
-                if !name.is_empty() && !tags.iter().any(|(n, _)| n == name) {
-                    found.push((name.to_string(), value.to_string(), (start, end)));
-                }
-                pos = end;
-            }
-            found.sort_by_key(|(n, _, _)| {
-                STANDARD_LABELS
-                    .iter()
-                    .position(|l| l == n)
-                    .unwrap_or(STANDARD_LABELS.len())
-            });
-            for (n, v, cut) in found {
-                if tags.iter().any(|(x, _)| *x == n) {
-                    continue;
-                }
-                tags.push((n, v));
-                remove.push(cut);
-            }
-        }
-        for (n, v) in &self.fixed {
-            if !tags.iter().any(|(x, _)| x == n) {
-                tags.push((n.clone(), v.clone()));
-            }
-        }
-        (remove_intervals(stat_name, &mut remove), tags)
-    }
-}
-
-fn prefix_token(regex: &str) -> Option<String> {
-    let rest = regex.strip_prefix('^')?;
-    let end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(rest.len());
-    if end == 0 {
-        return None;
-    }
-    let after = &rest[end..];
-    (after.starts_with("\\.") || after.starts_with("(?=\\.)") || after == "$")
-        .then(|| rest[..end].to_string())
-}
-
-fn remove_intervals(s: &str, iv: &mut [(usize, usize)]) -> String {
-    if iv.is_empty() {
-        return s.to_string();
-    }
-    iv.sort_unstable();
-    let mut out = String::with_capacity(s.len());
-    let mut pos = 0;
-    for &(a, b) in iv.iter() {
-        if a > pos {
-            out.push_str(&s[pos..a]);
-        }
-        pos = pos.max(b);
-    }
-    if pos < s.len() {
-        out.push_str(&s[pos..]);
-    }
-    out
-}
-
-/// Every character outside `[a-zA-Z0-9_]` becomes `_`.
-pub fn sanitize_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-fn escape_value(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('\n', "\\n")
-        .replace('"', "\\\"")
-}
-
-/// Envoy's Prometheus metric name for a tag-extracted name.
-pub fn prometheus_name(extracted: &str) -> Option<String> {
-    match extracted.strip_prefix(&format!("{CUSTOM_STAT_NAMESPACE}.")) {
-        Some(s) => {
-            let s = sanitize_name(s);
-            (!s.is_empty() && !s.as_bytes()[0].is_ascii_digit()).then_some(s)
-        }
-        None => Some(format!("envoy_{}", sanitize_name(extracted))),
-    }
-}
-
-fn stat_name_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    a.split('.').cmp(b.split('.'))
 }
 
 /// `/stats/prometheus`.
 pub fn render_prometheus(stats: &[StatEntry], producer: &TagProducer) -> String {
-    type Group<'a> = BTreeMap<String, Vec<(&'a StatEntry, Vec<(String, String)>)>>;
-    let mut groups: [Group<'_>; 3] = Default::default();
-    for s in stats {
-        let (extracted, tags) = producer.produce_tags(&s.name);
-        let k = match s.value {
-            StatValue::Counter(_) => 0,
-            StatValue::Gauge(_) => 1,
-            StatValue::Histogram { .. } => 2,
-        };
-        groups[k].entry(extracted).or_default().push((s, tags));
-    }
-    let mut out = String::new();
-    for (k, g) in groups.iter_mut().enumerate() {
-        for (extracted, items) in g.iter_mut() {
-            let Some(name) = prometheus_name(extracted) else {
-                continue;
-            };
-            items.sort_by(|a, b| stat_name_cmp(&a.0.name, &b.0.name));
-            let kind = ["counter", "gauge", "histogram"][k];
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (s, tags) in items.iter() {
-                let labels = tags
-                    .iter()
-                    .map(|(n, v)| format!("{}=\"{}\"", sanitize_name(n), escape_value(v)))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                match &s.value {
-                    StatValue::Counter(v) => {
-                        let _ = writeln!(out, "{name}{{{labels}}} {v}");
-                    }
-                    StatValue::Gauge(v) => {
-                        let _ = writeln!(out, "{name}{{{labels}}} {v}");
-                    }
-                    StatValue::Histogram {
-                        buckets,
-                        sum,
-                        count,
-                    } => {
-                        let sep = if labels.is_empty() { "" } else { "," };
-                        let mut acc = 0;
-                        for (i, bound) in HISTOGRAM_BUCKETS.iter().enumerate() {
-                            acc += buckets.get(i).copied().unwrap_or(0);
-                            let _ =
-                                writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {acc}");
-                        }
-                        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-                        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-                        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
-                    }
-                }
-            }
-        }
-    }
-    out
+    let histograms: Vec<Option<tags::HistogramData>> = stats
+        .iter()
+        .map(|s| match &s.value {
+            StatValue::Histogram {
+                buckets,
+                sum,
+                count,
+            } => Some(tags::HistogramData::from_bucket_counts(
+                buckets, *sum, *count,
+            )),
+            _ => None,
+        })
+        .collect();
+    let list: Vec<tags::Stat<'_>> = stats
+        .iter()
+        .zip(&histograms)
+        .map(|(s, h)| tags::Stat {
+            name: &s.name,
+            value: match (&s.value, h) {
+                (StatValue::Counter(v), _) => tags::StatValue::Counter(*v),
+                (StatValue::Gauge(v), _) => tags::StatValue::Gauge(*v),
+                (_, Some(h)) => tags::StatValue::Histogram(h),
+                (_, None) => tags::StatValue::Counter(0),
+            },
+        })
+        .collect();
+    tags::render_prometheus(&list, &producer.for_stats(stats))
 }
 
 /// `/stats`: `name: value` lines sorted by name (histograms as
@@ -680,6 +493,7 @@ mod tests {
 
     #[test]
     fn histograms() {
+        use crate::host::HISTOGRAM_BUCKETS;
         let p = TagProducer::new(&StatsTags::Auto).unwrap();
         let mut buckets = vec![0; HISTOGRAM_BUCKETS.len() + 1];
         buckets[1] = 2;
