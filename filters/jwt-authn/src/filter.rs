@@ -1,0 +1,582 @@
+//! proxy-wasm glue (wasm32 only): reads the request, asks the core
+//! ([`crate::decide`]), applies the decision; drives remote JWKS fetches from
+//! the root context.
+//!
+//! Waiting requests: a request whose provider's keys are still being fetched
+//! is paused (`on_http_request_headers` returns `Pause`; body and trailers
+//! are held too). The root keeps the list of waiting stream ids; after a
+//! fetch completes (in this VM: in `on_http_call_response`; in another VM:
+//! noticed on the next tick) it re-evaluates each waiting request in that
+//! stream's context (`proxy_set_effective_context`) and resumes it
+//! (`proxy_continue_stream`) or answers it. A request never waits longer
+//! than the longest fetch timeout plus [`WAIT_GRACE`]. Calls are dispatched
+//! only from root callbacks (configure, tick, call response), so their
+//! answers always reach the root.
+
+use crate::authenticator::{Authenticator, Verified};
+use crate::config::FilterConfig;
+use crate::jwks::KeySet;
+use crate::jwks_cache::{KeyRing, Meta};
+use crate::jwt_cache::JwtCache;
+use crate::output::{self, HeaderOp};
+use crate::stats;
+use crate::status::{self, Status};
+use crate::{decide, Decision};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+use wasmesh_common::identity::IDENTITY_PROPERTY;
+use wasmesh_common::{host, HeaderMap};
+
+const NAME: &str = "jwt_authn";
+/// Tick period: refresh/backoff scheduling and noticing other workers' fetches.
+const TICK: Duration = Duration::from_millis(200);
+/// Added to the longest fetch timeout to bound how long a request waits.
+const WAIT_GRACE: Duration = Duration::from_secs(2);
+/// Largest JWKS document accepted from a key server.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> { Box::new(Root { id, shared: None, calls: Vec::new() }) });
+}}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_send_local_response(
+        status_code: u32,
+        details_data: *const u8,
+        details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+}
+
+/// `proxy_send_local_response` with response-code details (the SDK's
+/// `send_http_response` passes none) and without panicking on errors.
+fn send_local_response(code: u32, details: &str, body: &str, headers: &[(&str, &str)]) {
+    let mut map = Vec::new();
+    map.extend_from_slice(&(headers.len() as u32).to_le_bytes());
+    for (k, v) in headers {
+        map.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        map.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in headers {
+        map.extend_from_slice(k.as_bytes());
+        map.push(0);
+        map.extend_from_slice(v.as_bytes());
+        map.push(0);
+    }
+    // SAFETY: every pointer/length pair describes a live buffer owned by
+    // this frame for the duration of the call; the host only reads them.
+    unsafe {
+        proxy_send_local_response(
+            code,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            map.as_ptr(),
+            map.len(),
+            -1,
+        );
+    }
+}
+
+struct Metrics {
+    allowed: u32,
+    denied: u32,
+    denied_by: Vec<u32>,
+    cors: u32,
+    fetch_ok: u32,
+    fetch_failed: u32,
+    cache_hit: u32,
+    cache_miss: u32,
+}
+
+impl Metrics {
+    fn define() -> Metrics {
+        let c = |n: &str| hostcalls::define_metric(MetricType::Counter, n).unwrap_or(u32::MAX);
+        Metrics {
+            allowed: c(stats::ALLOWED),
+            denied: c(stats::DENIED),
+            denied_by: stats::denied_by_reason().iter().map(|n| c(n)).collect(),
+            cors: c(stats::CORS_PREFLIGHT_BYPASSED),
+            fetch_ok: c(stats::JWKS_FETCH_SUCCESS),
+            fetch_failed: c(stats::JWKS_FETCH_FAILED),
+            cache_hit: c(stats::JWT_CACHE_HIT),
+            cache_miss: c(stats::JWT_CACHE_MISS),
+        }
+    }
+}
+
+fn inc(id: u32, by: u32) {
+    if id != u32::MAX && by > 0 {
+        let _ = hostcalls::increment_metric(id, i64::from(by));
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Deciding,
+    Waiting,
+    Done,
+}
+
+struct Waiter {
+    id: u32,
+    state: Rc<Cell<State>>,
+    headers: HeaderMap,
+    realm: String,
+    since: u64,
+}
+
+/// What every context of the VM shares.
+struct Shared {
+    config: FilterConfig,
+    ring: KeyRing,
+    cache: RefCell<JwtCache<Verified>>,
+    metrics: Metrics,
+    waiting: RefCell<Vec<Waiter>>,
+    max_wait: u64,
+}
+
+impl Shared {
+    /// Decides for `headers` at `now` (ns) and applies the result to the
+    /// current effective stream. Returns whether the stream may continue,
+    /// or `None` when it must wait.
+    fn run(&self, headers: &HeaderMap, realm: &str, now: u64) -> Option<bool> {
+        self.ring.now.set(now);
+        let decision = {
+            let mut cache = self.cache.borrow_mut();
+            let mut auth = Authenticator {
+                config: &self.config,
+                keys: &self.ring,
+                cache: &mut cache,
+                now: now / 1_000_000_000,
+                stats: Default::default(),
+            };
+            let d = decide(&self.config, headers, &mut auth);
+            inc(self.metrics.cache_hit, auth.stats.hits);
+            inc(self.metrics.cache_miss, auth.stats.misses);
+            d
+        };
+        match decision {
+            Decision::Allow { ops, identity } => {
+                apply(&ops);
+                if let Some(id) = identity {
+                    let _ = hostcalls::set_property(vec![IDENTITY_PROPERTY], Some(id.as_bytes()));
+                }
+                inc(self.metrics.allowed, 1);
+                Some(true)
+            }
+            Decision::CorsBypass => {
+                inc(self.metrics.cors, 1);
+                inc(self.metrics.allowed, 1);
+                Some(true)
+            }
+            Decision::Deny(s) => {
+                self.deny(s, realm);
+                Some(false)
+            }
+            Decision::Wait => None,
+        }
+    }
+
+    fn deny(&self, s: Status, realm: &str) {
+        inc(self.metrics.denied, 1);
+        if let Some(id) = self.metrics.denied_by.get(stats::reason_index(s)) {
+            inc(*id, 1);
+        }
+        let www = s.www_authenticate(realm);
+        send_local_response(
+            s.http_code(),
+            &s.details(),
+            s.message(),
+            &[("www-authenticate", &www)],
+        );
+    }
+
+    /// Re-evaluates every waiting request; resumes or answers those that are decided.
+    fn resume_waiters(&self, root_id: u32, now: u64) {
+        let waiters = std::mem::take(&mut *self.waiting.borrow_mut());
+        if waiters.is_empty() {
+            return;
+        }
+        let mut still = Vec::new();
+        for w in waiters {
+            if w.state.get() != State::Waiting || hostcalls::set_effective_context(w.id).is_err() {
+                continue;
+            }
+            let result = match self.run(&w.headers, &w.realm, now) {
+                None if now.saturating_sub(w.since) > self.max_wait => {
+                    self.deny(Status::JwksFetchFail, &w.realm);
+                    Some(false)
+                }
+                r => r,
+            };
+            match result {
+                Some(cont) => {
+                    w.state.set(State::Done);
+                    if cont {
+                        let _ = hostcalls::resume_http_request();
+                    }
+                }
+                None => still.push(w),
+            }
+        }
+        let _ = hostcalls::set_effective_context(root_id);
+        self.waiting.borrow_mut().extend(still);
+    }
+}
+
+fn apply(ops: &[HeaderOp]) {
+    for op in ops {
+        let _ = match op {
+            HeaderOp::Remove(h) => hostcalls::remove_map_value(MapType::HttpRequestHeaders, h),
+            HeaderOp::Add(h, v) => hostcalls::add_map_value(MapType::HttpRequestHeaders, h, v),
+            HeaderOp::Set(h, v) => {
+                hostcalls::set_map_value(MapType::HttpRequestHeaders, h, Some(v))
+            }
+        };
+    }
+}
+
+struct Root {
+    id: u32,
+    shared: Option<Rc<Shared>>,
+    /// Our calls in flight: (token, remote index).
+    calls: Vec<(u32, usize)>,
+}
+
+impl Root {
+    /// Reads the shared record of remote `i`, installs new keys, and starts
+    /// a fetch when one is due and we win the lease.
+    fn sync_remote(&mut self, i: usize, now: u64) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let mut remote = shared.ring.remotes[i].borrow_mut();
+        let (bytes, cas) = hostcalls::get_shared_data(&remote.meta_key()).unwrap_or((None, None));
+        let meta = bytes.as_deref().and_then(Meta::decode);
+        let plan = remote.plan(meta.clone(), now);
+        if plan.sync {
+            let meta = meta.clone().unwrap_or_default();
+            if meta.last_ok {
+                let doc = hostcalls::get_shared_data(&remote.keys_key())
+                    .ok()
+                    .and_then(|(b, _)| b);
+                match doc.as_deref().map(KeySet::from_json) {
+                    Some(Ok(set)) => {
+                        for reason in &set.skipped {
+                            host::log(
+                                LogLevel::Warn,
+                                NAME,
+                                &format!("{}: key skipped: {reason}", remote.remote.uri),
+                            );
+                        }
+                        remote.install(Rc::new(set), &meta);
+                    }
+                    _ => remote.note_failure(&meta),
+                }
+            } else {
+                remote.note_failure(&meta);
+            }
+        }
+        if let Some(claim) = plan.claim {
+            if hostcalls::set_shared_data(&remote.meta_key(), Some(claim.encode().as_bytes()), cas)
+                .is_err()
+            {
+                return; // another worker won; we will see its result
+            }
+            let r = &remote.remote;
+            let headers = vec![
+                (":method", "GET"),
+                (":path", r.path.as_str()),
+                (":authority", r.authority.as_str()),
+                ("accept", "application/json"),
+            ];
+            match hostcalls::dispatch_http_call(&r.cluster, headers, None, vec![], r.timeout) {
+                Ok(token) => {
+                    remote.on_dispatched(token, claim);
+                    self.calls.push((token, i));
+                }
+                Err(e) => {
+                    host::log(
+                        LogLevel::Error,
+                        NAME,
+                        &format!(
+                            "cannot fetch {} through cluster `{}`: {e:?}",
+                            r.uri, r.cluster
+                        ),
+                    );
+                    drop(remote);
+                    self.complete(i, false, None, now);
+                }
+            }
+        }
+    }
+
+    /// Records the end of a fetch of remote `i` in shared data.
+    fn complete(&mut self, i: usize, ok: bool, body: Option<&[u8]>, now: u64) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        {
+            let mut remote = shared.ring.remotes[i].borrow_mut();
+            if let (true, Some(body)) = (ok, body) {
+                let _ = hostcalls::set_shared_data(&remote.keys_key(), Some(body), None);
+            }
+            for _ in 0..8 {
+                let (bytes, cas) =
+                    hostcalls::get_shared_data(&remote.meta_key()).unwrap_or((None, None));
+                let next = remote.complete(bytes.as_deref().and_then(Meta::decode), ok, now);
+                if hostcalls::set_shared_data(
+                    &remote.meta_key(),
+                    Some(next.encode().as_bytes()),
+                    cas,
+                )
+                .is_ok()
+                {
+                    break;
+                }
+            }
+        }
+        inc(
+            if ok {
+                shared.metrics.fetch_ok
+            } else {
+                shared.metrics.fetch_failed
+            },
+            1,
+        );
+        self.sync_remote(i, now);
+        shared.resume_waiters(self.id, now);
+    }
+
+    fn tick(&mut self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let now = host::now_nanos();
+        for i in 0..shared.ring.remotes.len() {
+            self.sync_remote(i, now);
+        }
+        shared.resume_waiters(self.id, now);
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some(pos) = self.calls.iter().position(|(t, _)| *t == token) else {
+            return;
+        };
+        let (_, i) = self.calls.swap_remove(pos);
+        let now = host::now_nanos();
+        // A reset or refused call has no headers; the SDK's header getter
+        // would panic on the host's error then, so it is not asked.
+        let status = if num_headers == 0 {
+            None
+        } else {
+            hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+                .ok()
+                .flatten()
+        };
+        let body = if body_size > 0 && body_size <= MAX_JWKS_BYTES {
+            hostcalls::get_buffer(
+                proxy_wasm::types::BufferType::HttpCallResponseBody,
+                0,
+                body_size,
+            )
+            .ok()
+            .flatten()
+        } else {
+            None
+        };
+        let uri = self
+            .shared
+            .as_ref()
+            .map(|s| s.ring.remotes[i].borrow().remote.uri.clone())
+            .unwrap_or_default();
+        let ok = match (status.as_deref(), &body) {
+            (Some("200"), Some(b)) => match KeySet::from_json(b) {
+                Ok(_) => true,
+                Err(e) => {
+                    host::log(
+                        LogLevel::Warn,
+                        NAME,
+                        &format!("JWKS from {uri} is unusable: {e}"),
+                    );
+                    false
+                }
+            },
+            (Some(s), _) => {
+                host::log(
+                    LogLevel::Warn,
+                    NAME,
+                    &format!("JWKS fetch from {uri} failed with status {s}"),
+                );
+                false
+            }
+            (None, _) => {
+                host::log(
+                    LogLevel::Warn,
+                    NAME,
+                    &format!("JWKS fetch from {uri} failed (reset or timeout)"),
+                );
+                false
+            }
+        };
+        self.complete(i, ok, body.as_deref(), now);
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = hostcalls::get_buffer(
+            proxy_wasm::types::BufferType::PluginConfiguration,
+            0,
+            usize::MAX,
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        let config = match FilterConfig::from_json(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                host::log_config_error(NAME, &e);
+                return false;
+            }
+        };
+        let ring = KeyRing::new(&config);
+        let max_timeout = ring
+            .remotes
+            .iter()
+            .map(|r| r.borrow().remote.timeout)
+            .max()
+            .unwrap_or_default();
+        let cache = RefCell::new(JwtCache::new(config.cache_size));
+        self.shared = Some(Rc::new(Shared {
+            config,
+            ring,
+            cache,
+            metrics: Metrics::define(),
+            waiting: RefCell::new(Vec::new()),
+            max_wait: u64::try_from((max_timeout + WAIT_GRACE).as_nanos()).unwrap_or(u64::MAX),
+        }));
+        self.calls.clear();
+        if self
+            .shared
+            .as_ref()
+            .is_some_and(|s| !s.ring.remotes.is_empty())
+        {
+            let _ = hostcalls::set_tick_period(TICK);
+            self.tick();
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        self.tick();
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Stream {
+            id,
+            shared: self.shared.clone(),
+            state: Rc::new(Cell::new(State::Deciding)),
+        }))
+    }
+}
+
+struct Stream {
+    id: u32,
+    shared: Option<Rc<Shared>>,
+    state: Rc<Cell<State>>,
+}
+
+impl Context for Stream {}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        let mut headers = host::request_headers();
+        let sanitize = output::sanitize(&shared.config, &headers);
+        for op in &sanitize {
+            if let HeaderOp::Remove(h) = op {
+                headers.remove(h);
+            }
+        }
+        apply(&sanitize);
+        let realm = status::realm(headers.scheme(), headers.authority(), headers.path());
+        let now = host::now_nanos();
+        match shared.run(&headers, &realm, now) {
+            Some(true) => {
+                self.state.set(State::Done);
+                Action::Continue
+            }
+            Some(false) => {
+                self.state.set(State::Done);
+                Action::Pause
+            }
+            None => {
+                self.state.set(State::Waiting);
+                shared.waiting.borrow_mut().push(Waiter {
+                    id: self.id,
+                    state: Rc::clone(&self.state),
+                    headers,
+                    realm,
+                    since: now,
+                });
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, _size: usize, _eos: bool) -> Action {
+        if self.state.get() == State::Waiting {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_request_trailers(&mut self, _n: usize) -> Action {
+        if self.state.get() == State::Waiting {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if self.state.get() == State::Waiting {
+            self.state.set(State::Done);
+            if let Some(shared) = &self.shared {
+                if let Ok(mut w) = shared.waiting.try_borrow_mut() {
+                    w.retain(|w| w.id != self.id);
+                }
+            }
+        }
+    }
+}
