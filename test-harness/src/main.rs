@@ -68,6 +68,24 @@ enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// The demo: an identity provider, echo upstreams and `wasmesh serve` with
+    /// the five filters (examples/demo/serve.yaml); drives a tour of requests,
+    /// prints what happened and exits non-zero if anything was not as expected.
+    Demo {
+        /// Leave everything running on the configuration's ports and print
+        /// ready-to-paste curl commands, until Ctrl-C.
+        #[arg(long)]
+        keep: bool,
+        /// The demo's serve configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Directory of `<name>.wasm` artifacts.
+        #[arg(long)]
+        wasm_dir: Option<PathBuf>,
+        /// Print plugin log lines.
+        #[arg(long, short)]
+        verbose: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -140,6 +158,29 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("wasmesh serve: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Demo {
+            keep,
+            config,
+            wasm_dir,
+            verbose,
+        } => {
+            let mut opts = wasmesh::serve::demo::DemoOptions {
+                wasm_dir,
+                echo_plugin_logs: verbose,
+                ..Default::default()
+            };
+            if let Some(c) = config {
+                opts.config = c;
+            }
+            match wasmesh::serve::demo::run_cli(opts, keep) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("wasmesh demo: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -253,6 +253,7 @@ fn start(yaml: &str) -> ServerHandle {
         config,
         &ServeOptions {
             echo_plugin_logs: false,
+            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("start: {e}"))
@@ -1061,6 +1062,7 @@ fn runs_an_envoy_bootstrap() {
             config,
             &ServeOptions {
                 echo_plugin_logs: false,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -1187,6 +1189,7 @@ fn serve_example_config_runs() {
             config,
             &ServeOptions {
                 echo_plugin_logs: false,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -1351,6 +1354,7 @@ fn runs_the_envoy_manifests() {
                 config,
                 &ServeOptions {
                     echo_plugin_logs: false,
+                    ..Default::default()
                 },
             )
             .unwrap_or_else(|e| panic!("{}: {e}", f.display()));

@@ -73,9 +73,12 @@ impl Entry {
     }
 }
 
-/// The access log sink.
+/// The access log sink, plus an optional in-memory ring of the last
+/// entries (for programs that embed the server, like `wasmesh demo`).
 pub struct AccessLog {
     out: Option<Mutex<Box<dyn Write + Send>>>,
+    recent: Option<Mutex<std::collections::VecDeque<Entry>>>,
+    keep: usize,
 }
 
 impl AccessLog {
@@ -94,14 +97,44 @@ impl AccessLog {
         };
         Ok(AccessLog {
             out: out.map(Mutex::new),
+            recent: None,
+            keep: 0,
         })
     }
 
+    /// Also keeps the last `n` entries in memory (see [`AccessLog::recent`]).
+    pub fn keep_recent(mut self, n: usize) -> AccessLog {
+        if n > 0 {
+            self.recent = Some(Mutex::new(std::collections::VecDeque::with_capacity(n)));
+            self.keep = n;
+        }
+        self
+    }
+
+    /// The entries kept in memory, oldest first.
+    pub fn recent(&self) -> Vec<Entry> {
+        match &self.recent {
+            Some(r) => r
+                .lock()
+                .map(|r| r.iter().cloned().collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
     pub fn enabled(&self) -> bool {
-        self.out.is_some()
+        self.out.is_some() || self.recent.is_some()
     }
 
     pub fn write(&self, e: &Entry) {
+        if let Some(r) = &self.recent {
+            if let Ok(mut r) = r.lock() {
+                if r.len() == self.keep {
+                    r.pop_front();
+                }
+                r.push_back(e.clone());
+            }
+        }
         if let Some(out) = &self.out {
             let mut line = e.format();
             line.push('\n');

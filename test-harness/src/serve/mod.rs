@@ -27,6 +27,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod config;
+pub mod demo;
 pub mod driver;
 pub mod envoy;
 pub mod stats;
@@ -60,12 +61,16 @@ pub struct Shared {
 pub struct ServeOptions {
     /// Print plugin log lines to stderr.
     pub echo_plugin_logs: bool,
+    /// Keep the last N access log entries in memory
+    /// ([`ServerHandle::recent_access_log`]); 0: none.
+    pub keep_access_log: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             echo_plugin_logs: true,
+            keep_access_log: 0,
         }
     }
 }
@@ -101,7 +106,8 @@ impl Server {
             host.set_property(k, v.clone());
         }
         let tags = stats::TagProducer::new(&config.stats_tags)?;
-        let access_log = access_log::AccessLog::open(&config.access_log)?;
+        let access_log =
+            access_log::AccessLog::open(&config.access_log)?.keep_recent(opts.keep_access_log);
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| format!("listen {}: {e}", config.listen))?;
         listener
@@ -231,6 +237,12 @@ impl ServerHandle {
     /// The effective configuration.
     pub fn config(&self) -> &ServeConfig {
         &self.shared.config
+    }
+
+    /// The last access log entries, oldest first (only with
+    /// [`ServeOptions::keep_access_log`]).
+    pub fn recent_access_log(&self) -> Vec<access_log::Entry> {
+        self.shared.access_log.recent()
     }
 
     /// The server's stats with Envoy's names.
@@ -409,6 +421,7 @@ pub fn run_cli(
         config,
         &ServeOptions {
             echo_plugin_logs: !overrides.quiet,
+            ..Default::default()
         },
     )?;
     eprintln!(
