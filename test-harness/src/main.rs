@@ -85,6 +85,13 @@ enum Cmd {
         /// Print plugin log lines.
         #[arg(long, short)]
         verbose: bool,
+        /// Do not run the tour (with --keep: only run the servers).
+        #[arg(long)]
+        no_tour: bool,
+        /// Start only the identity provider; the other clusters are services
+        /// already listening on their configured endpoints (benchmarks).
+        #[arg(long)]
+        idp_only: bool,
     },
 }
 
@@ -167,16 +174,19 @@ fn main() -> ExitCode {
             config,
             wasm_dir,
             verbose,
+            no_tour,
+            idp_only,
         } => {
             let mut opts = wasmesh::serve::demo::DemoOptions {
                 wasm_dir,
                 echo_plugin_logs: verbose,
+                idp_only,
                 ..Default::default()
             };
             if let Some(c) = config {
                 opts.config = c;
             }
-            match wasmesh::serve::demo::run_cli(opts, keep) {
+            match wasmesh::serve::demo::run_cli(opts, keep, !no_tour) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(e) => {

@@ -63,6 +63,9 @@ pub struct DemoOptions {
     pub any_ports: bool,
     /// Print plugin log lines on stderr.
     pub echo_plugin_logs: bool,
+    /// Start only the identity provider: the other clusters are real
+    /// services already listening on their endpoints (benchmarks).
+    pub idp_only: bool,
 }
 
 impl Default for DemoOptions {
@@ -73,6 +76,7 @@ impl Default for DemoOptions {
             wasm_dir: None,
             any_ports: true,
             echo_plugin_logs: false,
+            idp_only: false,
         }
     }
 }
@@ -344,6 +348,9 @@ impl Demo {
         let mut listeners = Vec::new();
         let mut idp_addr = None;
         for (name, cluster) in config.clusters.iter_mut() {
+            if opts.idp_only && name != IDP_CLUSTER {
+                continue;
+            }
             let want = if opts.any_ports {
                 SocketAddr::from(([127, 0, 0, 1], 0))
             } else {
@@ -375,7 +382,8 @@ impl Demo {
             config,
             &ServeOptions {
                 echo_plugin_logs: opts.echo_plugin_logs,
-                keep_access_log: 1024,
+                // The tour reads the entries; a benchmark does not.
+                keep_access_log: if opts.idp_only { 0 } else { 1024 },
             },
         )?;
         Ok(Demo {
@@ -665,7 +673,7 @@ curl -i -H \"authorization: Bearer $ALICE\" -H 'x-chaos: delay' http://{proxy}/r
 curl -i -H \"authorization: Bearer $ALICE\" -H 'x-chaos: abort' http://{proxy}/reviews/1 # 503 fault filter abort
 curl -i -H \"authorization: Bearer $ALICE\" -H 'x-user: admin' http://{proxy}/reviews/1  # upstream sees x-user: alice
 curl -s http://{admin}/stats/prometheus | grep -E '^(istio_requests_total|demo_requests_total)'
-curl -s http://{admin}/stats | grep -E '^(jwt_authn|rbac|header_router|fault)'
+curl -s http://{admin}/stats | grep -E '^wasmcustom\\.(jwt_authn|rbac|header_router|fault)\\.'
 curl -s http://{admin}/config_dump
 curl -s http://{idp}/.well-known/jwks.json
 ",
@@ -1007,7 +1015,9 @@ async fn http_get(
 /// The `wasmesh demo` command: runs the tour and prints it; with `keep`,
 /// then leaves everything running (on the configuration's ports) and prints
 /// `curl` commands until Ctrl-C. Returns whether the tour passed.
-pub fn run_cli(mut opts: DemoOptions, keep: bool) -> Result<bool, String> {
+///
+/// `tour: false` skips the tour (with `keep`: just run the demo's servers).
+pub fn run_cli(mut opts: DemoOptions, keep: bool, tour: bool) -> Result<bool, String> {
     opts.any_ports = !keep;
     println!(
         "wasmesh demo: starting the identity provider, the upstreams and wasmesh serve ({})",
@@ -1028,6 +1038,8 @@ pub fn run_cli(mut opts: DemoOptions, keep: bool) -> Result<bool, String> {
         .map(|(n, c)| {
             let role = if n == IDP_CLUSTER {
                 "identity provider"
+            } else if opts.idp_only {
+                "external"
             } else {
                 "echo upstream"
             };
@@ -1040,9 +1052,12 @@ pub fn run_cli(mut opts: DemoOptions, keep: bool) -> Result<bool, String> {
         })
         .collect();
     println!("clusters: {}\n", clusters.join(", "));
-    let report = demo.tour();
-    print!("{report}");
-    let passed = report.passed();
+    let mut passed = true;
+    if tour {
+        let report = demo.tour();
+        print!("{report}");
+        passed = report.passed();
+    }
     if keep {
         println!("\nEverything keeps running. Try it (Ctrl-C to stop):\n");
         println!("{}", demo.curl_commands());
