@@ -9,7 +9,7 @@
 #
 #   bash scripts/bench-serve.sh              # text tables
 #   bash scripts/bench-serve.sh --markdown   # markdown tables (for BENCHMARKS.md)
-#   DURATION=10s LOAD_DURATION=60s WORKERS=2 bash scripts/bench-serve.sh
+#   DURATION=10s REPEAT=3 LOAD_DURATION=60s WORKERS=2 bash scripts/bench-serve.sh
 #   CHAIN=my-serve.yaml bash scripts/bench-serve.sh   # another chain (its listen
 #                                            # is overridden; cluster `upstream`)
 #
@@ -26,6 +26,9 @@ for a in "$@"; do
   esac
 done
 DURATION=${DURATION:-10s}
+# Each cell is the median of REPEAT runs, empty and chain alternating (the
+# machine is shared: single runs vary a lot).
+REPEAT=${REPEAT:-3}
 LOAD_DURATION=${LOAD_DURATION:-60s}
 WORKERS=${WORKERS:-2}
 UP=127.0.0.1:18081
@@ -100,20 +103,32 @@ run_wrk() { # addr conns duration -> "rps p50 p99 requests errors"
 }
 
 if [ $MARKDOWN = 1 ]; then
-  echo "wasmesh serve, $WORKERS worker(s), wrk ${DURATION} per run, $(nproc) cores shared by wrk, the upstream and the proxy; request: GET $PATH_ with a valid token"
+  echo "wasmesh serve, $WORKERS worker(s), wrk: median of $REPEAT runs of ${DURATION}, $(nproc) cores shared by wrk, the upstream and the proxy; request: GET $PATH_ with a valid token"
   echo
   echo "| chain | connections | requests/s | p50 | p99 | errors | vs empty |"
   echo "|---|---|---|---|---|---|---|"
 else
-  echo "wasmesh serve benchmark: $WORKERS worker(s), wrk $DURATION per run, $(nproc) cores shared with wrk and the upstream"
+  echo "wasmesh serve benchmark: $WORKERS worker(s), wrk: median of $REPEAT runs of $DURATION, $(nproc) cores shared with wrk and the upstream"
   printf '\n%-14s %-6s %12s %10s %10s %8s %9s\n' chain conns "requests/s" p50 p99 errors "vs empty"
 fi
 for conns in 1 64; do
+  for which in empty chain; do
+    addr=$EMPTY; [ "$which" = chain ] && addr=$CHAINED
+    run_wrk "$addr" "$conns" 2s >/dev/null   # warm up
+    : > "$tmp/runs.$which.$conns"
+  done
+  for _ in $(seq 1 "$REPEAT"); do
+    for which in empty chain; do
+      addr=$EMPTY; [ "$which" = chain ] && addr=$CHAINED
+      run_wrk "$addr" "$conns" "$DURATION" >> "$tmp/runs.$which.$conns"
+    done
+  done
   empty_rps=
   for which in empty chain; do
-    addr=$EMPTY; name=empty; [ "$which" = chain ] && { addr=$CHAINED; name=$CHAIN_NAME; }
-    run_wrk "$addr" "$conns" 2s >/dev/null   # warm up
-    read -r rps p50 p99 n bad <<<"$(run_wrk "$addr" "$conns" "$DURATION")"
+    name=empty; [ "$which" = chain ] && name=$CHAIN_NAME
+    # The run with the median requests/s; errors summed over all runs.
+    bad=$(awk '{b+=$5} END {print b+0}' "$tmp/runs.$which.$conns")
+    read -r rps p50 p99 n _ <<<"$(sort -g -k1,1 "$tmp/runs.$which.$conns" | awk -v m=$(( (REPEAT + 1) / 2 )) 'NR==m')"
     if [ "$which" = empty ]; then empty_rps=$rps; ratio="100%"; else
       ratio=$(awk -v a="$rps" -v b="$empty_rps" 'BEGIN {printf "%.0f%%", 100*a/b}'); fi
     if [ $MARKDOWN = 1 ]; then
