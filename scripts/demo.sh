@@ -12,4 +12,4 @@ cd "$(dirname "$0")/.."
 echo "demo.sh: building the filters (.wasm) and wasmesh (first time: a few minutes)..." >&2
 bash scripts/build-wasm.sh
 cargo build --profile host -p wasmesh --bin wasmesh
-exec ./target/host/wasmesh demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/host/wasmesh" demo "$@"
