@@ -17,6 +17,7 @@ pub mod pairs;
 pub mod properties;
 pub mod runtime;
 pub mod scenario;
+pub mod serve;
 pub mod stream_data;
 pub mod types;
 pub mod validate;

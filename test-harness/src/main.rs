@@ -96,6 +96,55 @@ enum Cmd {
         #[arg(long)]
         baseline: bool,
     },
+    /// Run the filter chain on real HTTP traffic: a local proxy configured by a
+    /// wasmesh serve YAML file or an Envoy bootstrap (see docs/serve.md).
+    Serve {
+        /// Configuration file (wasmesh serve format, or an Envoy bootstrap with `static_resources`).
+        config: PathBuf,
+        /// Directory of `<name>.wasm` artifacts.
+        #[arg(long)]
+        wasm_dir: Option<PathBuf>,
+        /// Listener address (overrides the file), e.g. 127.0.0.1:10000.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Admin listener address (overrides the file), e.g. 127.0.0.1:9901.
+        #[arg(long)]
+        admin: Option<String>,
+        /// Worker threads (overrides the file).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Access log target: stdout, stderr, off or a file path (overrides the file).
+        #[arg(long)]
+        access_log: Option<String>,
+        /// Do not print plugin log lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// The demo: an identity provider, echo upstreams and `wasmesh serve` with
+    /// the five filters (examples/demo/serve.yaml); drives a tour of requests,
+    /// prints what happened and exits non-zero if anything was not as expected.
+    Demo {
+        /// Leave everything running on the configuration's ports and print
+        /// ready-to-paste curl commands, until Ctrl-C.
+        #[arg(long)]
+        keep: bool,
+        /// The demo's serve configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Directory of `<name>.wasm` artifacts.
+        #[arg(long)]
+        wasm_dir: Option<PathBuf>,
+        /// Print plugin log lines.
+        #[arg(long, short)]
+        verbose: bool,
+        /// Do not run the tour (with --keep: only run the servers).
+        #[arg(long)]
+        no_tour: bool,
+        /// Start only the identity provider; the other clusters are services
+        /// already listening on their configured endpoints (benchmarks).
+        #[arg(long)]
+        idp_only: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -180,6 +229,56 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
+            }
+        }
+        Cmd::Serve {
+            config,
+            wasm_dir,
+            listen,
+            admin,
+            workers,
+            access_log,
+            quiet,
+        } => {
+            let overrides = wasmesh::serve::CliOverrides {
+                listen,
+                admin,
+                workers,
+                access_log,
+                quiet,
+            };
+            match wasmesh::serve::run_cli(&config, wasm_dir, overrides) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wasmesh serve: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Demo {
+            keep,
+            config,
+            wasm_dir,
+            verbose,
+            no_tour,
+            idp_only,
+        } => {
+            let mut opts = wasmesh::serve::demo::DemoOptions {
+                wasm_dir,
+                echo_plugin_logs: verbose,
+                idp_only,
+                ..Default::default()
+            };
+            if let Some(c) = config {
+                opts.config = c;
+            }
+            match wasmesh::serve::demo::run_cli(opts, keep, !no_tour) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("wasmesh demo: {e}");
+                    ExitCode::FAILURE
+                }
             }
         }
         Cmd::Bench {
