@@ -58,7 +58,7 @@ impl RootContext for RouterRoot {
             .map(|n| abi::define_counter(n))
             .collect();
         host::log(
-            LogLevel::Info,
+            wasmesh_common::abi::LogLevel::Info,
             FILTER,
             &format!(
                 "configured {} routes, cluster header `{}`",
@@ -130,7 +130,7 @@ impl HttpContext for RouterStream {
             if self.debug {
                 let route = table.route_name(&decision).unwrap_or("");
                 host::log(
-                    LogLevel::Debug,
+                    wasmesh_common::abi::LogLevel::Debug,
                     FILTER,
                     &format!("route `{route}`: local reply {}", reply.status),
                 );
@@ -155,7 +155,7 @@ impl HttpContext for RouterStream {
                 ),
                 None => "no route matched".to_string(),
             };
-            host::log(LogLevel::Debug, FILTER, &message);
+            host::log(wasmesh_common::abi::LogLevel::Debug, FILTER, &message);
         }
         if table.has_response_ops(&decision) {
             self.decision = Some(decision);

@@ -276,7 +276,7 @@ impl Root {
                     Some(Ok(set)) => {
                         for reason in &set.skipped {
                             host::log(
-                                LogLevel::Warn,
+                                wasmesh_common::abi::LogLevel::Warn,
                                 NAME,
                                 &format!("{}: key skipped: {reason}", remote.remote.uri),
                             );
@@ -309,7 +309,7 @@ impl Root {
                 }
                 Err(e) => {
                     host::log(
-                        LogLevel::Error,
+                        wasmesh_common::abi::LogLevel::Error,
                         NAME,
                         &format!(
                             "cannot fetch {} through cluster `{}`: {e:?}",
@@ -415,7 +415,7 @@ impl Context for Root {
                 Ok(_) => true,
                 Err(e) => {
                     host::log(
-                        LogLevel::Warn,
+                        wasmesh_common::abi::LogLevel::Warn,
                         NAME,
                         &format!("JWKS from {uri} is unusable: {e}"),
                     );
@@ -424,7 +424,7 @@ impl Context for Root {
             },
             (Some(s), _) => {
                 host::log(
-                    LogLevel::Warn,
+                    wasmesh_common::abi::LogLevel::Warn,
                     NAME,
                     &format!("JWKS fetch from {uri} failed with status {s}"),
                 );
@@ -432,7 +432,7 @@ impl Context for Root {
             }
             (None, _) => {
                 host::log(
-                    LogLevel::Warn,
+                    wasmesh_common::abi::LogLevel::Warn,
                     NAME,
                     &format!("JWKS fetch from {uri} failed (reset or timeout)"),
                 );

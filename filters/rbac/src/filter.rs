@@ -150,7 +150,11 @@ fn set_filter_state(name: &str, value: &str) {
 }
 
 fn log(level: LogLevel, message: &str) {
-    host::log(level, NAME, message);
+    host::log(
+        wasmesh_common::abi::LogLevel::from_u32(level as u32),
+        NAME,
+        message,
+    );
 }
 
 /// The host's log level, asked once per second (on the root context's tick)
