@@ -31,7 +31,10 @@ fn raw_map(map: MapType) -> HeaderMap {
 
 const FILTER: &str = "custom_metrics";
 
-wasmesh_common::proxy_filter!(MetricsRoot);
+wasmesh_common::proxy_filter!(
+    MetricsRoot,
+    [request_headers, request_body, response_body, log]
+);
 
 /// What every stream of this VM shares: the compiled configuration and the
 /// recording state (metric ids, label-set caches, in-flight count).

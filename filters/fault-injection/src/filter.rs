@@ -29,7 +29,10 @@ const ABORT_BODY: &[u8] = b"fault filter abort";
 const DI: u8 = 1;
 const FI: u8 = 2;
 
-wasmesh_common::proxy_filter!(FaultRoot);
+wasmesh_common::proxy_filter!(
+    FaultRoot,
+    [request_headers, request_body, request_trailers, tick, done]
+);
 
 /// Defines a metric; `None` if the host refuses.
 fn define_metric(kind: MetricType, name: &str) -> Option<u32> {

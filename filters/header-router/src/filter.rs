@@ -19,7 +19,7 @@ use crate::table::{Decision, RouteTable};
 
 const FILTER: &str = "header_router";
 
-wasmesh_common::proxy_filter!(RouterRoot);
+wasmesh_common::proxy_filter!(RouterRoot, [request_headers, response_headers]);
 
 /// A header map of the current stream, changed in place (failures, e.g. a
 /// map the host no longer has, are ignored).

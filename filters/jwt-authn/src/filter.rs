@@ -39,7 +39,16 @@ const WAIT_GRACE: Duration = Duration::from_secs(2);
 /// Largest JWKS document accepted from a key server.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
-wasmesh_common::proxy_filter!(Root);
+wasmesh_common::proxy_filter!(
+    Root,
+    [
+        request_headers,
+        request_body,
+        request_trailers,
+        tick,
+        http_call_response
+    ]
+);
 
 /// `proxy_send_local_response` with response-code details, ignoring failures.
 fn send_local_response(code: u32, details: &str, body: &str, headers: &[(&str, &str)]) {

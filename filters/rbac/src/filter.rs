@@ -21,7 +21,7 @@ use wasmesh_common::host;
 
 const NAME: &str = "rbac";
 
-wasmesh_common::proxy_filter!(RbacRoot);
+wasmesh_common::proxy_filter!(RbacRoot, [request_headers, response_headers, tick]);
 
 /// The request header map, serialised (see [`Headers::parse`]); empty when
 /// the host has none.

@@ -344,11 +344,42 @@ pub fn initialize() {
 }
 
 /// Exports the Proxy-Wasm ABI v0.2.1 for a filter whose root context is
-/// `$root` (a [`Root`]): `proxy_filter!(MyRoot);` once, in the glue module
-/// (wasm32 only).
+/// `$root` (a [`Root`]), once, in the glue module (wasm32 only).
+///
+/// `proxy_filter!(MyRoot);` exports every callback.
+/// `proxy_filter!(MyRoot, [request_headers, response_headers, tick]);`
+/// exports only the listed ones (besides the start-up and lifecycle exports
+/// every module has: `_initialize`, the ABI marker, `proxy_on_memory_allocate`,
+/// `proxy_on_context_create`, `proxy_on_vm_start`, `proxy_on_configure`,
+/// `proxy_on_delete`). A host does not call a callback the module does not
+/// export — proxy-wasm-cpp-host answers for it what the default
+/// implementation would (`Continue`; `true` for `on_done`) — so a filter
+/// that lists only what it implements saves a call into the VM per unused
+/// callback per request, and the code of those exports. The names:
+/// `tick`, `queue_ready`, `request_headers`, `request_body`,
+/// `request_trailers`, `response_headers`, `response_body`,
+/// `response_trailers`, `http_call_response`, `log`, `done`.
 #[macro_export]
 macro_rules! proxy_filter {
     ($root:ty) => {
+        $crate::proxy_filter!(
+            $root,
+            [
+                tick,
+                queue_ready,
+                request_headers,
+                request_body,
+                request_trailers,
+                response_headers,
+                response_body,
+                response_trailers,
+                http_call_response,
+                log,
+                done
+            ]
+        );
+    };
+    ($root:ty, [$($callback:ident),* $(,)?]) => {
         static __WASMESH_CONTEXTS: $crate::abi::dispatch::Contexts<$root> =
             $crate::abi::dispatch::Contexts::new();
 
@@ -375,37 +406,66 @@ macro_rules! proxy_filter {
             __WASMESH_CONTEXTS.configure(id, size) as u32
         }
         #[no_mangle]
+        pub extern "C" fn proxy_on_delete(id: u32) {
+            __WASMESH_CONTEXTS.delete(id)
+        }
+        $($crate::__proxy_export!($callback);)*
+    };
+}
+
+/// One optional export of [`proxy_filter!`] (an implementation detail).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __proxy_export {
+    (tick) => {
+        #[no_mangle]
         pub extern "C" fn proxy_on_tick(id: u32) {
             __WASMESH_CONTEXTS.tick(id)
         }
+    };
+    (queue_ready) => {
         #[no_mangle]
         pub extern "C" fn proxy_on_queue_ready(id: u32, queue: u32) {
             __WASMESH_CONTEXTS.queue_ready(id, queue)
         }
+    };
+    (request_headers) => {
         #[no_mangle]
         pub extern "C" fn proxy_on_request_headers(id: u32, n: usize, eos: u32) -> u32 {
             __WASMESH_CONTEXTS.request_headers(id, n, eos != 0) as u32
         }
+    };
+    (request_body) => {
         #[no_mangle]
         pub extern "C" fn proxy_on_request_body(id: u32, size: usize, eos: u32) -> u32 {
             __WASMESH_CONTEXTS.request_body(id, size, eos != 0) as u32
         }
+    };
+    (request_trailers) => {
         #[no_mangle]
         pub extern "C" fn proxy_on_request_trailers(id: u32, n: usize) -> u32 {
             __WASMESH_CONTEXTS.request_trailers(id, n) as u32
         }
+    };
+    (response_headers) => {
         #[no_mangle]
         pub extern "C" fn proxy_on_response_headers(id: u32, n: usize, eos: u32) -> u32 {
             __WASMESH_CONTEXTS.response_headers(id, n, eos != 0) as u32
         }
+    };
+    (response_body) => {
         #[no_mangle]
         pub extern "C" fn proxy_on_response_body(id: u32, size: usize, eos: u32) -> u32 {
             __WASMESH_CONTEXTS.response_body(id, size, eos != 0) as u32
         }
+    };
+    (response_trailers) => {
         #[no_mangle]
         pub extern "C" fn proxy_on_response_trailers(id: u32, n: usize) -> u32 {
             __WASMESH_CONTEXTS.response_trailers(id, n) as u32
         }
+    };
+    (http_call_response) => {
         #[no_mangle]
         pub extern "C" fn proxy_on_http_call_response(
             id: u32,
@@ -416,17 +476,17 @@ macro_rules! proxy_filter {
         ) {
             __WASMESH_CONTEXTS.http_call_response(id, token, headers, body, trailers)
         }
+    };
+    (log) => {
         #[no_mangle]
         pub extern "C" fn proxy_on_log(id: u32) {
             __WASMESH_CONTEXTS.log(id)
         }
+    };
+    (done) => {
         #[no_mangle]
         pub extern "C" fn proxy_on_done(id: u32) -> u32 {
             __WASMESH_CONTEXTS.done(id) as u32
-        }
-        #[no_mangle]
-        pub extern "C" fn proxy_on_delete(id: u32) {
-            __WASMESH_CONTEXTS.delete(id)
         }
     };
 }
