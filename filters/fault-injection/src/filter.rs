@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use wasmesh_common::abi::hostcalls;
-use wasmesh_common::abi::types::{Action, LogLevel, MetricType, Status, StreamType};
+use wasmesh_common::abi::types::{Action, Decimal, LogLevel, MetricType, Status, StreamType};
 use wasmesh_common::abi::{pairs, Http, Root};
 use wasmesh_common::cidr::parse_address_ip;
 use wasmesh_common::host;
@@ -18,7 +18,7 @@ use wasmesh_common::sampling::Rng;
 use crate::active::{self, NotCounted, SharedCounter, Write, KEY_PREFIX};
 use crate::config::FaultConfig;
 use crate::delays::{DelayQueue, Timer};
-use crate::policy::{AbortSpec, FaultPolicy, Source};
+use crate::policy::{AbortSpec, AbortStatus, FaultPolicy, Source};
 use crate::stats;
 
 const FILTER: &str = "fault_injection";
@@ -171,19 +171,22 @@ impl Root for FaultRoot {
             per_fault,
         };
         let plugin = host::property_string(&["plugin_name"]).unwrap_or_default();
-        let key = if plugin.is_empty() {
-            KEY_PREFIX.to_string()
-        } else {
-            format!("{KEY_PREFIX}.{plugin}")
-        };
+        let mut key = String::from(KEY_PREFIX);
+        if !plugin.is_empty() {
+            key.push('.');
+            key.push_str(&plugin);
+        }
         active::initialise(&mut SharedData(&key));
-        host::log(
+        host::log_parts(
             LogLevel::Info,
-            FILTER,
-            &format!(
-                "configured {} faults, active-fault count in shared data `{key}`",
-                policy.len()
-            ),
+            &[
+                FILTER,
+                ": configured ",
+                Decimal::new(policy.len() as u64).as_str(),
+                " faults, active-fault count in shared data `",
+                &key,
+                "`",
+            ],
         );
         *self.vm.config.borrow_mut() = Some(Rc::new(Config {
             policy,
@@ -284,11 +287,22 @@ fn abort(state: &Rc<RefCell<StreamFault>>, spec: AbortSpec) {
         }
         set_flags(&mut st, FI);
     }
-    host::log(
-        LogLevel::Debug,
-        FILTER,
-        &format!("fault: aborting request with {:?}", spec.status),
-    );
+    if host::log_enabled(LogLevel::Debug) {
+        let (kind, code) = match spec.status {
+            AbortStatus::Http(c) => ("Http(", c),
+            AbortStatus::Grpc(c) => ("Grpc(", c),
+        };
+        host::log_parts(
+            LogLevel::Debug,
+            &[
+                FILTER,
+                ": fault: aborting request with ",
+                kind,
+                Decimal::new(u64::from(code)).as_str(),
+                ")",
+            ],
+        );
+    }
     let grpc = u32::try_from(spec.status.grpc_status()).ok();
     let _ = hostcalls::send_local_response(
         spec.status.http_status(),
@@ -431,10 +445,14 @@ impl Http for FaultStream {
                         .insert(self.id, now + d.ms * 1_000_000, now);
                 self.vm.waiting.borrow_mut().push((self.id, state.clone()));
                 Vm::apply_timer(timer);
-                host::log(
+                host::log_parts(
                     LogLevel::Debug,
-                    FILTER,
-                    &format!("fault: delaying request {}ms", d.ms),
+                    &[
+                        FILTER,
+                        ": fault: delaying request ",
+                        Decimal::new(d.ms).as_str(),
+                        "ms",
+                    ],
                 );
                 return Action::Pause;
             }
