@@ -1,45 +1,53 @@
-//! Thin proxy-wasm helpers shared by the filters' glue (wasm32 only).
+//! Host helpers shared by the filters' glue (wasm32 only), on top of
+//! [`crate::abi::hostcalls`].
 //!
 //! Everything here is a direct use of a host call; no decisions are made.
+//! None of them panics: a status the host answers becomes an empty or
+//! `None` result.
 
+use crate::abi::hostcalls;
+use crate::abi::pairs::Pairs;
+use crate::abi::types::{LogLevel, MapType};
 use crate::config::ConfigError;
 use crate::identity::{Identity, IDENTITY_PROPERTY};
 use crate::request::HeaderMap;
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{LogLevel, MapType};
 
-/// Header pairs of `map` with one host call. Values that are not UTF-8
-/// (Envoy allows any byte but NUL, CR and LF) are decoded lossily instead of
-/// trapping as the SDK's `get_map` would; names are tokens, hence ASCII.
-fn map_lossy(map: MapType) -> HeaderMap {
-    let pairs = hostcalls::get_map_bytes(map).unwrap_or_default();
-    HeaderMap::from_pairs(
-        pairs
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    String::from_utf8(v)
-                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                )
-            })
-            .collect(),
-    )
+pub use crate::abi::log::{enabled as log_enabled, log_parts};
+
+/// Header pairs of `map` with one host call (empty when the map is not
+/// available). Values that are not UTF-8 (Envoy allows any byte but NUL,
+/// CR and LF) are decoded lossily; names are tokens, hence ASCII.
+pub fn map(map: MapType) -> HeaderMap {
+    let buf = hostcalls::get_map(map).unwrap_or_else(|_| crate::abi::HostBuf::empty());
+    let pairs = Pairs::new(&buf);
+    let mut out = Vec::with_capacity(pairs.declared_len());
+    for (k, v) in pairs {
+        out.push((
+            String::from_utf8_lossy(k).into_owned(),
+            String::from_utf8_lossy(v).into_owned(),
+        ));
+    }
+    HeaderMap::from_pairs(out)
 }
 
 /// All request headers with one host call.
 pub fn request_headers() -> HeaderMap {
-    map_lossy(MapType::HttpRequestHeaders)
+    map(MapType::HttpRequestHeaders)
 }
 
 /// All response headers with one host call.
 pub fn response_headers() -> HeaderMap {
-    map_lossy(MapType::HttpResponseHeaders)
+    map(MapType::HttpResponseHeaders)
+}
+
+/// The raw bytes of a property by its segments (`&["source", "address"]`).
+pub fn property(path: &[&str]) -> Option<crate::abi::HostBuf> {
+    hostcalls::get_property_path(path).ok().flatten()
 }
 
 /// The verified identity left by the JWT filter earlier in this stream.
 pub fn identity() -> Option<Identity> {
-    let bytes = hostcalls::get_property(vec![IDENTITY_PROPERTY])
+    let bytes = hostcalls::get_property(IDENTITY_PROPERTY.as_bytes())
         .ok()
         .flatten()?;
     Identity::from_json(&bytes)
@@ -47,24 +55,19 @@ pub fn identity() -> Option<Identity> {
 
 /// A string property (`["source", "address"]`), if the host has it.
 pub fn property_string(path: &[&str]) -> Option<String> {
-    let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
-    String::from_utf8(bytes).ok()
+    String::from_utf8(property(path)?.into_vec()).ok()
 }
 
 /// An integer property (Envoy serialises integers as 8 little-endian bytes).
 pub fn property_i64(path: &[&str]) -> Option<i64> {
-    let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
+    let bytes = property(path)?;
     let arr: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
     Some(i64::from_le_bytes(arr))
 }
 
-/// The host clock in nanoseconds since the Unix epoch.
+/// The host clock in nanoseconds since the Unix epoch (0 if unavailable).
 pub fn now_nanos() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    hostcalls::now_nanos()
 }
 
 /// Logs a refused configuration: `<filter>: invalid configuration: <path>: <why>`.
@@ -75,7 +78,8 @@ pub fn log_config_error(filter: &str, e: &ConfigError) {
     );
 }
 
-/// Logs at `level` with the filter's name as prefix.
+/// Logs at `level` with the filter's name as prefix, if the host keeps
+/// that level (the line is not assembled otherwise).
 pub fn log(level: LogLevel, filter: &str, message: &str) {
-    let _ = hostcalls::log(level, &format!("{filter}: {message}"));
+    log_parts(level, &[filter, ": ", message]);
 }

@@ -1,10 +1,13 @@
 //! Shared building blocks of the wasmesh filters.
 //!
-//! Everything outside [`host`] is plain Rust with no proxy-wasm dependency, so
-//! the filters' decision cores can be unit-tested, fuzzed and benchmarked
-//! natively. [`host`] holds the few proxy-wasm helpers the glue layers share
-//! and only exists on `wasm32`.
+//! Everything outside [`abi`] and [`host`] is plain Rust with no host
+//! dependency, so the filters' decision cores can be unit-tested, fuzzed and
+//! benchmarked natively. [`abi`] is the filters' own Proxy-Wasm binding (its
+//! host calls exist only on `wasm32`; the map serialisation and the context
+//! table are plain Rust, tested natively); [`host`] holds the few helpers
+//! the glue layers share and only exists on `wasm32`.
 
+pub mod abi;
 pub mod cidr;
 pub mod config;
 pub mod duration;

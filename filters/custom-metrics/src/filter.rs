@@ -6,82 +6,35 @@ use crate::json::{self, Json};
 use crate::recorder::{MetricSink, Recorder, Started};
 use crate::resolver::StreamHost;
 use crate::tags::MetricKind;
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::*;
-use proxy_wasm::types::*;
 use std::cell::RefCell;
-use std::ptr::null_mut;
 use std::rc::Rc;
+use wasmesh_common::abi::hostcalls;
+use wasmesh_common::abi::types::{Action, LogLevel, MapType, MetricType};
+use wasmesh_common::abi::{HostBuf, Http};
 use wasmesh_common::host;
 use wasmesh_common::identity::IDENTITY_PROPERTY;
 use wasmesh_common::HeaderMap;
 
-// Raw host calls. The SDK's wrappers panic (a trap: the request fails) on
-// statuses Envoy legitimately returns — `proxy_get_header_map_pairs` on a
-// map the stream does not have (no response trailers, no response at all)
-// answers BAD_ARGUMENT — and they copy more than needed. Statuses are read
-// as plain integers (0 = OK).
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_get_property(
-        path_data: *const u8,
-        path_size: usize,
-        return_value_data: *mut *mut u8,
-        return_value_size: *mut usize,
-    ) -> u32;
-    fn proxy_get_header_map_pairs(
-        map_type: u32,
-        return_map_data: *mut *mut u8,
-        return_map_size: *mut usize,
-    ) -> u32;
-    fn proxy_define_metric(
-        metric_type: u32,
-        name_data: *const u8,
-        name_size: usize,
-        return_metric_id: *mut u32,
-    ) -> u32;
-    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
-    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
-}
-
-/// Takes over a buffer the host allocated with `proxy_on_memory_allocate`
-/// (the SDK's export, backed by the global allocator).
-///
-/// SAFETY: `data`/`size` come from a successful host call.
-unsafe fn host_buffer(data: *mut u8, size: usize) -> Option<Vec<u8>> {
-    if data.is_null() {
-        return None;
-    }
-    Some(Vec::from_raw_parts(data, size, size))
-}
+// Host calls never panic here: a map the stream does not have (no response
+// trailers, no response at all: BAD_ARGUMENT) reads as empty.
 
 /// A property by its NUL-separated path; `None` for any status but OK.
-fn raw_property(path: &[u8]) -> Option<Vec<u8>> {
-    let (mut data, mut size) = (null_mut(), 0usize);
-    // SAFETY: `path` is live for the call; out-pointers to locals.
-    match unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) } {
-        0 => unsafe { host_buffer(data, size) },
-        _ => None,
-    }
+fn raw_property(path: &[u8]) -> Option<HostBuf> {
+    hostcalls::get_property(path).ok().flatten()
 }
 
 /// A header map; empty when the stream does not have it.
 fn raw_map(map: MapType) -> HeaderMap {
-    let (mut data, mut size) = (null_mut(), 0usize);
-    // SAFETY: out-pointers to locals; the buffer is taken over below.
-    let buf = match unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) } {
-        0 => unsafe { host_buffer(data, size) }.unwrap_or_default(),
-        _ => Vec::new(),
-    };
+    let buf = hostcalls::get_map(map).unwrap_or_else(|_| HostBuf::empty());
     HeaderMap::from_pairs(crate::pairs::deserialize(&buf))
 }
 
 const FILTER: &str = "custom_metrics";
 
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { shared: None }) });
-}}
+wasmesh_common::proxy_filter!(
+    MetricsRoot,
+    [request_headers, request_body, response_body, log]
+);
 
 /// What every stream of this VM shares: the compiled configuration and the
 /// recording state (metric ids, label-set caches, in-flight count).
@@ -90,15 +43,19 @@ struct Shared {
     recorder: RefCell<Recorder>,
 }
 
-struct Root {
+struct MetricsRoot {
     shared: Option<Rc<Shared>>,
 }
 
-impl Context for Root {}
+impl wasmesh_common::abi::Root for MetricsRoot {
+    type Http = Stream;
 
-impl RootContext for Root {
+    fn new(_context_id: u32) -> Self {
+        MetricsRoot { shared: None }
+    }
+
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = hostcalls::plugin_configuration().unwrap_or_else(|_| HostBuf::empty());
         match Compiled::from_json(&bytes, node_info()) {
             Ok(cfg) => {
                 let recorder = RefCell::new(Recorder::new(&cfg));
@@ -112,19 +69,15 @@ impl RootContext for Root {
         }
     }
 
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream {
+    fn create_http(&mut self, _context_id: u32) -> Option<Stream> {
+        Some(Stream {
             shared: self.shared.clone(),
             start_ns: None,
             request_body: None,
             response_body: None,
             started: Started::default(),
             logged: false,
-        }))
+        })
     }
 }
 
@@ -137,7 +90,7 @@ fn node_info() -> NodeInfo {
             full.extend_from_slice(seg.as_bytes());
         }
         raw_property(&full)
-            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|b| String::from_utf8(b.into_vec()).ok())
             .unwrap_or_default()
     };
     let label = |names: &[&str]| -> String {
@@ -179,10 +132,8 @@ impl Stream {
     }
 }
 
-impl Context for Stream {}
-
-impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+impl Http for Stream {
+    fn on_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         self.start_ns = Some(host::now_nanos());
         if let Some(shared) = self.shared.clone() {
             if shared.cfg.uses_inflight() {
@@ -197,12 +148,12 @@ impl HttpContext for Stream {
         Action::Continue
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+    fn on_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
         self.request_body = Some(self.request_body.unwrap_or(0) + body_size as u64);
         Action::Continue
     }
 
-    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+    fn on_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
         self.response_body = Some(self.response_body.unwrap_or(0) + body_size as u64);
         Action::Continue
     }
@@ -273,7 +224,7 @@ impl StreamHost for HostView {
             }
             self.path.extend_from_slice(seg.as_bytes());
         }
-        raw_property(&self.path)
+        raw_property(&self.path).map(HostBuf::into_vec)
     }
     fn identity(&mut self) -> Option<&Json> {
         self.identity
@@ -307,19 +258,12 @@ impl MetricSink for HostSink {
             MetricKind::Gauge => MetricType::Gauge,
             MetricKind::Histogram => MetricType::Histogram,
         };
-        let mut id = 0u32;
-        // SAFETY: `name` is live for the call; out-pointer to a local.
-        match unsafe { proxy_define_metric(t as u32, name.as_ptr(), name.len(), &mut id) } {
-            0 => Some(id),
-            _ => None,
-        }
+        hostcalls::define_metric(t, name).ok()
     }
     fn increment(&mut self, id: u32, delta: i64) {
-        // SAFETY: plain values.
-        let _ = unsafe { proxy_increment_metric(id, delta) };
+        let _ = hostcalls::increment_metric(id, delta);
     }
     fn record(&mut self, id: u32, value: u64) {
-        // SAFETY: plain values.
-        let _ = unsafe { proxy_record_metric(id, value) };
+        let _ = hostcalls::record_metric(id, value);
     }
 }

@@ -1,13 +1,13 @@
-//! proxy-wasm glue: plan the faults of a request, draw, delay from the root
+//! Proxy-Wasm glue: plan the faults of a request, draw, delay from the root
 //! context's timer, abort with a local reply, keep the shared active-fault
 //! count (wasm32 only).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
+use wasmesh_common::abi::hostcalls;
+use wasmesh_common::abi::types::{Action, Decimal, LogLevel, MetricType, Status, StreamType};
+use wasmesh_common::abi::{pairs, Http, Root};
 use wasmesh_common::cidr::parse_address_ip;
 use wasmesh_common::host;
 use wasmesh_common::http_match::json::identity_from_json;
@@ -15,11 +15,10 @@ use wasmesh_common::http_match::RequestAttributes;
 use wasmesh_common::identity::IDENTITY_PROPERTY;
 use wasmesh_common::sampling::Rng;
 
-use crate::abi::{self, SharedData};
-use crate::active::{self, NotCounted, KEY_PREFIX};
+use crate::active::{self, NotCounted, SharedCounter, Write, KEY_PREFIX};
 use crate::config::FaultConfig;
 use crate::delays::{DelayQueue, Timer};
-use crate::policy::{AbortSpec, FaultPolicy, Source};
+use crate::policy::{AbortSpec, AbortStatus, FaultPolicy, Source};
 use crate::stats;
 
 const FILTER: &str = "fault_injection";
@@ -30,12 +29,49 @@ const ABORT_BODY: &[u8] = b"fault filter abort";
 const DI: u8 = 1;
 const FI: u8 = 2;
 
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(FaultRoot { vm: Rc::new(Vm::default()) })
-    });
-}}
+wasmesh_common::proxy_filter!(
+    FaultRoot,
+    [request_headers, request_body, request_trailers, tick, done]
+);
+
+/// Defines a metric; `None` if the host refuses.
+fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(kind, name).ok()
+}
+
+/// Adds one to a counter, ignoring failures.
+fn increment(id: Option<u32>) {
+    if let Some(id) = id {
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+}
+
+/// Sets a gauge, ignoring failures.
+fn record(id: Option<u32>, value: u64) {
+    if let Some(id) = id {
+        let _ = hostcalls::record_metric(id, value);
+    }
+}
+
+/// The active-fault count in the host's shared data.
+struct SharedData<'a>(&'a str);
+
+impl SharedCounter for SharedData<'_> {
+    fn read(&mut self) -> Option<(Vec<u8>, u32)> {
+        match hostcalls::get_shared_data(self.0) {
+            Ok(Some((value, cas))) => Some((value.into_vec(), cas)),
+            _ => None,
+        }
+    }
+
+    fn write(&mut self, value: &[u8], cas: u32) -> Write {
+        match hostcalls::set_shared_data(self.0, value, cas) {
+            Ok(()) => Write::Ok,
+            Err(Status::CasMismatch) => Write::CasMismatch,
+            Err(_) => Write::Failed,
+        }
+    }
+}
 
 /// Metric ids of one configuration.
 struct Metrics {
@@ -87,7 +123,7 @@ impl Vm {
 
     fn apply_timer(t: Timer) {
         if let Timer::Set(ms) = t {
-            abi::set_tick_period_ms(ms);
+            let _ = hostcalls::set_tick_period_ms(ms);
         }
     }
 }
@@ -96,15 +132,21 @@ struct FaultRoot {
     vm: Rc<Vm>,
 }
 
-impl Context for FaultRoot {}
-
 fn counter_metric(name: &str) -> Option<u32> {
-    abi::define_metric(MetricType::Counter, name)
+    define_metric(MetricType::Counter, name)
 }
 
-impl RootContext for FaultRoot {
+impl Root for FaultRoot {
+    type Http = FaultStream;
+
+    fn new(_context_id: u32) -> Self {
+        FaultRoot {
+            vm: Rc::new(Vm::default()),
+        }
+    }
+
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = hostcalls::plugin_configuration().map_or_else(|_| Vec::new(), |b| b.into_vec());
         let policy = match FaultConfig::parse(&bytes).and_then(|c| FaultPolicy::compile(&c)) {
             Ok(p) => p,
             Err(e) => {
@@ -125,23 +167,26 @@ impl RootContext for FaultRoot {
             delays: counter_metric(stats::DELAYS_INJECTED),
             aborts: counter_metric(stats::ABORTS_INJECTED),
             overflow: counter_metric(stats::FAULTS_OVERFLOW),
-            active: abi::define_metric(MetricType::Gauge, stats::ACTIVE_FAULTS),
+            active: define_metric(MetricType::Gauge, stats::ACTIVE_FAULTS),
             per_fault,
         };
         let plugin = host::property_string(&["plugin_name"]).unwrap_or_default();
-        let key = if plugin.is_empty() {
-            KEY_PREFIX.to_string()
-        } else {
-            format!("{KEY_PREFIX}.{plugin}")
-        };
+        let mut key = String::from(KEY_PREFIX);
+        if !plugin.is_empty() {
+            key.push('.');
+            key.push_str(&plugin);
+        }
         active::initialise(&mut SharedData(&key));
-        host::log(
+        host::log_parts(
             LogLevel::Info,
-            FILTER,
-            &format!(
-                "configured {} faults, active-fault count in shared data `{key}`",
-                policy.len()
-            ),
+            &[
+                FILTER,
+                ": configured ",
+                Decimal::new(policy.len() as u64).as_str(),
+                " faults, active-fault count in shared data `",
+                &key,
+                "`",
+            ],
         );
         *self.vm.config.borrow_mut() = Some(Rc::new(Config {
             policy,
@@ -164,7 +209,7 @@ impl RootContext for FaultRoot {
                     None => continue,
                 }
             };
-            if !abi::set_effective_context(ctx) {
+            if hostcalls::set_effective_context(ctx).is_err() {
                 // The stream is gone; its HTTP context cleans up.
                 continue;
             }
@@ -172,16 +217,12 @@ impl RootContext for FaultRoot {
         }
     }
 
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(FaultStream {
+    fn create_http(&mut self, context_id: u32) -> Option<FaultStream> {
+        Some(FaultStream {
             id: context_id,
             vm: self.vm.clone(),
             state: None,
-        }))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+        })
     }
 }
 
@@ -194,12 +235,12 @@ fn try_activate(state: &mut StreamFault) -> bool {
     let c = &state.config;
     match active::try_increment(&mut SharedData(&c.key), c.policy.max_active_faults()) {
         Ok(n) => {
-            abi::record(c.metrics.active, n);
+            record(c.metrics.active, n);
             state.active = true;
             true
         }
         Err(NotCounted::Overflow) => {
-            abi::increment(c.metrics.overflow);
+            increment(c.metrics.overflow);
             false
         }
         Err(NotCounted::Unavailable) => {
@@ -218,7 +259,7 @@ fn deactivate(state: &mut StreamFault) {
         state.active = false;
         let c = &state.config;
         if let Some(n) = active::decrement(&mut SharedData(&c.key)) {
-            abi::record(c.metrics.active, n);
+            record(c.metrics.active, n);
         }
     }
 }
@@ -230,7 +271,7 @@ fn set_flags(state: &mut StreamFault, flag: u8) {
         FI => b"FI",
         _ => b"DI,FI",
     };
-    abi::set_property(stats::FAULT_PROPERTY, text);
+    let _ = hostcalls::set_property(stats::FAULT_PROPERTY.as_bytes(), text);
 }
 
 /// Sends the abort reply for the current (effective) stream. No borrow of
@@ -240,22 +281,35 @@ fn abort(state: &Rc<RefCell<StreamFault>>, spec: AbortSpec) {
     {
         let mut st = state.borrow_mut();
         let m = &st.config.metrics;
-        abi::increment(m.aborts);
+        increment(m.aborts);
         if let Source::Fault(i) = spec.source {
-            abi::increment(m.per_fault.get(i).and_then(|p| p.1));
+            increment(m.per_fault.get(i).and_then(|p| p.1));
         }
         set_flags(&mut st, FI);
     }
-    host::log(
-        LogLevel::Debug,
-        FILTER,
-        &format!("fault: aborting request with {:?}", spec.status),
-    );
-    abi::send_local_response(
+    if host::log_enabled(LogLevel::Debug) {
+        let (kind, code) = match spec.status {
+            AbortStatus::Http(c) => ("Http(", c),
+            AbortStatus::Grpc(c) => ("Grpc(", c),
+        };
+        host::log_parts(
+            LogLevel::Debug,
+            &[
+                FILTER,
+                ": fault: aborting request with ",
+                kind,
+                Decimal::new(u64::from(code)).as_str(),
+                ")",
+            ],
+        );
+    }
+    let grpc = u32::try_from(spec.status.grpc_status()).ok();
+    let _ = hostcalls::send_local_response(
         spec.status.http_status(),
         ABORT_DETAILS,
         ABORT_BODY,
-        spec.status.grpc_status(),
+        &pairs::EMPTY,
+        grpc,
     );
 }
 
@@ -277,7 +331,7 @@ fn after_delay(vm: &Vm, state: &Rc<RefCell<StreamFault>>) {
     match aborting {
         Some(spec) => abort(state, spec),
         None => {
-            abi::continue_request();
+            let _ = hostcalls::continue_stream(StreamType::HttpRequest);
         }
     }
 }
@@ -314,21 +368,19 @@ impl FaultStream {
     }
 }
 
-impl Context for FaultStream {
-    fn on_done(&mut self) -> bool {
-        self.cleanup();
-        true
-    }
-}
-
 impl Drop for FaultStream {
     fn drop(&mut self) {
         self.cleanup();
     }
 }
 
-impl HttpContext for FaultStream {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+impl Http for FaultStream {
+    fn on_done(&mut self) -> bool {
+        self.cleanup();
+        true
+    }
+
+    fn on_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(config) = self.vm.config.borrow().clone() else {
             return Action::Continue;
         };
@@ -338,7 +390,7 @@ impl HttpContext for FaultStream {
         }
         let headers = host::request_headers();
         let identity = if policy.needs_identity() {
-            hostcalls::get_property(vec![IDENTITY_PROPERTY])
+            hostcalls::get_property(IDENTITY_PROPERTY.as_bytes())
                 .ok()
                 .flatten()
                 .and_then(|b| identity_from_json(&b))
@@ -373,9 +425,9 @@ impl HttpContext for FaultStream {
                 let mut st = state.borrow_mut();
                 if try_activate(&mut st) {
                     let m = &config.metrics;
-                    abi::increment(m.delays);
+                    increment(m.delays);
                     if let Source::Fault(i) = d.source {
-                        abi::increment(m.per_fault.get(i).and_then(|p| p.0));
+                        increment(m.per_fault.get(i).and_then(|p| p.0));
                     }
                     set_flags(&mut st, DI);
                     st.delayed = true;
@@ -393,10 +445,14 @@ impl HttpContext for FaultStream {
                         .insert(self.id, now + d.ms * 1_000_000, now);
                 self.vm.waiting.borrow_mut().push((self.id, state.clone()));
                 Vm::apply_timer(timer);
-                host::log(
+                host::log_parts(
                     LogLevel::Debug,
-                    FILTER,
-                    &format!("fault: delaying request {}ms", d.ms),
+                    &[
+                        FILTER,
+                        ": fault: delaying request ",
+                        Decimal::new(d.ms).as_str(),
+                        "ms",
+                    ],
                 );
                 return Action::Pause;
             }
@@ -410,7 +466,7 @@ impl HttpContext for FaultStream {
         Action::Continue
     }
 
-    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+    fn on_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
         // Hold the body while the request is delayed (Envoy stops iteration
         // with watermarks); it follows when the request resumes.
         if self.is_delayed() {
@@ -420,7 +476,7 @@ impl HttpContext for FaultStream {
         }
     }
 
-    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+    fn on_request_trailers(&mut self, _num_trailers: usize) -> Action {
         if self.is_delayed() {
             Action::Pause
         } else {

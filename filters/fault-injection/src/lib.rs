@@ -9,7 +9,7 @@
 //!
 //! The decisions are plain Rust ([`config`] → [`policy`] with
 //! [`header_control`]; [`active`] for the shared count; [`delays`] for the
-//! timer); the proxy-wasm glue (`filter`) only exists on `wasm32`.
+//! timer); the Proxy-Wasm glue (`filter`) only exists on `wasm32`.
 
 pub mod active;
 pub mod config;
@@ -18,8 +18,6 @@ pub mod header_control;
 pub mod policy;
 pub mod stats;
 
-#[cfg(target_arch = "wasm32")]
-mod abi;
 #[cfg(target_arch = "wasm32")]
 mod filter;
 

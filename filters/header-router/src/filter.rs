@@ -1,12 +1,12 @@
-//! proxy-wasm glue: read the request, ask the route table, apply the
+//! Proxy-Wasm glue: read the request, ask the route table, apply the
 //! decision (wasm32 only).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use wasmesh_common::abi::hostcalls;
+use wasmesh_common::abi::types::{Action, LogLevel, MapType, MetricType};
+use wasmesh_common::abi::{pairs, Http, Root};
 use wasmesh_common::cidr::parse_address_ip;
 use wasmesh_common::host;
 use wasmesh_common::http_match::json::identity_from_json;
@@ -14,18 +14,28 @@ use wasmesh_common::http_match::RequestAttributes;
 use wasmesh_common::identity::IDENTITY_PROPERTY;
 use wasmesh_common::sampling::Rng;
 
-use crate::abi::{self, HostHeaders};
 use crate::config::RouterConfig;
 use crate::table::{Decision, RouteTable};
 
 const FILTER: &str = "header_router";
 
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(RouterRoot { shared: None, rng: Rc::new(RefCell::new(Rng::from_entropy())), debug: false })
-    });
-}}
+wasmesh_common::proxy_filter!(RouterRoot, [request_headers, response_headers]);
+
+/// A header map of the current stream, changed in place (failures, e.g. a
+/// map the host no longer has, are ignored).
+struct HostHeaders(MapType);
+
+impl crate::actions::HeaderMutator for HostHeaders {
+    fn set(&mut self, name: &str, value: &str) {
+        let _ = hostcalls::replace_map_value(self.0, name, value.as_bytes());
+    }
+    fn add(&mut self, name: &str, value: &str) {
+        let _ = hostcalls::add_map_value(self.0, name, value.as_bytes());
+    }
+    fn remove(&mut self, name: &str) {
+        let _ = hostcalls::remove_map_value(self.0, name);
+    }
+}
 
 /// What every stream of this VM shares: the compiled table and metric ids.
 struct Shared {
@@ -36,15 +46,20 @@ struct Shared {
 struct RouterRoot {
     shared: Option<Rc<Shared>>,
     rng: Rc<RefCell<Rng>>,
-    /// Whether the host logs debug lines (read at configure time).
-    debug: bool,
 }
 
-impl Context for RouterRoot {}
+impl Root for RouterRoot {
+    type Http = RouterStream;
 
-impl RootContext for RouterRoot {
+    fn new(_context_id: u32) -> Self {
+        RouterRoot {
+            shared: None,
+            rng: Rc::new(RefCell::new(Rng::from_entropy())),
+        }
+    }
+
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = hostcalls::plugin_configuration().map_or_else(|_| Vec::new(), |b| b.into_vec());
         let table = match RouterConfig::parse(&bytes).and_then(|cfg| RouteTable::compile(&cfg)) {
             Ok(t) => t,
             Err(e) => {
@@ -55,7 +70,7 @@ impl RootContext for RouterRoot {
         let metric_ids = table
             .metric_names()
             .iter()
-            .map(|n| abi::define_counter(n))
+            .map(|n| hostcalls::define_metric(MetricType::Counter, n).ok())
             .collect();
         host::log(
             LogLevel::Info,
@@ -70,40 +85,31 @@ impl RootContext for RouterRoot {
         true
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(RouterStream {
-            debug: self.debug,
+    fn create_http(&mut self, _context_id: u32) -> Option<RouterStream> {
+        Some(RouterStream {
             shared: self.shared.clone(),
             rng: self.rng.clone(),
             decision: None,
-        }))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+        })
     }
 }
 
 struct RouterStream {
     shared: Option<Rc<Shared>>,
-    /// Whether the host logs debug lines.
-    debug: bool,
     rng: Rc<RefCell<Rng>>,
     /// Kept when the response needs header operations.
     decision: Option<Decision>,
 }
 
-impl Context for RouterStream {}
-
-impl HttpContext for RouterStream {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+impl Http for RouterStream {
+    fn on_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
             return Action::Continue;
         };
         let table = &shared.table;
         let headers = host::request_headers();
         let identity = if table.needs_identity() {
-            hostcalls::get_property(vec![IDENTITY_PROPERTY])
+            hostcalls::get_property(IDENTITY_PROPERTY.as_bytes())
                 .ok()
                 .flatten()
                 .and_then(|b| identity_from_json(&b))
@@ -124,10 +130,10 @@ impl HttpContext for RouterStream {
         };
         let decision = table.decide(&attrs, &mut self.rng.borrow_mut());
         if let Some(Some(id)) = shared.metric_ids.get(table.metric(&decision)) {
-            abi::increment(*id, 1);
+            let _ = hostcalls::increment_metric(*id, 1);
         }
         if let Some(reply) = table.local_response(&decision, &headers) {
-            if self.debug {
+            if host::log_enabled(LogLevel::Debug) {
                 let route = table.route_name(&decision).unwrap_or("");
                 host::log(
                     LogLevel::Debug,
@@ -135,7 +141,13 @@ impl HttpContext for RouterStream {
                     &format!("route `{route}`: local reply {}", reply.status),
                 );
             }
-            abi::send_local_response(reply.status, reply.details, reply.body, &reply.headers, -1);
+            let _ = hostcalls::send_local_response(
+                reply.status,
+                reply.details,
+                reply.body,
+                &pairs::serialize(&reply.headers),
+                None,
+            );
             return Action::Pause;
         }
         if table.apply_request(
@@ -145,9 +157,9 @@ impl HttpContext for RouterStream {
         ) {
             // ABI 0.2.1 hosts clear the route cache on header changes; Envoy
             // also has an explicit foreign function. NOT_FOUND is fine.
-            let _ = abi::clear_route_cache();
+            let _ = hostcalls::call_foreign_function("clear_route_cache", &[]);
         }
-        if self.debug {
+        if host::log_enabled(LogLevel::Debug) {
             let message = match table.cluster(&decision) {
                 Some(cluster) => format!(
                     "route `{}` -> `{cluster}`",
@@ -163,7 +175,7 @@ impl HttpContext for RouterStream {
         Action::Continue
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         if let (Some(shared), Some(decision)) = (&self.shared, &self.decision) {
             shared
                 .table

@@ -17,8 +17,6 @@ pub mod table;
 pub mod weighted;
 
 #[cfg(target_arch = "wasm32")]
-mod abi;
-#[cfg(target_arch = "wasm32")]
 mod filter;
 
 pub use config::RouterConfig;

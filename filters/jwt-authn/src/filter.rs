@@ -1,4 +1,4 @@
-//! proxy-wasm glue (wasm32 only): reads the request, asks the core
+//! Proxy-Wasm glue (wasm32 only): reads the request, asks the core
 //! ([`crate::decide`]), applies the decision; drives remote JWKS fetches from
 //! the root context.
 //!
@@ -22,12 +22,12 @@ use crate::output::{self, HeaderOp};
 use crate::stats;
 use crate::status::{self, Status};
 use crate::{decide, Decision};
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
+use wasmesh_common::abi::hostcalls;
+use wasmesh_common::abi::types::{Action, BufferType, LogLevel, MapType, MetricType, StreamType};
+use wasmesh_common::abi::{pairs, HostBuf, Http};
 use wasmesh_common::identity::IDENTITY_PROPERTY;
 use wasmesh_common::{host, HeaderMap};
 
@@ -39,53 +39,34 @@ const WAIT_GRACE: Duration = Duration::from_secs(2);
 /// Largest JWKS document accepted from a key server.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Trace);
-    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> { Box::new(Root { id, shared: None, calls: Vec::new() }) });
-}}
+wasmesh_common::proxy_filter!(
+    Root,
+    [
+        request_headers,
+        request_body,
+        request_trailers,
+        tick,
+        http_call_response
+    ]
+);
 
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_send_local_response(
-        status_code: u32,
-        details_data: *const u8,
-        details_size: usize,
-        body_data: *const u8,
-        body_size: usize,
-        headers_data: *const u8,
-        headers_size: usize,
-        grpc_status: i32,
-    ) -> u32;
+/// `proxy_send_local_response` with response-code details, ignoring failures.
+fn send_local_response(code: u32, details: &str, body: &str, headers: &[(&str, &str)]) {
+    let _ = hostcalls::send_local_response(
+        code,
+        details,
+        body.as_bytes(),
+        &pairs::serialize(headers),
+        None,
+    );
 }
 
-/// `proxy_send_local_response` with response-code details (the SDK's
-/// `send_http_response` passes none) and without panicking on errors.
-fn send_local_response(code: u32, details: &str, body: &str, headers: &[(&str, &str)]) {
-    let mut map = Vec::new();
-    map.extend_from_slice(&(headers.len() as u32).to_le_bytes());
-    for (k, v) in headers {
-        map.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        map.extend_from_slice(&(v.len() as u32).to_le_bytes());
-    }
-    for (k, v) in headers {
-        map.extend_from_slice(k.as_bytes());
-        map.push(0);
-        map.extend_from_slice(v.as_bytes());
-        map.push(0);
-    }
-    // SAFETY: every pointer/length pair describes a live buffer owned by
-    // this frame for the duration of the call; the host only reads them.
-    unsafe {
-        proxy_send_local_response(
-            code,
-            details.as_ptr(),
-            details.len(),
-            body.as_ptr(),
-            body.len(),
-            map.as_ptr(),
-            map.len(),
-            -1,
-        );
+/// A shared-data value and its CAS token (`(None, 0)` when absent or
+/// unreadable; CAS 0 writes unconditionally).
+fn shared_data(key: &str) -> (Option<HostBuf>, u32) {
+    match hostcalls::get_shared_data(key) {
+        Ok(Some((value, cas))) => (Some(value), cas),
+        _ => (None, 0),
     }
 }
 
@@ -171,7 +152,7 @@ impl Shared {
             Decision::Allow { ops, identity } => {
                 apply(&ops);
                 if let Some(id) = identity {
-                    let _ = hostcalls::set_property(vec![IDENTITY_PROPERTY], Some(id.as_bytes()));
+                    let _ = hostcalls::set_property(IDENTITY_PROPERTY.as_bytes(), id.as_bytes());
                 }
                 inc(self.metrics.allowed, 1);
                 Some(true)
@@ -225,7 +206,7 @@ impl Shared {
                 Some(cont) => {
                     w.state.set(State::Done);
                     if cont {
-                        let _ = hostcalls::resume_http_request();
+                        let _ = hostcalls::continue_stream(StreamType::HttpRequest);
                     }
                 }
                 None => still.push(w),
@@ -240,9 +221,11 @@ fn apply(ops: &[HeaderOp]) {
     for op in ops {
         let _ = match op {
             HeaderOp::Remove(h) => hostcalls::remove_map_value(MapType::HttpRequestHeaders, h),
-            HeaderOp::Add(h, v) => hostcalls::add_map_value(MapType::HttpRequestHeaders, h, v),
+            HeaderOp::Add(h, v) => {
+                hostcalls::add_map_value(MapType::HttpRequestHeaders, h, v.as_bytes())
+            }
             HeaderOp::Set(h, v) => {
-                hostcalls::set_map_value(MapType::HttpRequestHeaders, h, Some(v))
+                hostcalls::replace_map_value(MapType::HttpRequestHeaders, h, v.as_bytes())
             }
         };
     }
@@ -263,15 +246,13 @@ impl Root {
             return;
         };
         let mut remote = shared.ring.remotes[i].borrow_mut();
-        let (bytes, cas) = hostcalls::get_shared_data(&remote.meta_key()).unwrap_or((None, None));
+        let (bytes, cas) = shared_data(&remote.meta_key());
         let meta = bytes.as_deref().and_then(Meta::decode);
         let plan = remote.plan(meta.clone(), now);
         if plan.sync {
             let meta = meta.clone().unwrap_or_default();
             if meta.last_ok {
-                let doc = hostcalls::get_shared_data(&remote.keys_key())
-                    .ok()
-                    .and_then(|(b, _)| b);
+                let doc = shared_data(&remote.keys_key()).0;
                 match doc.as_deref().map(KeySet::from_json) {
                     Some(Ok(set)) => {
                         for reason in &set.skipped {
@@ -290,19 +271,20 @@ impl Root {
             }
         }
         if let Some(claim) = plan.claim {
-            if hostcalls::set_shared_data(&remote.meta_key(), Some(claim.encode().as_bytes()), cas)
+            if hostcalls::set_shared_data(&remote.meta_key(), claim.encode().as_bytes(), cas)
                 .is_err()
             {
                 return; // another worker won; we will see its result
             }
             let r = &remote.remote;
-            let headers = vec![
+            let headers = [
                 (":method", "GET"),
                 (":path", r.path.as_str()),
                 (":authority", r.authority.as_str()),
                 ("accept", "application/json"),
             ];
-            match hostcalls::dispatch_http_call(&r.cluster, headers, None, vec![], r.timeout) {
+            let timeout_ms = u32::try_from(r.timeout.as_millis()).unwrap_or(u32::MAX);
+            match hostcalls::http_call(&r.cluster, &headers, &[], &[], timeout_ms) {
                 Ok(token) => {
                     remote.on_dispatched(token, claim);
                     self.calls.push((token, i));
@@ -331,18 +313,13 @@ impl Root {
         {
             let mut remote = shared.ring.remotes[i].borrow_mut();
             if let (true, Some(body)) = (ok, body) {
-                let _ = hostcalls::set_shared_data(&remote.keys_key(), Some(body), None);
+                let _ = hostcalls::set_shared_data(&remote.keys_key(), body, 0);
             }
             for _ in 0..8 {
-                let (bytes, cas) =
-                    hostcalls::get_shared_data(&remote.meta_key()).unwrap_or((None, None));
+                let (bytes, cas) = shared_data(&remote.meta_key());
                 let next = remote.complete(bytes.as_deref().and_then(Meta::decode), ok, now);
-                if hostcalls::set_shared_data(
-                    &remote.meta_key(),
-                    Some(next.encode().as_bytes()),
-                    cas,
-                )
-                .is_ok()
+                if hostcalls::set_shared_data(&remote.meta_key(), next.encode().as_bytes(), cas)
+                    .is_ok()
                 {
                     break;
                 }
@@ -372,7 +349,17 @@ impl Root {
     }
 }
 
-impl Context for Root {
+impl wasmesh_common::abi::Root for Root {
+    type Http = Stream;
+
+    fn new(id: u32) -> Self {
+        Root {
+            id,
+            shared: None,
+            calls: Vec::new(),
+        }
+    }
+
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -385,8 +372,8 @@ impl Context for Root {
         };
         let (_, i) = self.calls.swap_remove(pos);
         let now = host::now_nanos();
-        // A reset or refused call has no headers; the SDK's header getter
-        // would panic on the host's error then, so it is not asked.
+        // A reset or refused call has no headers (the host would answer an
+        // error), so they are not asked for.
         let status = if num_headers == 0 {
             None
         } else {
@@ -395,13 +382,9 @@ impl Context for Root {
                 .flatten()
         };
         let body = if body_size > 0 && body_size <= MAX_JWKS_BYTES {
-            hostcalls::get_buffer(
-                proxy_wasm::types::BufferType::HttpCallResponseBody,
-                0,
-                body_size,
-            )
-            .ok()
-            .flatten()
+            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                .ok()
+                .filter(|b| !b.is_empty())
         } else {
             None
         };
@@ -410,6 +393,7 @@ impl Context for Root {
             .as_ref()
             .map(|s| s.ring.remotes[i].borrow().remote.uri.clone())
             .unwrap_or_default();
+        let status = status.as_ref().map(|s| String::from_utf8_lossy(s));
         let ok = match (status.as_deref(), &body) {
             (Some("200"), Some(b)) => match KeySet::from_json(b) {
                 Ok(_) => true,
@@ -441,18 +425,9 @@ impl Context for Root {
         };
         self.complete(i, ok, body.as_deref(), now);
     }
-}
 
-impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(
-            proxy_wasm::types::BufferType::PluginConfiguration,
-            0,
-            usize::MAX,
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+        let bytes = hostcalls::plugin_configuration().unwrap_or_else(|_| HostBuf::empty());
         let config = match FilterConfig::from_json(&bytes) {
             Ok(c) => c,
             Err(e) => {
@@ -482,7 +457,8 @@ impl RootContext for Root {
             .as_ref()
             .is_some_and(|s| !s.ring.remotes.is_empty())
         {
-            let _ = hostcalls::set_tick_period(TICK);
+            let _ =
+                hostcalls::set_tick_period_ms(u32::try_from(TICK.as_millis()).unwrap_or(u32::MAX));
             self.tick();
         }
         true
@@ -492,16 +468,12 @@ impl RootContext for Root {
         self.tick();
     }
 
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-
-    fn create_http_context(&self, id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream {
+    fn create_http(&mut self, id: u32) -> Option<Stream> {
+        Some(Stream {
             id,
             shared: self.shared.clone(),
             state: Rc::new(Cell::new(State::Deciding)),
-        }))
+        })
     }
 }
 
@@ -511,10 +483,8 @@ struct Stream {
     state: Rc<Cell<State>>,
 }
 
-impl Context for Stream {}
-
-impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+impl Http for Stream {
+    fn on_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
             return Action::Continue;
         };
@@ -551,7 +521,7 @@ impl HttpContext for Stream {
         }
     }
 
-    fn on_http_request_body(&mut self, _size: usize, _eos: bool) -> Action {
+    fn on_request_body(&mut self, _size: usize, _eos: bool) -> Action {
         if self.state.get() == State::Waiting {
             Action::Pause
         } else {
@@ -559,7 +529,7 @@ impl HttpContext for Stream {
         }
     }
 
-    fn on_http_request_trailers(&mut self, _n: usize) -> Action {
+    fn on_request_trailers(&mut self, _n: usize) -> Action {
         if self.state.get() == State::Waiting {
             Action::Pause
         } else {

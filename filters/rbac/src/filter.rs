@@ -1,4 +1,4 @@
-//! Proxy-wasm glue: reads the request, asks the engine, applies the answer.
+//! Proxy-Wasm glue: reads the request, asks the engine, applies the answer.
 //!
 //! Per request: one host call for all request headers (read in place), one
 //! property read per connection attribute the policies use (see
@@ -11,153 +11,51 @@ use crate::authz::{authorize, Connection, Verdict};
 use crate::config::Config;
 use crate::headers::Headers;
 use crate::policy::{Decision, Match, Outcome};
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType, Status};
 use std::net::IpAddr;
-use std::ptr::null_mut;
 use std::rc::Rc;
+use wasmesh_common::abi::hostcalls;
+use wasmesh_common::abi::types::{Action, LogLevel, MapType, MetricType};
+use wasmesh_common::abi::{pairs, HostBuf, Http};
 use wasmesh_common::cidr::parse_address_ip;
 use wasmesh_common::host;
 
 const NAME: &str = "rbac";
 
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { state: None }) });
-}}
+wasmesh_common::proxy_filter!(RbacRoot, [request_headers, response_headers, tick]);
 
-// Raw host calls, declared here because the SDK's wrappers either lack an
-// argument (`details` of a local reply), copy more than needed (header maps
-// into owned strings), or panic on a status the host may legitimately return.
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_send_local_response(
-        status_code: u32,
-        status_code_details_data: *const u8,
-        status_code_details_size: usize,
-        body_data: *const u8,
-        body_size: usize,
-        headers_data: *const u8,
-        headers_size: usize,
-        grpc_status: i32,
-    ) -> Status;
-    fn proxy_set_property(
-        path_data: *const u8,
-        path_size: usize,
-        value_data: *const u8,
-        value_size: usize,
-    ) -> Status;
-    fn proxy_get_property(
-        path_data: *const u8,
-        path_size: usize,
-        return_value_data: *mut *mut u8,
-        return_value_size: *mut usize,
-    ) -> Status;
-    fn proxy_get_header_map_pairs(
-        map_type: MapType,
-        return_map_data: *mut *mut u8,
-        return_map_size: *mut usize,
-    ) -> Status;
-}
-
-/// Takes ownership of a buffer the host allocated through the SDK's
-/// `proxy_on_memory_allocate` (the global allocator).
-///
-/// SAFETY: `data`/`size` must come from a successful host call that
-/// allocated them with `proxy_on_memory_allocate`.
-unsafe fn host_buffer(data: *mut u8, size: usize) -> Option<Vec<u8>> {
-    if data.is_null() {
-        return None;
-    }
-    Some(Vec::from_raw_parts(data, size, size))
-}
-
-/// The request header map, serialised (see [`Headers::parse`]).
-fn request_header_buffer() -> Vec<u8> {
-    let (mut data, mut size) = (null_mut(), 0usize);
-    // SAFETY: out-pointers to locals; the buffer is taken over below.
-    match unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) } {
-        Status::Ok => unsafe { host_buffer(data, size) }.unwrap_or_default(),
-        _ => Vec::new(),
-    }
+/// The request header map, serialised (see [`Headers::parse`]); empty when
+/// the host has none.
+fn request_header_buffer() -> HostBuf {
+    hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_else(|_| HostBuf::empty())
 }
 
 /// A property by its NUL-separated path (`b"source\0address"`).
-fn property(path: &[u8]) -> Option<Vec<u8>> {
-    let (mut data, mut size) = (null_mut(), 0usize);
-    // SAFETY: `path` is live; out-pointers to locals.
-    match unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) } {
-        Status::Ok => unsafe { host_buffer(data, size) },
-        _ => None,
-    }
+fn property(path: &[u8]) -> Option<HostBuf> {
+    hostcalls::get_property(path).ok().flatten()
 }
 
 fn property_text(path: &[u8]) -> Option<String> {
     property(path)
-        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|b| String::from_utf8(b.into_vec()).ok())
         .filter(|s| !s.is_empty())
 }
 
-/// Proxy-wasm map serialisation: count, (key len, value len)*, then each
-/// key and value NUL-terminated.
-fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        4 + pairs
-            .iter()
-            .map(|(k, v)| 10 + k.len() + v.len())
-            .sum::<usize>(),
-    );
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-    for (k, v) in pairs {
-        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-    }
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
-        out.push(0);
-        out.extend_from_slice(v.as_bytes());
-        out.push(0);
-    }
-    out
-}
-
 fn send_local_response(status: u32, details: &str, body: &str, headers: &[(&str, &str)]) {
-    send_local_response_raw(status, details, body, &serialize_pairs(headers));
+    send_local_response_raw(status, details, body, &pairs::serialize(headers));
 }
 
 fn send_local_response_raw(status: u32, details: &str, body: &str, h: &[u8]) {
-    // SAFETY: every pointer/length pair describes a live buffer for the call.
-    let _ = unsafe {
-        proxy_send_local_response(
-            status,
-            details.as_ptr(),
-            details.len(),
-            body.as_ptr(),
-            body.len(),
-            h.as_ptr(),
-            h.len(),
-            -1,
-        )
-    };
+    let _ = hostcalls::send_local_response(status, details, body.as_bytes(), h, None);
 }
 
 fn set_filter_state(name: &str, value: &str) {
     // A one-segment property path is the name itself (segments are
     // NUL-separated, not NUL-terminated).
-    // SAFETY: both buffers are live for the call.
-    let _ = unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
+    let _ = hostcalls::set_property(name.as_bytes(), value.as_bytes());
 }
 
 fn log(level: LogLevel, message: &str) {
     host::log(level, NAME, message);
-}
-
-/// The host's log level, asked once per second (on the root context's tick)
-/// rather than on every request: debug lines are only assembled when they
-/// will be kept, and allowed requests make no host call for it.
-fn host_log_level() -> u32 {
-    hostcalls::get_log_level().map_or(LogLevel::Trace as u32, |l| l as u32)
 }
 
 fn counter(name: &str) -> u32 {
@@ -198,8 +96,6 @@ struct State {
     has_audit: bool,
     /// The deny response headers, serialised once.
     deny_headers: Vec<u8>,
-    /// The host's log level (see [`host_log_level`]).
-    log_level: std::cell::Cell<u32>,
 }
 
 impl State {
@@ -232,19 +128,22 @@ impl State {
         if !deny.body.is_empty() && !deny.headers.iter().any(|(k, _)| k == "content-type") {
             hdrs.push(("content-type", "text/plain"));
         }
-        let deny_headers = serialize_pairs(&hdrs);
+        let deny_headers = pairs::serialize(&hdrs);
         State {
             has_audit: config.engine.has_audit(),
             deny_headers,
-            log_level: std::cell::Cell::new(host_log_level()),
             config,
             metrics,
             policies,
         }
     }
 
+    /// Whether the host keeps lines at `level` (its level is read at
+    /// configure time and refreshed on the root's one-second tick, so debug
+    /// lines are only assembled when they will be kept and allowed requests
+    /// make no host call for it).
     fn enabled(&self, level: LogLevel) -> bool {
-        self.log_level.get() <= level as u32
+        host::log_enabled(level)
     }
 
     fn name(&self, m: Option<Match>) -> &str {
@@ -268,19 +167,24 @@ impl State {
     }
 }
 
-struct Root {
+struct RbacRoot {
     state: Option<Rc<State>>,
 }
 
-impl Context for Root {}
+impl wasmesh_common::abi::Root for RbacRoot {
+    type Http = Rbac;
 
-impl RootContext for Root {
+    fn new(_context_id: u32) -> Self {
+        RbacRoot { state: None }
+    }
+
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = hostcalls::plugin_configuration().unwrap_or_else(|_| HostBuf::empty());
         match Config::from_json(&bytes) {
             Ok(config) => {
                 self.state = Some(Rc::new(State::new(config)));
-                self.set_tick_period(std::time::Duration::from_secs(1));
+                // The tick refreshes the cached host log level.
+                let _ = hostcalls::set_tick_period_ms(1000);
                 true
             }
             Err(e) => {
@@ -290,21 +194,11 @@ impl RootContext for Root {
         }
     }
 
-    fn on_tick(&mut self) {
-        if let Some(state) = &self.state {
-            state.log_level.set(host_log_level());
-        }
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Rbac {
+    fn create_http(&mut self, _context_id: u32) -> Option<Rbac> {
+        Some(Rbac {
             state: self.state.clone(),
             dry_run_header: None,
-        }))
+        })
     }
 }
 
@@ -314,8 +208,6 @@ struct Rbac {
     /// The dry-run header to add to the response, if any.
     dry_run_header: Option<(String, String)>,
 }
-
-impl Context for Rbac {}
 
 fn push_number(line: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -507,8 +399,11 @@ impl Rbac {
             log(LogLevel::Debug, &line);
         }
         if let Some(forwarded) = path.forwarded_if_changed(raw_path) {
-            let _ =
-                hostcalls::set_map_value(MapType::HttpRequestHeaders, ":path", Some(&forwarded));
+            let _ = hostcalls::replace_map_value(
+                MapType::HttpRequestHeaders,
+                ":path",
+                forwarded.as_bytes(),
+            );
         }
         Action::Continue
     }
@@ -586,8 +481,8 @@ impl Rbac {
     }
 }
 
-impl HttpContext for Rbac {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+impl Http for Rbac {
+    fn on_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(state) = self.state.clone() else {
             log(LogLevel::Error, "not configured: refusing the request");
             send_local_response(
@@ -601,9 +496,9 @@ impl HttpContext for Rbac {
         self.decide(&state)
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         if let Some((k, v)) = &self.dry_run_header {
-            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, k, Some(v));
+            let _ = hostcalls::replace_map_value(MapType::HttpResponseHeaders, k, v.as_bytes());
         }
         Action::Continue
     }
