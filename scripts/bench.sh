@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Regenerates BENCHMARKS.md (issue 10): every figure, one command.
+#
+#   bash scripts/bench.sh              # full run (~5-10 min on 2 cores)
+#   QUICK=1 bash scripts/bench.sh      # quick mode: fewer, shorter samples (~2 min)
+#   OUT=/tmp/b.md bash scripts/bench.sh
+#   SERVE=0 bash scripts/bench.sh      # skip the data plane benchmark
+#
+# Builds the five filters and jose-bench (wasm, release) and the benchmark
+# crate (host profile), installs openssl/wrk/binaryen if absent (best
+# effort), runs the data plane benchmark (scripts/bench-serve.sh) when it
+# exists, then the in-process benchmarks (benches/), which write the report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+OUT=${OUT:-BENCHMARKS.md}
+QUICK=${QUICK:-0}
+SERVE=${SERVE:-1}
+
+bash scripts/setup.sh >/dev/null
+
+# Tools: best effort (no root, no network: the report says what is missing).
+missing=()
+command -v openssl >/dev/null || missing+=(openssl)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v wasm-opt >/dev/null || missing+=(binaryen)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing ${missing[*]} (best effort)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo -n"
+  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"; } >/dev/null 2>&1 \
+    || echo "   (could not install ${missing[*]}; continuing without)"
+fi
+
+echo "== building the .wasm artifacts (release) and jose-bench"
+cargo build -q --release --target wasm32-wasip1 \
+  -p jwt-authn -p rbac -p header-router -p fault-injection -p custom-metrics -p jose-bench
+echo "== building the benchmarks (host profile)"
+cargo build -q --profile host -p wasmesh-benchmarks
+
+args=(--out "$OUT" --command "$( [ "$QUICK" = 1 ] && echo 'QUICK=1 ' )bash scripts/bench.sh")
+[ "$QUICK" = 1 ] && args+=(--quick)
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if [ "$SERVE" != 1 ]; then
+  args+=(--serve-note "not measured (SERVE=0)")
+elif [ ! -f scripts/bench-serve.sh ]; then
+  args+=(--serve-note "not measured (the local data plane, \`wasmesh serve\` and scripts/bench-serve.sh, is not merged yet)")
+elif ! command -v wrk >/dev/null; then
+  args+=(--serve-note "not measured (wrk is not installed)")
+else
+  echo "== data plane: scripts/bench-serve.sh"
+  dur=10s; load=40s
+  [ "$QUICK" = 1 ] && { dur=3s; load=10s; }
+  if DURATION=$dur LOAD_DURATION=$load bash scripts/bench-serve.sh > "$tmp/serve.txt" 2>&1; then
+    args+=(--serve-output "$tmp/serve.txt")
+  else
+    tail -20 "$tmp/serve.txt" >&2
+    args+=(--serve-note "not measured (scripts/bench-serve.sh failed: $(tail -1 "$tmp/serve.txt" | tr -d '|`'))")
+  fi
+fi
+
+echo "== in-process benchmarks"
+target/host/wasmesh-benchmarks "${args[@]}"
+echo "== wrote $OUT in $(( $(date +%s) - start ))s"
