@@ -208,8 +208,16 @@ pub fn example_plugins() -> Vec<Plugin> {
         Plugin::new("jwt", "jwt_authn", example_config("jwt-authn")),
         Plugin::new("rbac", "rbac", example_config("rbac")),
         Plugin::new("router", "header_router", example_config("header-router")),
-        Plugin::new("fault", "fault_injection", example_config("fault-injection")),
-        Plugin::new("metrics", "custom_metrics", example_config("custom-metrics")),
+        Plugin::new(
+            "fault",
+            "fault_injection",
+            example_config("fault-injection"),
+        ),
+        Plugin::new(
+            "metrics",
+            "custom_metrics",
+            example_config("custom-metrics"),
+        ),
     ]
 }
 
@@ -376,7 +384,10 @@ pub fn rbac_scaling_case(n: usize) -> Case {
             .collect();
         policies.push(json!({"name": format!("policy-{p}"), "action": action, "rules": rules}));
     }
-    let last_allow = (0..n).rev().find(|p| (4..=8).contains(&(p % 10))).unwrap_or(0);
+    let last_allow = (0..n)
+        .rev()
+        .find(|p| (4..=8).contains(&(p % 10)))
+        .unwrap_or(0);
     case(
         &format!("rbac-{n}x5"),
         &format!("rbac {n} policies × 5 rules, allowed by the last ALLOW policy's last rule"),

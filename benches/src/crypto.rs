@@ -6,7 +6,9 @@ use crate::keys::Keys;
 use crate::timing::{measure, Figure, Timing};
 use rsa::traits::PublicKeyParts;
 use std::path::Path;
-use wasmesh_jose::{verify, Algorithm, EcPublicKey, Ed25519PublicKey, HmacKey, PublicKey, RsaPublicKey};
+use wasmesh_jose::{
+    verify, Algorithm, EcPublicKey, Ed25519PublicKey, HmacKey, PublicKey, RsaPublicKey,
+};
 use wasmtime::{Config, Engine, Linker, Memory, Module, Store, TypedFunc};
 
 /// One algorithm's verification figures.
@@ -57,7 +59,9 @@ fn native_key(keys: &Keys, alg: &str) -> Result<PublicKey, String> {
             let p = keys.p256.verifying_key().to_encoded_point(false);
             PublicKey::Ec(EcPublicKey::p256(p.x().expect("x"), p.y().expect("y")).map_err(e)?)
         }
-        "EdDSA" => PublicKey::Ed25519(Ed25519PublicKey::from_bytes(keys.ed.pk.as_ref()).map_err(e)?),
+        "EdDSA" => {
+            PublicKey::Ed25519(Ed25519PublicKey::from_bytes(keys.ed.pk.as_ref()).map_err(e)?)
+        }
         _ => PublicKey::Oct(HmacKey::new(&keys.hmac).map_err(e)?),
     })
 }
@@ -79,7 +83,8 @@ impl JoseWasm {
         let mut config = Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| e.to_string())?;
-        let module = Module::from_file(&engine, path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let module =
+            Module::from_file(&engine, path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut store = Store::new(&engine, ());
         // The epoch never advances (no ticker): a deadline of 1 never fires.
         store.set_epoch_deadline(1);
@@ -147,7 +152,9 @@ pub fn verification(keys: &Keys, t: &Timing) -> Result<(Vec<CryptoRow>, Option<S
         let sig = keys.sign(alg, msg);
         let key = native_key(keys, alg)?;
         if !verify(a, &key, msg, &sig) {
-            return Err(format!("{alg}: native verification of a good signature failed"));
+            return Err(format!(
+                "{alg}: native verification of a good signature failed"
+            ));
         }
         let mut bad = sig.clone();
         bad[0] ^= 1;
@@ -156,7 +163,12 @@ pub fn verification(keys: &Keys, t: &Timing) -> Result<(Vec<CryptoRow>, Option<S
         }
         let native = measure(t, |n| {
             for _ in 0..n {
-                if !verify(a, &key, std::hint::black_box(msg), std::hint::black_box(&sig)) {
+                if !verify(
+                    a,
+                    &key,
+                    std::hint::black_box(msg),
+                    std::hint::black_box(&sig),
+                ) {
                     return Err(format!("{alg}: native verify failed"));
                 }
             }
@@ -209,7 +221,13 @@ pub fn openssl_speed(seconds: u32) -> Option<OpensslFigures> {
         .output()
         .ok()?;
     let out = std::process::Command::new("openssl")
-        .args(["speed", "-seconds", &seconds.to_string(), "rsa2048", "ecdsap256"])
+        .args([
+            "speed",
+            "-seconds",
+            &seconds.to_string(),
+            "rsa2048",
+            "ecdsap256",
+        ])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();

@@ -113,7 +113,8 @@ impl Keys {
 
 /// HMAC-SHA256.
 pub fn hs256(key: &[u8], input: &[u8]) -> Vec<u8> {
-    let mut m = <hmac::Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(key).expect("hmac key");
+    let mut m =
+        <hmac::Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(key).expect("hmac key");
     m.update(input);
     m.finalize().into_bytes().to_vec()
 }

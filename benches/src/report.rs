@@ -162,8 +162,7 @@ pub fn run_case(case: &Case, t: &Timing, with_floor: bool) -> Result<CaseResult,
     let mut native = NativeChain::new(case).map_err(err)?;
     native.check(case.expect_status == 200).map_err(err)?;
     let floor = if with_floor {
-        let mut f =
-            WasmChain::new(case, &cases::passthrough(case.plugins.len())).map_err(err)?;
+        let mut f = WasmChain::new(case, &cases::passthrough(case.plugins.len())).map_err(err)?;
         f.check(200).map_err(err)?;
         Some(measure(t, |n| f.run(n)).map_err(err)?)
     } else {
@@ -219,7 +218,11 @@ pub fn run(opts: &Options) -> Result<Results, String> {
     };
     for &n in rbac_n {
         opts.say(&format!("rbac {n} policies"));
-        scaling.push(("rbac".to_string(), n, run_case(&cases::rbac_scaling_case(n), &t, false)?));
+        scaling.push((
+            "rbac".to_string(),
+            n,
+            run_case(&cases::rbac_scaling_case(n), &t, false)?,
+        ));
     }
     for &n in router_n {
         opts.say(&format!("router {n} routes"));
@@ -463,7 +466,10 @@ impl Results {
 
         // Targets first.
         let _ = writeln!(o, "## Targets\n");
-        let _ = writeln!(o, "| target | limit | measured | status | where |\n|---|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "| target | limit | measured | status | where |\n|---|---|---|---|---|"
+        );
         for t in self.targets() {
             let status = match t.met {
                 Some(true) => "**met**".to_string(),
@@ -562,11 +568,14 @@ impl Results {
                 o,
                 "| {} | {} | {} | {} | {} |",
                 r.alg,
-                r.wasm.as_ref().map_or("not measured".into(), |f| fmt_ns(f.median)),
-                fmt_ns(r.native.median),
                 r.wasm
                     .as_ref()
-                    .map_or("—".into(), |f| format!("{:.1}×", f.median / r.native.median)),
+                    .map_or("not measured".into(), |f| fmt_ns(f.median)),
+                fmt_ns(r.native.median),
+                r.wasm.as_ref().map_or("—".into(), |f| format!(
+                    "{:.1}×",
+                    f.median / r.native.median
+                )),
                 ossl.map_or("—".into(), |u| fmt_ns(u * 1e3)),
             );
         }
@@ -629,7 +638,11 @@ impl Results {
                 s.bytes as f64 / 1024.0,
                 s.bytes,
                 s.budget_kib,
-                if s.bytes <= s.budget_kib * 1024 { "yes" } else { "**no**" },
+                if s.bytes <= s.budget_kib * 1024 {
+                    "yes"
+                } else {
+                    "**no**"
+                },
                 s.wasm_opt.map_or("—".into(), |b| format!(
                     "{:.1} KiB ({:+.1}%)",
                     b as f64 / 1024.0,
@@ -680,7 +693,11 @@ impl Results {
              full-chain case.\n",
             self.memory_requests
         );
-        let _ = writeln!(o, "| VM | after start | after {} requests |\n|---|---:|---:|", self.memory_requests);
+        let _ = writeln!(
+            o,
+            "| VM | after start | after {} requests |\n|---|---:|---:|",
+            self.memory_requests
+        );
         for r in &self.memory {
             let _ = writeln!(
                 o,

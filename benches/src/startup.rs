@@ -56,7 +56,13 @@ pub fn sizes() -> Result<(Vec<SizeRow>, Option<String>), String> {
         let wasm_opt = if opt {
             let out = tmp.join(format!("{name}.opt.wasm"));
             let st = std::process::Command::new("wasm-opt")
-                .args(["-Oz", "--enable-bulk-memory", "--enable-sign-ext", "--enable-nontrapping-float-to-int", "--enable-mutable-globals"])
+                .args([
+                    "-Oz",
+                    "--enable-bulk-memory",
+                    "--enable-sign-ext",
+                    "--enable-nontrapping-float-to-int",
+                    "--enable-mutable-globals",
+                ])
                 .arg(&p)
                 .arg("-o")
                 .arg(&out)
@@ -78,7 +84,8 @@ pub fn sizes() -> Result<(Vec<SizeRow>, Option<String>), String> {
         });
     }
     let _ = std::fs::remove_dir_all(&tmp);
-    let note = (!opt).then(|| "wasm-opt (binaryen) not installed: no post-processed sizes".to_string());
+    let note =
+        (!opt).then(|| "wasm-opt (binaryen) not installed: no post-processed sizes".to_string());
     Ok((rows, note))
 }
 

@@ -14,7 +14,14 @@ fn every_benchmark_runs_once() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = std::process::Command::new(cargo)
             .current_dir(wasmesh_benchmarks::cases::root())
-            .args(["build", "--release", "--target", "wasm32-wasip1", "-p", "jose-bench"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip1",
+                "-p",
+                "jose-bench",
+            ])
             .status()
             .expect("cargo");
         assert!(st.success(), "building jose-bench failed");
@@ -27,9 +34,16 @@ fn every_benchmark_runs_once() {
         progress: false,
     })
     .expect("benchmarks run");
-    assert_eq!(r.cases.len(), 7, "five filters, the issue 7 config, the chain");
+    assert_eq!(
+        r.cases.len(),
+        7,
+        "five filters, the issue 7 config, the chain"
+    );
     assert_eq!(r.jwt.len(), 5, "five algorithms");
-    assert!(r.crypto.iter().all(|c| c.wasm.is_some()), "verification inside wasm measured");
+    assert!(
+        r.crypto.iter().all(|c| c.wasm.is_some()),
+        "verification inside wasm measured"
+    );
     assert_eq!(r.sizes.len(), 5);
     assert_eq!(r.start.len(), 5);
     assert_eq!(r.memory.len(), 5, "one VM per filter in the chain");
