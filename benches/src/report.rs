@@ -44,8 +44,10 @@ impl Options {
         }
     }
     fn say(&self, what: &str) {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let t = START.get_or_init(Instant::now).elapsed().as_secs_f64();
         if self.progress {
-            eprintln!("[bench] {what}");
+            eprintln!("[bench {t:6.1}s] {what}");
         }
     }
 }
@@ -242,7 +244,7 @@ pub fn run(opts: &Options) -> Result<Results, String> {
     }
 
     opts.say("sizes");
-    let (sizes, sizes_note) = startup::sizes()?;
+    let (sizes, sizes_note) = startup::sizes(!smoke)?;
     opts.say("cold start");
     let samples = match opts.mode {
         Mode::Full => 5,

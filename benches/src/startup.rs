@@ -43,8 +43,9 @@ fn wasm_opt_available() -> bool {
 }
 
 /// Sizes of the five artifacts, before and after `wasm-opt -Oz`.
-pub fn sizes() -> Result<(Vec<SizeRow>, Option<String>), String> {
-    let opt = wasm_opt_available();
+pub fn sizes(run_wasm_opt: bool) -> Result<(Vec<SizeRow>, Option<String>), String> {
+    let available = wasm_opt_available();
+    let opt = run_wasm_opt && available;
     let tmp = std::env::temp_dir().join(format!("wasmesh-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
@@ -141,8 +142,10 @@ pub fn cold_start(plugins: &[Plugin], samples: usize) -> Result<Vec<StartRow>, S
             runtime.load(&path)?;
             Ok(thread_cpu_ns() - t0)
         })?;
-        let serialized = wasmtime::Module::new(runtime.engine(), &bytes)
-            .and_then(|m| m.serialize())
+        let serialized = loaded
+            .pre
+            .module()
+            .serialize()
             .map_err(|e| e.to_string())?;
         let deserialize = measure_each(samples.max(5), || {
             let t0 = thread_cpu_ns();
