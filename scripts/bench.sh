@@ -16,6 +16,9 @@ start=$(date +%s)
 OUT=${OUT:-BENCHMARKS.md}
 QUICK=${QUICK:-0}
 SERVE=${SERVE:-1}
+# Callgrind breakdown of these cases (full mode, when valgrind is installed).
+PROFILE_CASES=${PROFILE_CASES-fault-injection custom-metrics-3x6}
+PROFILE_REQUESTS=${PROFILE_REQUESTS:-1000}
 
 bash scripts/setup.sh >/dev/null
 
@@ -24,6 +27,7 @@ missing=()
 command -v openssl >/dev/null || missing+=(openssl)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v wasm-opt >/dev/null || missing+=(binaryen)
+[ "$QUICK" = 1 ] || command -v valgrind >/dev/null || missing+=(valgrind)
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   echo "== installing ${missing[*]} (best effort)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo -n"
@@ -78,6 +82,17 @@ else
     tail -20 "$tmp/serve.txt" >&2
     args+=(--serve-note "not measured (scripts/bench-serve.sh failed: $(tail -1 "$tmp/serve.txt" | tr -d '|`'))")
   fi
+fi
+
+if [ "$QUICK" != 1 ] && [ -n "$PROFILE_CASES" ] && command -v valgrind >/dev/null; then
+  for c in $PROFILE_CASES; do
+    echo "== callgrind: $c ($PROFILE_REQUESTS requests)"
+    valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$c" \
+      --toggle-collect='wasmesh_benchmarks::harness::WasmChain::run' \
+      target/host/wasmesh-benchmarks --run-case "$c" "$PROFILE_REQUESTS" > "$tmp/cg.$c.log" 2>&1 \
+      && args+=(--callgrind "$c=$tmp/cg.$c=$PROFILE_REQUESTS") \
+      || { echo "   (callgrind failed; see below)"; tail -5 "$tmp/cg.$c.log"; }
+  done
 fi
 
 echo "== in-process benchmarks"

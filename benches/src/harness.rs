@@ -52,6 +52,7 @@ impl WasmChain {
     }
 
     /// Sends `n` requests.
+    #[inline(never)]
     pub fn run(&mut self, n: u64) -> Result<(), String> {
         for _ in 0..n {
             self.request()?;

@@ -8,6 +8,7 @@
 //! * [`native`] — the same filter cores compiled natively;
 //! * [`keys`] — JWT keys and tokens; [`crypto`] — signature verification
 //!   alone (wasm, native, OpenSSL);
+//! * [`profile`] — callgrind breakdown of a request;
 //! * [`startup`] — sizes, cold start, memory;
 //! * [`report`] — the run and the Markdown it writes.
 
@@ -16,6 +17,7 @@ pub mod crypto;
 pub mod harness;
 pub mod keys;
 pub mod native;
+pub mod profile;
 pub mod report;
 pub mod startup;
 pub mod timing;

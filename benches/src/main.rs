@@ -4,6 +4,19 @@
 
 use wasmesh_benchmarks::report::{run, Mode, Options};
 
+/// Sends `n` requests of case `id` through the harness (inside
+/// `wasmesh_benchmarks::harness::WasmChain::run`, the function a profiler
+/// can restrict itself to).
+fn run_case_only(id: &str, n: u64) -> Result<(), String> {
+    let case = wasmesh_benchmarks::cases::filter_cases()
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or_else(|| format!("no case `{id}`"))?;
+    let mut chain = wasmesh_benchmarks::harness::WasmChain::new(&case, &case.plugins)?;
+    chain.check(case.expect_status)?;
+    chain.run(n)
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut mode = Mode::Full;
@@ -11,6 +24,7 @@ fn main() {
     let mut serve = None;
     let mut serve_note = None;
     let mut command = "bash scripts/bench.sh".to_string();
+    let mut callgrind = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => mode = Mode::Quick,
@@ -18,7 +32,33 @@ fn main() {
             "--out" => out = args.next(),
             "--serve-output" => serve = args.next(),
             "--serve-note" => serve_note = args.next(),
+            "--callgrind" => {
+                // CASE=FILE=REQUESTS
+                let spec = args.next().unwrap_or_default();
+                let parts: Vec<&str> = spec.splitn(3, '=').collect();
+                match parts.as_slice() {
+                    [c, f, n] if n.parse::<u64>().is_ok() => {
+                        callgrind.push((c.to_string(), f.to_string(), n.parse().unwrap_or(1)))
+                    }
+                    _ => {
+                        eprintln!("--callgrind wants CASE=FILE=REQUESTS, got `{spec}`");
+                        std::process::exit(2);
+                    }
+                }
+            }
             "--command" => command = args.next().unwrap_or(command),
+            "--run-case" => {
+                // For profilers: only send requests of one case through the harness.
+                let id = args.next().unwrap_or_default();
+                let n: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(2000);
+                std::process::exit(match run_case_only(&id, n) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        1
+                    }
+                });
+            }
             other => {
                 eprintln!("unknown argument `{other}`\nusage: wasmesh-benchmarks [--quick|--smoke] [--out FILE] [--serve-output FILE] [--serve-note TEXT] [--command TEXT]");
                 std::process::exit(2);
@@ -41,6 +81,7 @@ fn main() {
         serve_output,
         serve_note,
         progress: true,
+        callgrind,
     };
     match run(&opts) {
         Ok(r) => {

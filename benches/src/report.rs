@@ -33,6 +33,8 @@ pub struct Options {
     pub serve_note: Option<String>,
     /// Print progress to stderr.
     pub progress: bool,
+    /// Callgrind profiles to summarise: (case, file, requests).
+    pub callgrind: Vec<(String, String, u64)>,
 }
 
 impl Options {
@@ -116,6 +118,7 @@ pub struct Results {
     pub memory_requests: u64,
     pub serve_output: Option<String>,
     pub serve_note: Option<String>,
+    pub profiles: Vec<crate::profile::Profile>,
     pub seconds: f64,
 }
 
@@ -260,7 +263,14 @@ pub fn run(opts: &Options) -> Result<Results, String> {
     opts.say(&format!("memory after {memory_requests} requests"));
     let memory = startup::memory_after(&cases::full_chain_case(), memory_requests)?;
 
+    let mut profiles = Vec::new();
+    for (case, file, n) in &opts.callgrind {
+        opts.say(&format!("callgrind profile of {case}"));
+        profiles.push(crate::profile::read(case, file, *n)?);
+    }
+
     Ok(Results {
+        profiles,
         mode: opts.mode,
         command: opts.command.clone(),
         machine,
@@ -762,6 +772,57 @@ impl Results {
                 fmt_ns(c.native.median),
                 own / c.native.median
             );
+        }
+        o.push('\n');
+        if self.profiles.is_empty() {
+            let _ = writeln!(
+                o,
+                "Callgrind breakdown: not run (needs valgrind; `scripts/bench.sh` runs it in full mode).\n"
+            );
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "Callgrind (instruction counts, deterministic) of requests through the harness, \
+             collected only inside the request loop. *Plugin callbacks* is everything under \
+             the host's callback entry (`Vm::invoke`): the filter's wasm code (JIT-compiled, no \
+             symbols) and the host functions it calls (header and property reads, header \
+             edits, metrics, logs, copies across linear memory). The rest is the harness \
+             itself (stream bookkeeping, the virtual upstream), which an Envoy deployment \
+             replaces with its own.\n"
+        );
+        let _ = writeln!(
+            o,
+            "| case | instructions / request | harness outside callbacks | plugin callbacks | of which wasm code | of which host functions |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for p in &self.profiles {
+            let pct = |x: f64| 100.0 * x / p.total;
+            let _ = writeln!(
+                o,
+                "| {} ({} requests) | {:.0} | {:.0} ({:.0}%) | {:.0} ({:.0}%) | {:.0} ({:.0}%) | {:.0} ({:.0}%) |",
+                p.case,
+                p.requests,
+                p.total,
+                p.harness(),
+                pct(p.harness()),
+                p.callbacks,
+                pct(p.callbacks),
+                p.wasm,
+                pct(p.wasm),
+                p.host_calls(),
+                pct(p.host_calls())
+            );
+        }
+        for p in &self.profiles {
+            let _ = writeln!(
+                o,
+                "\nTop host-side functions by own instructions per request, {} (wasm code excluded):\n",
+                p.case
+            );
+            let _ = writeln!(o, "| function | instructions / request |\n|---|---:|");
+            for (f, c) in &p.top {
+                let _ = writeln!(o, "| `{}` | {:.0} |", f.replace('|', "\\|"), c);
+            }
         }
         o.push('\n');
     }

@@ -32,6 +32,7 @@ fn every_benchmark_runs_once() {
         serve_output: None,
         serve_note: Some("not measured (smoke)".into()),
         progress: false,
+        callgrind: Vec::new(),
     })
     .expect("benchmarks run");
     assert_eq!(
