@@ -17,7 +17,9 @@ OUT=${OUT:-BENCHMARKS.md}
 QUICK=${QUICK:-0}
 SERVE=${SERVE:-1}
 # Callgrind breakdown of these cases (full mode, when valgrind is installed).
-PROFILE_CASES=${PROFILE_CASES-fault-injection custom-metrics-3x6}
+# `ID:empty` profiles the same requests through an empty chain, `ID:native`
+# the native cores.
+PROFILE_CASES=${PROFILE_CASES-fault-injection fault-injection:empty fault-injection:native custom-metrics-3x6 custom-metrics-3x6:native}
 PROFILE_REQUESTS=${PROFILE_REQUESTS:-1000}
 
 bash scripts/setup.sh >/dev/null
@@ -85,13 +87,23 @@ else
 fi
 
 if [ "$QUICK" != 1 ] && [ -n "$PROFILE_CASES" ] && command -v valgrind >/dev/null; then
+  echo "== callgrind (in parallel): $PROFILE_CASES ($PROFILE_REQUESTS requests each)"
+  cg_pids=()
   for c in $PROFILE_CASES; do
-    echo "== callgrind: $c ($PROFILE_REQUESTS requests)"
     valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$c" \
       --toggle-collect='wasmesh_benchmarks::harness::WasmChain::run' \
-      target/host/wasmesh-benchmarks --run-case "$c" "$PROFILE_REQUESTS" > "$tmp/cg.$c.log" 2>&1 \
-      && args+=(--callgrind "$c=$tmp/cg.$c=$PROFILE_REQUESTS") \
-      || { echo "   (callgrind failed; see below)"; tail -5 "$tmp/cg.$c.log"; }
+      --toggle-collect='wasmesh_benchmarks::native::NativeChain::run' \
+      target/host/wasmesh-benchmarks --run-case "$c" "$PROFILE_REQUESTS" > "$tmp/cg.$c.log" 2>&1 &
+    cg_pids+=($!)
+  done
+  i=0
+  for c in $PROFILE_CASES; do
+    if wait "${cg_pids[$i]}"; then
+      args+=(--callgrind "$c=$tmp/cg.$c=$PROFILE_REQUESTS")
+    else
+      echo "   (callgrind of $c failed)"; tail -5 "$tmp/cg.$c.log"
+    fi
+    i=$((i + 1))
   done
 fi
 

@@ -5,16 +5,33 @@
 use wasmesh_benchmarks::report::{run, Mode, Options};
 
 /// Sends `n` requests of case `id` through the harness (inside
-/// `wasmesh_benchmarks::harness::WasmChain::run`, the function a profiler
-/// can restrict itself to).
+/// `WasmChain::run` / `NativeChain::run`, the functions a profiler can
+/// restrict itself to). `ID:empty` sends them through an empty chain,
+/// `ID:native` through the native cores.
 fn run_case_only(id: &str, n: u64) -> Result<(), String> {
+    let (base, variant) = id.split_once(':').unwrap_or((id, ""));
     let case = wasmesh_benchmarks::cases::filter_cases()
         .into_iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| format!("no case `{id}`"))?;
-    let mut chain = wasmesh_benchmarks::harness::WasmChain::new(&case, &case.plugins)?;
-    chain.check(case.expect_status)?;
-    chain.run(n)
+        .find(|c| c.id == base)
+        .ok_or_else(|| format!("no case `{base}`"))?;
+    match variant {
+        "" => {
+            let mut chain = wasmesh_benchmarks::harness::WasmChain::new(&case, &case.plugins)?;
+            chain.check(case.expect_status)?;
+            chain.run(n)
+        }
+        "empty" => {
+            let mut chain = wasmesh_benchmarks::harness::WasmChain::new(&case, &[])?;
+            chain.check(200)?;
+            chain.run(n)
+        }
+        "native" => {
+            let mut chain = wasmesh_benchmarks::native::NativeChain::new(&case)?;
+            chain.check(case.expect_status == 200)?;
+            chain.run(n)
+        }
+        other => Err(format!("unknown variant `{other}` (empty, native)")),
+    }
 }
 
 fn main() {

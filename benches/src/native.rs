@@ -105,6 +105,7 @@ impl NativeChain {
     }
 
     /// Runs `n` requests.
+    #[inline(never)]
     pub fn run(&mut self, n: u64) -> Result<(), String> {
         for _ in 0..n {
             black_box(self.request()?);

@@ -63,7 +63,10 @@ fn rows(text: &str) -> Vec<(f64, String, String)> {
 
 fn annotate(file: &str, inclusive: bool) -> Result<String, String> {
     let out = std::process::Command::new("callgrind_annotate")
-        .arg(format!("--inclusive={}", if inclusive { "yes" } else { "no" }))
+        .arg(format!(
+            "--inclusive={}",
+            if inclusive { "yes" } else { "no" }
+        ))
         .arg("--threshold=100")
         .arg(file)
         .output()

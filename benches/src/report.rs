@@ -789,7 +789,9 @@ impl Results {
              symbols) and the host functions it calls (header and property reads, header \
              edits, metrics, logs, copies across linear memory). The rest is the harness \
              itself (stream bookkeeping, the virtual upstream), which an Envoy deployment \
-             replaces with its own.\n"
+             replaces with its own. `:empty` is the same requests through an empty chain (the \
+             harness alone); `:native` is the filter core natively (the whole count is the \
+             decision code, no harness) — compare it with the wasm code column.\n"
         );
         let _ = writeln!(
             o,
@@ -813,7 +815,7 @@ impl Results {
                 pct(p.host_calls())
             );
         }
-        for p in &self.profiles {
+        for p in self.profiles.iter().filter(|p| !p.case.contains(':')) {
             let _ = writeln!(
                 o,
                 "\nTop host-side functions by own instructions per request, {} (wasm code excluded):\n",

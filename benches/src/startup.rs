@@ -142,11 +142,7 @@ pub fn cold_start(plugins: &[Plugin], samples: usize) -> Result<Vec<StartRow>, S
             runtime.load(&path)?;
             Ok(thread_cpu_ns() - t0)
         })?;
-        let serialized = loaded
-            .pre
-            .module()
-            .serialize()
-            .map_err(|e| e.to_string())?;
+        let serialized = loaded.pre.module().serialize().map_err(|e| e.to_string())?;
         let deserialize = measure_each(samples.max(5), || {
             let t0 = thread_cpu_ns();
             // SAFETY: the bytes were produced just above by `serialize` with
