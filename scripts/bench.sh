@@ -43,8 +43,11 @@ cargo build -q --release --target wasm32-wasip1 \
 echo "== building the benchmarks (host profile)"
 cargo build -q --profile host -p wasmesh-benchmarks
 
-args=(--out "$OUT" --command "$( [ "$QUICK" = 1 ] && echo 'QUICK=1 ' )bash scripts/bench.sh")
-[ "$QUICK" = 1 ] && args+=(--quick)
+if [ "$QUICK" = 1 ]; then
+  args=(--out "$OUT" --command "QUICK=1 bash scripts/bench.sh" --quick)
+else
+  args=(--out "$OUT" --command "bash scripts/bench.sh")
+fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -16,6 +16,8 @@ use wasmtime::{Config, Engine, Linker, Memory, Module, Store, TypedFunc};
 pub struct CryptoRow {
     pub alg: String,
     pub wasm: Option<Figure>,
+    /// The same module on an engine without epoch interruption checks.
+    pub wasm_no_epoch: Option<Figure>,
     pub native: Figure,
 }
 
@@ -78,16 +80,19 @@ struct JoseWasm {
 
 impl JoseWasm {
     /// Loads the module with the harness's code generation settings
-    /// (Cranelift, epoch interruption checks compiled in).
-    fn load(path: &Path) -> Result<JoseWasm, String> {
+    /// (Cranelift, epoch interruption checks compiled in), or without the
+    /// epoch checks (wasmtime's default).
+    fn load(path: &Path, epoch: bool) -> Result<JoseWasm, String> {
         let mut config = Config::new();
-        config.epoch_interruption(true);
+        config.epoch_interruption(epoch);
         let engine = Engine::new(&config).map_err(|e| e.to_string())?;
         let module =
             Module::from_file(&engine, path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut store = Store::new(&engine, ());
-        // The epoch never advances (no ticker): a deadline of 1 never fires.
-        store.set_epoch_deadline(1);
+        if epoch {
+            // The epoch never advances (no ticker): a deadline of 1 never fires.
+            store.set_epoch_deadline(1);
+        }
         let mut linker = Linker::new(&engine);
         linker
             .define_unknown_imports_as_traps(&module)
@@ -135,7 +140,7 @@ pub fn jose_bench_path() -> std::path::PathBuf {
 pub fn verification(keys: &Keys, t: &Timing) -> Result<(Vec<CryptoRow>, Option<String>), String> {
     let path = jose_bench_path();
     let mut wasm = if path.exists() {
-        Some(JoseWasm::load(&path)?)
+        Some((JoseWasm::load(&path, true)?, JoseWasm::load(&path, false)?))
     } else {
         None
     };
@@ -174,9 +179,9 @@ pub fn verification(keys: &Keys, t: &Timing) -> Result<(Vec<CryptoRow>, Option<S
             }
             Ok(())
         })?;
-        let wasm_fig = match wasm.as_mut() {
-            None => None,
-            Some(w) => {
+        let mut figs = Vec::new();
+        if let Some((with_epoch, without)) = wasm.as_mut() {
+            for w in [with_epoch, without] {
                 let id = Algorithm::ALL
                     .iter()
                     .position(|x| *x == a)
@@ -185,7 +190,7 @@ pub fn verification(keys: &Keys, t: &Timing) -> Result<(Vec<CryptoRow>, Option<S
                 let (mp, ml) = w.put(msg)?;
                 let (sp, sl) = w.put(&sig)?;
                 let (f, store) = (&w.verify_n, &mut w.store);
-                Some(measure(t, |n| {
+                figs.push(measure(t, |n| {
                     let r = f
                         .call(&mut *store, (id, kp, kl, mp, ml, sp, sl, n as u32))
                         .map_err(|e| e.to_string())?;
@@ -193,12 +198,16 @@ pub fn verification(keys: &Keys, t: &Timing) -> Result<(Vec<CryptoRow>, Option<S
                         return Err(format!("{alg}: wasm verified {r} of {n}"));
                     }
                     Ok(())
-                })?)
+                })?);
             }
-        };
+        }
+        let mut figs = figs.into_iter();
+        let wasm_fig = figs.next();
+        let wasm_no_epoch = figs.next();
         rows.push(CryptoRow {
             alg: alg.to_string(),
             wasm: wasm_fig,
+            wasm_no_epoch,
             native,
         });
     }

@@ -562,13 +562,14 @@ impl Results {
         let _ = writeln!(
             o,
             "\nSignature verification alone (`wasmesh-jose::verify`, key decoded once), inside \
-             wasm (`test-plugins/jose-bench`, built in release, run by the harness's engine \
-             settings) and natively, next to OpenSSL on this machine (`openssl speed -seconds 1 \
+             wasm (`test-plugins/jose-bench`, built in release; on the harness's engine \
+             settings — Cranelift with epoch interruption, the checks that bound a callback's \
+             run time — and on wasmtime's default settings without them) and natively, next to OpenSSL on this machine (`openssl speed -seconds 1 \
              rsa2048 ecdsap256`, its own optimised assembly):\n"
         );
         let _ = writeln!(
             o,
-            "| algorithm | wasm | native | wasm / native | OpenSSL verify |\n|---|---:|---:|---:|---:|"
+            "| algorithm | wasm (harness engine) | wasm, no epoch checks | native | wasm / native | OpenSSL verify |\n|---|---:|---:|---:|---:|---:|"
         );
         for r in &self.crypto {
             let ossl = self.openssl.as_ref().and_then(|f| match r.alg.as_str() {
@@ -578,9 +579,12 @@ impl Results {
             });
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 r.alg,
                 r.wasm
+                    .as_ref()
+                    .map_or("not measured".into(), |f| fmt_ns(f.median)),
+                r.wasm_no_epoch
                     .as_ref()
                     .map_or("not measured".into(), |f| fmt_ns(f.median)),
                 fmt_ns(r.native.median),
@@ -616,17 +620,29 @@ impl Results {
         );
         let _ = writeln!(
             o,
-            "| filter | n | wasm − empty | native | ratio | per unit of n (wasm) |\n|---|---:|---:|---:|---:|---:|"
+            "| filter | n | wasm − empty | native | ratio | marginal cost per unit of n since the previous row (wasm / native) |\n|---|---:|---:|---:|---:|---:|"
         );
+        let mut prev: Option<(&str, usize, &CaseResult)> = None;
         for (g, n, r) in &self.scaling {
+            let marginal = match prev {
+                Some((pg, pn, pr)) if pg == g && *n > pn => {
+                    let d = (*n - pn) as f64;
+                    format!(
+                        "{} / {}",
+                        fmt_ns((r.added() - pr.added()) / d),
+                        fmt_ns((r.native.median - pr.native.median) / d)
+                    )
+                }
+                _ => "—".into(),
+            };
             let _ = writeln!(
                 o,
-                "| {g} | {n} | {} | {} | {:.1}× | {} |",
+                "| {g} | {n} | {} | {} | {:.1}× | {marginal} |",
                 fmt_ns(r.added()),
                 fmt_ns(r.native.median),
                 r.ratio(),
-                fmt_ns(r.added() / *n as f64)
             );
+            prev = Some((g.as_str(), *n, r));
         }
         o.push('\n');
 
