@@ -904,6 +904,41 @@ impl Results {
                 pct(p.host_calls())
             );
         }
+        o.push('\n');
+        for p in self.profiles.iter().filter(|p| !p.case.contains(':')) {
+            let find = |suffix: &str| {
+                self.profiles
+                    .iter()
+                    .find(|q| q.case == format!("{}:{suffix}", p.case))
+            };
+            let mut line = format!(
+                "* **{}**: {:.0} instructions per request in the wasm code",
+                p.case, p.wasm
+            );
+            if let Some(n) = find("native") {
+                let _ = write!(
+                    line,
+                    " against {:.0} for the same core natively ({:.1}×)",
+                    n.total,
+                    p.wasm / n.total
+                );
+            }
+            let _ = write!(
+                line,
+                "; {:.0} in host functions the filter calls",
+                p.host_calls()
+            );
+            if let Some(e) = find("empty") {
+                let _ = write!(
+                    line,
+                    "; {:.0} more in the harness outside the callbacks than with an empty chain \
+                     (stream contexts, callback dispatch)",
+                    p.harness() - e.total
+                );
+            }
+            line.push('.');
+            let _ = writeln!(o, "{line}");
+        }
         for p in self.profiles.iter().filter(|p| !p.case.contains(':')) {
             let _ = writeln!(
                 o,
