@@ -350,18 +350,28 @@ impl Results {
         self.jwt.iter().find(|(a, _, _)| a == alg)
     }
 
-    /// The throughput ratio (full chain / empty) at 64 and 1 connections from
-    /// the data plane benchmark's output (`chain/empty  <conns>  <pct>%`).
+    /// The throughput ratio (chain / empty) per connection count, from
+    /// the Markdown rows of `scripts/bench-serve.sh --markdown`
+    /// (`| <chain> | <conns> | rps | p50 | p99 | errors | 85% |`).
     pub fn serve_ratios(&self) -> Vec<(String, f64)> {
         let Some(out) = &self.serve_output else {
             return Vec::new();
         };
         out.lines()
-            .filter(|l| l.trim_start().starts_with("chain/empty"))
             .filter_map(|l| {
-                let w: Vec<&str> = l.split_whitespace().collect();
-                let pct = w.last()?.trim_end_matches('%').parse().ok()?;
-                Some((w.get(1)?.to_string(), pct))
+                let cells: Vec<&str> = l
+                    .trim()
+                    .trim_matches('|')
+                    .split('|')
+                    .map(str::trim)
+                    .collect();
+                if cells.len() < 7 || cells[0] == "empty" || cells[0] == "chain" {
+                    return None;
+                }
+                let conns = cells[1];
+                conns.parse::<u32>().ok()?;
+                let pct = cells[cells.len() - 1].strip_suffix('%')?.parse().ok()?;
+                Some((conns.to_string(), pct))
             })
             .collect()
     }
@@ -803,9 +813,10 @@ impl Results {
             (Some(out), _) => {
                 let _ = writeln!(
                     o,
-                    "Output of `scripts/bench-serve.sh` (wrk on loopback; the proxy, wrk and the \
-                     upstream share the machine's cores, so absolute figures are low — compare \
-                     the rows):\n\n```\n{}\n```\n",
+                    "From `scripts/bench-serve.sh --markdown` (wrk on loopback; the proxy, wrk and \
+                     the upstream share the machine's cores, so absolute figures are low — \
+                     compare the rows; wall-clock throughput is the one figure here that is not \
+                     CPU time):\n\n{}\n",
                     out.trim_end()
                 );
             }
