@@ -494,21 +494,28 @@ impl Rig {
                     w.fire_timers();
                 }
             }
-            for e in w.take_events(sid) {
-                match e {
-                    StreamEvent::UpstreamHeaders { .. } if !answered_upstream => {
-                        answered_upstream = true;
-                        let mut r = HeaderMap::new();
-                        r.add(b":status", b"200");
-                        w.upstream_headers(sid, r, true);
+            // Events until none are left (answering the upstream produces more).
+            loop {
+                let events = w.take_events(sid);
+                if events.is_empty() {
+                    break;
+                }
+                for e in events {
+                    match e {
+                        StreamEvent::UpstreamHeaders { .. } if !answered_upstream => {
+                            answered_upstream = true;
+                            let mut r = HeaderMap::new();
+                            r.add(b":status", b"200");
+                            w.upstream_headers(sid, r, true);
+                        }
+                        StreamEvent::DownstreamHeaders { headers, .. } => {
+                            status = headers
+                                .get(b":status")
+                                .and_then(|s| std::str::from_utf8(s).ok())
+                                .and_then(|s| s.parse().ok());
+                        }
+                        _ => {}
                     }
-                    StreamEvent::DownstreamHeaders { headers, .. } => {
-                        status = headers
-                            .get(b":status")
-                            .and_then(|s| std::str::from_utf8(s).ok())
-                            .and_then(|s| s.parse().ok());
-                    }
-                    _ => {}
                 }
             }
             if !w.is_active(sid) {

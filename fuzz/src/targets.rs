@@ -32,6 +32,13 @@ use wasmesh_common::HeaderMap;
 /// Inputs longer than this are cut (the filters bound their inputs further).
 pub const MAX_INPUT: usize = 64 * 1024;
 
+fn obj(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
 fn text(data: &[u8]) -> String {
     String::from_utf8_lossy(&data[..data.len().min(MAX_INPUT)]).into_owned()
 }
@@ -73,9 +80,8 @@ pub const VALID_TOKENS: [&str; 3] = [
 /// RFC 8037 A.4: a valid EdDSA signature over a payload that is no claim set.
 pub const ED25519_TOKEN: &str = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
 
-fn jwt_fixture() -> &'static FilterConfig {
-    static C: OnceLock<FilterConfig> = OnceLock::new();
-    C.get_or_init(|| {
+thread_local! {
+    static JWT_FIXTURE: FilterConfig = {
         let json = format!(
             r#"{{"jwtRules":[
                 {{"name":"joe","issuer":"joe","jwks":{JWKS_RFC},
@@ -85,7 +91,7 @@ fn jwt_fixture() -> &'static FilterConfig {
             ]}}"#
         );
         FilterConfig::from_json(json.as_bytes()).expect("fixture configuration")
-    })
+    };
 }
 
 fn jwt_decide(config: &FilterConfig, headers: &HeaderMap, now: u64) -> JwtDecision {
@@ -136,7 +142,6 @@ pub fn jwt_token(data: &[u8]) {
             }
         }
     }
-    let config = jwt_fixture();
     let header_value = format!("Bearer {token}");
     let path = format!("/p?tok={}&access_token=1", token.replace(['&', '#'], ""));
     let cookie = format!("session={}", token.replace(';', ""));
@@ -156,10 +161,11 @@ pub fn jwt_token(data: &[u8]) {
         }
         pairs.extend(extra);
         let h = HeaderMap::from_slice(&pairs);
+        let decision = JWT_FIXTURE.with(|config| jwt_decide(config, &h, JWT_NOW));
         if let JwtDecision::Allow {
             identity: Some(id),
             ops,
-        } = jwt_decide(config, &h, JWT_NOW)
+        } = decision
         {
             let candidates = [token.trim(), token.as_str()];
             assert!(
@@ -204,7 +210,7 @@ fn rbac_request_for(req: &Request) -> rbac::authz::Connection {
             aud: vec!["api".into()],
             azp: String::new(),
             principal: format!("https://idp/{sub}"),
-            claims: serde_json::json!({"groups": ["readers", sub]}),
+            claims: obj(serde_json::json!({"groups": ["readers", sub]})),
         }),
     }
 }
@@ -284,7 +290,8 @@ pub fn rbac_request(data: &[u8]) {
             !p.split('/').any(|s| s == "." || s == ".."),
             "{mode:?}: {p:?} keeps a dot segment"
         );
-        let again = normalize(path.forwarded().as_bytes(), mode)
+        let forwarded = path.forwarded();
+        let again = normalize(forwarded.as_bytes(), mode)
             .unwrap_or_else(|e| panic!("{mode:?}: normalised {p:?} is refused: {e}"));
         assert_eq!(&*again.path, p, "{mode:?}: normalisation is not idempotent");
         let allowed = decision.enforced.allowed;
@@ -316,8 +323,8 @@ pub const ROUTER_FIXTURE: &str = r#"{
     {"name": "cookie", "match": [{"uri": {"regex": "/c/[a-z]+/(x|y)+"}, "method": {"exact": "GET"}}],
      "route": [{"destination": "a", "weight": 1}, {"destination": "b", "weight": 2}], "stickyBy": {"cookie": "session"}},
     {"name": "src", "match": [{"sourceIp": ["10.0.0.0/8"], "queryParams": {"v": {"prefix": "2"}}}],
-     "route": [{"destination": "a"}, {"destination": "b"}], "stickyBy": {"sourceIp": true}},
-    {"name": "rewrite", "match": [{"uri": {"prefix": "/old/", "ignoreUriCase": true}}], "rewrite": {"uri": "/new/", "authority": "svc.internal"}, "route": [{"destination": "svc"}]},
+     "route": [{"destination": "a", "weight": 5}, {"destination": "b", "weight": 5}], "stickyBy": {"sourceIp": true}},
+    {"name": "rewrite", "match": [{"uri": {"prefix": "/old/"}, "ignoreUriCase": true}], "rewrite": {"uri": "/new/", "authority": "svc.internal"}, "route": [{"destination": "svc"}]},
     {"name": "retired", "match": [{"uri": {"prefix": "/v1/"}}], "directResponse": {"status": 410, "body": {"string": "v1 is retired"}}},
     {"name": "moved", "match": [{"uri": {"exact": "/shop"}}, {"authority": {"suffix": ".old"}}], "redirect": {"authority": "shop.example.com", "scheme": "https", "port": 8443, "redirectCode": 308}}
   ],
@@ -344,7 +351,7 @@ fn identity_for(req: &HeaderMap) -> Option<Identity> {
         aud: vec![],
         azp: String::new(),
         principal: "https://idp/alice".into(),
-        claims: serde_json::json!({"groups": g, "sub": "alice", "n": {"m": [1, g]}}),
+        claims: obj(serde_json::json!({"groups": g, "sub": "alice", "n": {"m": [1, g]}})),
     })
 }
 
@@ -436,7 +443,7 @@ fn plan_once(
 ) -> Option<fault_injection::policy::Plan> {
     let identity = req.headers.get("x-test-sub").map(|sub| Identity {
         sub: sub.into(),
-        claims: serde_json::json!({"sub": sub}),
+        claims: obj(serde_json::json!({"sub": sub})),
         ..Default::default()
     });
     let attrs = RequestAttributes {
@@ -606,4 +613,19 @@ pub fn metrics_attribute(data: &[u8]) {
     let _ = tags::decode_stat_name(&expr);
     let _ = tags::escape_label_value(&expr);
     let _ = tags::sanitize_prometheus_name(&expr);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fixtures_compile() {
+        let cfg = header_router::RouterConfig::parse(super::ROUTER_FIXTURE.as_bytes())
+            .unwrap_or_else(|e| panic!("router: {e}"));
+        header_router::RouteTable::compile(&cfg).unwrap_or_else(|e| panic!("router: {e}"));
+        let cfg = fault_injection::FaultConfig::parse(super::FAULT_FIXTURE.as_bytes())
+            .unwrap_or_else(|e| panic!("fault: {e}"));
+        fault_injection::FaultPolicy::compile(&cfg).unwrap_or_else(|e| panic!("fault: {e}"));
+        let _ = super::rbac_fixtures();
+        super::JWT_FIXTURE.with(|_| ());
+    }
 }

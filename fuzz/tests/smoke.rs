@@ -65,8 +65,8 @@ fn smoke(name: &str) {
     let start = Instant::now();
     let mut failures: Vec<String> = Vec::new();
     let mut execs = 0u64;
-    let mut run_one = |label: &str, data: &[u8], failures: &mut Vec<String>| {
-        execs += 1;
+    let run_one = |label: &str, data: &[u8], failures: &mut Vec<String>, execs: &mut u64| {
+        *execs += 1;
         if let Err(e) = catch_unwind(AssertUnwindSafe(|| (target.run)(data))) {
             let msg = e
                 .downcast_ref::<String>()
@@ -83,7 +83,7 @@ fn smoke(name: &str) {
         }
     };
     for (path, data) in seeds.iter().chain(regressions.iter()) {
-        run_one(path, data, &mut failures);
+        run_one(path, data, &mut failures, &mut execs);
     }
     let pool: Vec<Vec<u8>> = seeds
         .iter()
@@ -99,7 +99,7 @@ fn smoke(name: &str) {
         } else {
             mutate(&mut rng, &pool, MAX_INPUT)
         };
-        run_one("mutation", &data, &mut failures);
+        run_one("mutation", &data, &mut failures, &mut execs);
     }
     eprintln!(
         "fuzz smoke {name}: {execs} executions ({fixed} seeds and regressions, {} mutations) in {:.1}s, {} failures",
