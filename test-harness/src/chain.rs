@@ -1333,16 +1333,18 @@ impl Worker {
         let Some(s) = self.streams.get(&sid) else {
             return Err((503, "stream_gone", 0));
         };
-        let (headers, generation) = {
-            let d = s.data.borrow();
-            (d.req_headers.clone(), d.route_cache_cleared)
-        };
+        let data = s.data.clone();
+        let generation = data.borrow().route_cache_cleared;
         if let Some((g, r)) = &s.route {
             if *g == generation {
                 return r.clone();
             }
         }
-        let r = self.route(&headers);
+        let r = pick_route(
+            &self.config,
+            &mut self.route_rng,
+            &data.borrow().req_headers,
+        );
         if let Some(s) = self.streams.get_mut(&sid) {
             {
                 let mut d = s.data.borrow_mut();
@@ -1360,68 +1362,6 @@ impl Worker {
             s.route = Some((generation, r.clone()));
         }
         r
-    }
-
-    fn route(&mut self, headers: &HeaderMap) -> Result<(String, String), (u32, &'static str, u64)> {
-        if self.config.routes.is_empty() {
-            return Ok((String::new(), "upstream".into()));
-        }
-        let path = headers.get_str(":path").unwrap_or_default();
-        let url_path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
-        let route = self
-            .config
-            .routes
-            .iter()
-            .find(|r| {
-                r.prefix
-                    .as_ref()
-                    .is_none_or(|p| url_path.starts_with(p.as_str()))
-                    && r.path.as_ref().is_none_or(|p| url_path == p)
-                    && r.headers
-                        .iter()
-                        .all(|(n, v)| match (headers.get_str(n), v) {
-                            (Some(_), None) => true,
-                            (Some(a), Some(b)) => a == *b,
-                            (None, _) => false,
-                        })
-            })
-            .cloned()
-            .ok_or((404, "route_not_found", response_flags::NO_ROUTE_FOUND))?;
-        let cluster = match &route.action {
-            RouteAction::Cluster(c) => c.clone(),
-            RouteAction::ClusterHeader(h) => headers.get_str(h).ok_or((
-                503,
-                "cluster_not_found",
-                response_flags::NO_CLUSTER_FOUND,
-            ))?,
-            RouteAction::Weighted(ws) => {
-                let total: u64 = ws.iter().map(|(_, w)| u64::from(*w)).sum();
-                self.route_rng = self
-                    .route_rng
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let mut pick = if total == 0 {
-                    0
-                } else {
-                    (self.route_rng >> 33) % total
-                };
-                let mut chosen = ws.first().map(|(c, _)| c.clone()).unwrap_or_default();
-                for (c, w) in ws {
-                    if pick < u64::from(*w) {
-                        chosen = c.clone();
-                        break;
-                    }
-                    pick -= u64::from(*w);
-                }
-                chosen
-            }
-        };
-        if !self.config.upstream_clusters.is_empty()
-            && !self.config.upstream_clusters.contains(&cluster)
-        {
-            return Err((503, "cluster_not_found", response_flags::NO_CLUSTER_FOUND));
-        }
-        Ok((route.name.clone(), cluster))
     }
 
     // ------------------------------------------------------------------
@@ -1761,6 +1701,61 @@ enum Outcome {
     Stop,
     /// The stream moved on without this path (reply, reset, resumed inline).
     Gone,
+}
+
+/// The router: first matching route, then its cluster.
+fn pick_route(config: &ChainConfig, rng: &mut u64, headers: &HeaderMap) -> RouteResult {
+    if config.routes.is_empty() {
+        return Ok((String::new(), "upstream".into()));
+    }
+    let path = headers.get_str(":path").unwrap_or_default();
+    let url_path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
+    let route = config
+        .routes
+        .iter()
+        .find(|r| {
+            r.prefix
+                .as_ref()
+                .is_none_or(|p| url_path.starts_with(p.as_str()))
+                && r.path.as_ref().is_none_or(|p| url_path == p)
+                && r.headers
+                    .iter()
+                    .all(|(n, v)| match (headers.get_str(n.as_str()), v) {
+                        (Some(_), None) => true,
+                        (Some(a), Some(b)) => a == *b,
+                        (None, _) => false,
+                    })
+        })
+        .cloned()
+        .ok_or((404, "route_not_found", response_flags::NO_ROUTE_FOUND))?;
+    let cluster = match &route.action {
+        RouteAction::Cluster(c) => c.clone(),
+        RouteAction::ClusterHeader(h) => headers.get_str(h.as_str()).ok_or((
+            503,
+            "cluster_not_found",
+            response_flags::NO_CLUSTER_FOUND,
+        ))?,
+        RouteAction::Weighted(ws) => {
+            let total: u64 = ws.iter().map(|(_, w)| u64::from(*w)).sum();
+            *rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut pick = if total == 0 { 0 } else { (*rng >> 33) % total };
+            let mut chosen = ws.first().map(|(c, _)| c.clone()).unwrap_or_default();
+            for (c, w) in ws.iter().map(|(c, w)| (c, *w)) {
+                if pick < u64::from(w) {
+                    chosen = c.clone();
+                    break;
+                }
+                pick -= u64::from(w);
+            }
+            chosen
+        }
+    };
+    if !config.upstream_clusters.is_empty() && !config.upstream_clusters.contains(&cluster) {
+        return Err((503, "cluster_not_found", response_flags::NO_CLUSTER_FOUND));
+    }
+    Ok((route.name.clone(), cluster))
 }
 
 /// Envoy's connection-manager checks before any filter runs: `:method` and

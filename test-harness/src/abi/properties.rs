@@ -76,7 +76,7 @@ fn derived(st: &StreamData, pos: usize, path: &[String]) -> Option<Result<Value,
                     .map(Ok)
                     .or(Some(Err(Status::NotFound))),
                 "headers" => match rest.get(1) {
-                    None => Some(Ok(Value::Map(st.req_headers.entries().to_vec()))),
+                    None => Some(Ok(Value::Map(st.req_headers.to_vec_pairs()))),
                     Some(name) => Some(
                         st.req_headers
                             .get_joined(name.as_bytes())
@@ -139,7 +139,7 @@ fn derived(st: &StreamData, pos: usize, path: &[String]) -> Option<Result<Value,
                     };
                     let m = m?;
                     match rest.get(1) {
-                        None => Some(Ok(Value::Map(m.entries().to_vec()))),
+                        None => Some(Ok(Value::Map(m.to_vec_pairs()))),
                         Some(name) => Some(
                             m.get_joined(name.as_bytes())
                                 .map(|v| Value::String(String::from_utf8_lossy(&v).into_owned()))
