@@ -11,6 +11,7 @@
 //!   waiting request on every worker is answered from it.
 
 #[path = "hostile_traffic/fixtures.rs"]
+#[allow(dead_code)]
 mod fixtures;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};

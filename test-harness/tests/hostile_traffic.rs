@@ -20,8 +20,10 @@
 //! variants each) scales it.
 
 #[path = "hostile_traffic/chain.rs"]
+#[allow(dead_code)]
 mod chain;
 #[path = "hostile_traffic/fixtures.rs"]
+#[allow(dead_code)]
 mod fixtures;
 
 use chain::{allowed_local, Chain, Outcome, Req, CLUSTERS};
@@ -40,8 +42,8 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
+    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[self.below(v.len())]
     }
     fn chance(&mut self, one_in: usize) -> bool {
         self.below(one_in) == 0
@@ -132,7 +134,7 @@ const INTERESTING: [&str; 14] = [
 fn token_name(rng: &mut Rng) -> Vec<u8> {
     const CH: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789-_.!#$%&'*+^`|~";
     let n = 1 + rng.below(24);
-    (0..n).map(|_| *rng.pick(CH)).collect()
+    (0..n).map(|_| rng.pick(CH)).collect()
 }
 
 /// Adds 1–4 kinds of noise.
@@ -142,7 +144,8 @@ fn add_noise(rng: &mut Rng, r: &Req) -> Req {
         match rng.below(13) {
             0 => {
                 // A header whose value is not UTF-8.
-                let v = rng.bytes(1 + rng.below(64), false);
+                let n = 1 + rng.below(64);
+                let v = rng.bytes(n, false);
                 let name = if rng.chance(2) {
                     rng.pick(&INTERESTING).as_bytes().to_vec()
                 } else {
@@ -178,7 +181,7 @@ fn add_noise(rng: &mut Rng, r: &Req) -> Req {
             4 => {
                 // Odd pseudo-headers: unknown, repeated, empty.
                 let p = rng.pick(&[":foo", ":path", ":method", ":authority", ":status", ":"]);
-                let v = match *p {
+                let v = match p {
                     ":path" => rng
                         .pick(&["/admin/users", "/public/x", "*", ""])
                         .to_string(),
@@ -254,7 +257,7 @@ fn add_noise(rng: &mut Rng, r: &Req) -> Req {
             10 => {
                 // Control characters in a value (refused with 400).
                 let mut v = rng.bytes(8, false);
-                v.push(*rng.pick(&[0u8, b'\r', b'\n']));
+                v.push(rng.pick(&[0u8, b'\r', b'\n']));
                 r.headers.push((b"x-ctl".to_vec(), v));
             }
             11 => {

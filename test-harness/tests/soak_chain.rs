@@ -14,8 +14,10 @@
 //! (`#[ignore]`, `scripts/soak.sh`) runs 1,000,000 and prints the figures.
 
 #[path = "hostile_traffic/chain.rs"]
+#[allow(dead_code)]
 mod chain;
 #[path = "hostile_traffic/fixtures.rs"]
+#[allow(dead_code)]
 mod fixtures;
 
 use chain::{Chain, Req};
