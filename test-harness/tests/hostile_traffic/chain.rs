@@ -173,7 +173,24 @@ impl Req {
     /// A short description for failure messages (long values cut).
     pub fn describe(&self) -> String {
         let mut s = String::new();
+        let names = [
+            ("ALICE", fixtures::ALICE),
+            ("BOB", fixtures::BOB),
+            ("CAROL", fixtures::CAROL),
+            ("FORGED", fixtures::FORGED),
+            ("WRONG_KEY", fixtures::WRONG_KEY),
+        ];
         for (k, v) in &self.headers {
+            if let Some((n, _)) = names.iter().find(|(_, t)| v.ends_with(t.as_bytes())) {
+                s.push_str(&format!(
+                    "{}: {}<{n}>\n",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(
+                        &v[..v.len() - names.iter().find(|x| x.0 == *n).map_or(0, |x| x.1.len())]
+                    )
+                ));
+                continue;
+            }
             let v = String::from_utf8_lossy(&v[..v.len().min(80)]).into_owned();
             s.push_str(&format!(
                 "{}: {v}{}\n",
@@ -191,6 +208,9 @@ impl Req {
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
     pub status: Option<u32>,
+    /// `grpc-status` of the response headers (a local reply to a gRPC
+    /// request is `:status 200` with a non-zero `grpc-status`, as in Envoy).
+    pub grpc_status: Option<String>,
     pub reached_upstream: bool,
     pub upstream_headers: Option<HeaderMap>,
     pub upstream_cluster: Option<String>,
@@ -259,9 +279,11 @@ impl Chain {
         let mut request_complete = false;
         let mut upstream_answered = false;
         for _ in 0..10_000 {
+            // The info first: the last `take_events` forgets a finished stream.
+            let info = w.stream_info(sid);
             let events = w.take_events(sid);
             if !events.is_empty() {
-                if let Some(info) = w.stream_info(sid) {
+                if let Some(info) = info {
                     out.local_reply_by = info.local_reply_by.or(out.local_reply_by.take());
                     out.details = info.code_details.or(out.details.take());
                     out.upstream_cluster = info.upstream_cluster.or(out.upstream_cluster.take());
@@ -289,6 +311,7 @@ impl Chain {
                             .get(b":status")
                             .and_then(|s| std::str::from_utf8(s).ok())
                             .and_then(|s| s.parse().ok());
+                        out.grpc_status = headers.get_str("grpc-status");
                     }
                     StreamEvent::Reset(_) => out.reset = true,
                     StreamEvent::Complete => out.complete = true,
