@@ -51,8 +51,8 @@ requests:
   - name: a 2 MiB key set is refused; without keys the request fails closed
     request: {{path: /, headers: {{authorization: "Bearer {HS}"}}}}
     expect: {{status: 401, body: Jwks remote fetch is failed, elapsed_ms: 20, metrics: {{jwt_authn.jwks_fetch_failed: 1}}}}
-  - name: the retry gets a 900 KiB key set, which is accepted
-    advance_ms: 1100
+  - name: the retry (backoff 1 s, on the 200 ms tick) gets a 900 KiB key set, which is accepted
+    advance_ms: 1300
     expect: {{http_calls: 1, metrics: {{jwt_authn.jwks_fetch_success: 1}}}}
   - name: tokens verify with it
     request: {{path: /, headers: {{authorization: "Bearer {HS}"}}}}
