@@ -35,6 +35,7 @@ pub struct Target {
 }
 
 /// Every target.
+#[allow(unused_mut)] // pushed to with the `host` feature
 pub fn all() -> Vec<Target> {
     let mut v = vec![
         Target {
