@@ -3,7 +3,8 @@
 #
 #   bash scripts/soak.sh                 # 1,000,000 requests through the five-filter chain in the harness
 #   WASMESH_SOAK_REQUESTS=200000 bash scripts/soak.sh
-#   bash scripts/soak.sh --serve [MINUTES]   # `wasmesh serve` at moderate load on loopback (default 10 min)
+#   bash scripts/soak.sh --serve [MINUTES]   # `wasmesh serve` (its demo chain) at moderate load on loopback
+#                                        # (default 10 min; scripts/soak_serve.py, SOAK_RPS=200 ...)
 #
 # The harness run prints, at 20 checkpoints, the linear memory of each VM and
 # the process RSS, and fails if linear memory changes after warm-up or RSS
