@@ -45,7 +45,9 @@ mkdir -p target
 : > "$summary"
 for t in "${targets[@]}"; do
   features=()
-  [ "$t" = hostcalls ] && features=(--features host)
+  # hostcalls: the instrumented wasmtime harness, in a target dir of its own
+  # (the feature would otherwise rebuild the native targets' crates).
+  [ "$t" = hostcalls ] && features=(--features host --target-dir fuzz/libfuzzer/target/hostcalls)
   corpus=fuzz/corpus/$t
   mkdir -p "$corpus"
   cp -n fuzz/seeds/"$t"/* "$corpus"/ 2>/dev/null || true

@@ -1,4 +1,4 @@
-//! Tokens and key set of `filters/rbac/jwt-chain/scenario.yaml` (RS256, signed once with a
+//! Tokens and key set of `filters/rbac/scenarios/jwt-chain.yaml` (RS256, signed once with a
 //! throw-away key; iat 1699999940, exp 1700086400): alice (groups readers,
 //! realm_access.roles admin, aud orders-api), bob (writers and readers, azp
 //! batch-job), carol (readers, aud billing-api), a forged payload and a token
