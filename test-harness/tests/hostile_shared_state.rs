@@ -325,5 +325,5 @@ fn one_jwks_fetch_for_four_workers_starting_together() {
 /// other workers' ticks interleave.
 fn rand_ish(id: usize) -> bool {
     static N: AtomicUsize = AtomicUsize::new(0);
-    (N.fetch_add(1, Ordering::Relaxed) + id) % 3 == 0
+    (N.fetch_add(1, Ordering::Relaxed) + id).is_multiple_of(3)
 }

@@ -55,10 +55,10 @@ fn request(i: u64) -> Req {
     // router's sticky hashing must not keep them all.
     r = r.header("x-user-id", &format!("user-{i}"));
     r = r.header("x-plan", &format!("plan-{}", i % 1000));
-    if i % 11 == 0 {
+    if i.is_multiple_of(11) {
         r = r.header("x-beta", "true");
     }
-    if i % 13 == 0 {
+    if i.is_multiple_of(13) {
         r.body = vec![vec![b'x'; 2048]];
     }
     r

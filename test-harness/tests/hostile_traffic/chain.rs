@@ -4,8 +4,6 @@
 //! the upstream answers 200, callouts are answered, timers fire on a
 //! virtual clock. Shared by the hostile-traffic and soak tests.
 
-#![allow(dead_code)]
-
 use super::fixtures;
 use std::sync::Arc;
 use wasmesh::chain::{ChainConfig, PluginConfig, Route, RouteAction, StreamEvent};
