@@ -274,6 +274,8 @@ pub struct StreamInfo {
     pub route_cache_cleared: u32,
     pub filter_state: Vec<(Vec<u8>, Vec<u8>)>,
     pub upstream_cluster: Option<String>,
+    /// Envoy response flags (see [`response_flags`]).
+    pub response_flags: u64,
 }
 
 /// VMs of a chain plus the streams running through it (one per Envoy
@@ -488,6 +490,7 @@ impl Worker {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             upstream_cluster: d.upstream_cluster.clone(),
+            response_flags: d.response_flags,
         })
     }
 

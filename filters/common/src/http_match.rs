@@ -47,6 +47,11 @@ use std::net::IpAddr;
 /// One match item, as written in configuration (Istio's `HTTPMatchRequest`
 /// plus `claims` and `sourceIp`). All conditions must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct HttpMatchRequest {
     /// Name of the match item (documentation and logs only, as in Istio).
     pub name: Option<String>,
@@ -60,17 +65,33 @@ pub struct HttpMatchRequest {
     /// The `:scheme`.
     pub scheme: Option<StringMatch>,
     /// Request headers that must match; `{}` means the header is present.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "std::collections::BTreeMap<String, StringMatch>")
+    )]
     pub headers: Vec<(String, StringMatch)>,
     /// Request headers that must not match; a missing header counts as
     /// empty, and `{}` means the header must be absent.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "std::collections::BTreeMap<String, StringMatch>")
+    )]
     pub without_headers: Vec<(String, StringMatch)>,
     /// Query parameters (first value, not percent-decoded); `{}` means the
     /// parameter is present.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "std::collections::BTreeMap<String, StringMatch>")
+    )]
     pub query_params: Vec<(String, StringMatch)>,
     /// Compare `uri` `exact` and `prefix` case-insensitively.
     pub ignore_uri_case: bool,
     /// Claims of the verified JWT identity (nested names joined with `.`); a
     /// list claim matches if any element does; `{}` means the claim exists.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "std::collections::BTreeMap<String, StringMatch>")
+    )]
     pub claims: Vec<(String, StringMatch)>,
     /// CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`, or single addresses) one
     /// of which must contain the peer IP.

@@ -66,6 +66,7 @@ fn first_line(s: &str) -> String {
 /// be set.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StringMatch {
     /// The value equals this.
     pub exact: Option<String>,

@@ -25,6 +25,11 @@ pub const DEFAULT_CLUSTER_HEADER: &str = "x-wasmesh-cluster";
 /// by [`PluginConfig::parse`]: unknown fields are refused and every error
 /// names the JSON path of its field, as `wasmesh_common::parse_json` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct PluginConfig {
     /// `standardMetrics`: record Istio's standard metrics
     /// (`istio_requests_total`, `istio_request_duration_milliseconds`,
@@ -48,6 +53,10 @@ pub struct PluginConfig {
     pub max_label_values: u32,
     /// `tagsToRemove`: labels to drop from a metric, e.g.
     /// `{"istio_requests_total": ["source_principal"]}`.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "std::collections::BTreeMap<String, Vec<String>>")
+    )]
     pub tags_to_remove: Vec<(String, Vec<String>)>,
     /// `clusterHeader`: request header holding the routed cluster when the
     /// proxy does not expose `xds.cluster_name` (the header router's
@@ -74,6 +83,11 @@ impl Default for PluginConfig {
 
 /// Istio's `reporter` label.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename_all = "lowercase")
+)]
 pub enum Reporter {
     /// `destination`: server side (inbound).
     #[default]
@@ -94,6 +108,11 @@ impl Reporter {
 
 /// The type of a user metric (Istio's `MetricType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename_all = "SCREAMING_SNAKE_CASE")
+)]
 pub enum MetricType {
     /// `COUNTER`: incremented by `value` (default 1) per request.
     Counter,
@@ -116,12 +135,18 @@ impl MetricType {
 
 /// One user metric.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct MetricConfig {
     /// `name`: the metric name as Prometheus shows it
     /// (`[a-zA-Z_][a-zA-Z0-9_]*`).
     pub name: String,
     /// `type`: `COUNTER`, `GAUGE` or `HISTOGRAM`. Required except when
     /// extending a standard metric.
+    #[cfg_attr(feature = "schema", schemars(rename = "type"))]
     pub kind: Option<MetricType>,
     /// `value`: attribute giving the sample (`request.duration_ms`,
     /// `request.size`, `response.size`, `inflight`, ...). Optional for a
@@ -129,18 +154,38 @@ pub struct MetricConfig {
     pub value: Option<String>,
     /// `dimensions`: label name → attribute expression. Labels are written
     /// into the stat name sorted by name (as Istio does).
+    #[cfg_attr(
+        feature = "schema",
+        schemars(default, with = "std::collections::BTreeMap<String, String>")
+    )]
     pub dimensions: OrderedMap,
 }
 
 /// The access log.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct AccessLogConfig {
     /// `enabled`: write the line. Default `true` (the object's presence
     /// enables it).
+    #[cfg_attr(feature = "schema", schemars(default = "default_true"))]
     pub enabled: bool,
     /// `fields`: JSON key → attribute expression, in output order. Default:
     /// [`DEFAULT_ACCESS_LOG_FIELDS`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<std::collections::BTreeMap<String, String>>")
+    )]
     pub fields: Option<OrderedMap>,
+}
+
+/// `accessLog.enabled`'s default, for the schema.
+#[cfg(feature = "schema")]
+fn default_true() -> bool {
+    true
 }
 
 /// The access log fields used when `accessLog.fields` is not given (names as

@@ -14,6 +14,11 @@ use wasmesh_common::{ConfigError, FieldPath};
 
 /// The plugin configuration.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct FaultConfig {
     /// Faults, tried in order; the first whose `match` holds applies.
     pub faults: Vec<Fault>,
@@ -30,12 +35,18 @@ pub struct FaultConfig {
 
 /// One fault (Istio's `HTTPFaultInjection`, plus `name` and `match`).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct Fault {
     /// Name used in per-fault stats (`fault.<name>.delays_injected`);
     /// letters, digits, `_` and `-`. Without a name only the filter-wide
     /// stats count it.
     pub name: Option<String>,
     /// Match items, ORed; absent or empty matches every request.
+    #[cfg_attr(feature = "schema", schemars(rename = "match"))]
     pub matches: Vec<HttpMatchRequest>,
     /// Delay part.
     pub delay: Option<Delay>,
@@ -45,16 +56,27 @@ pub struct Fault {
 
 /// Istio's `HTTPFaultInjection.Delay`.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct Delay {
     /// How long to hold the request (`"2s"`, `"150ms"`); at least 1ms.
     pub fixed_delay: String,
     /// Share of matching requests to delay, 0..100; absent means 100.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Percent>"))]
     pub percentage: Option<f64>,
 }
 
 /// Istio's `HTTPFaultInjection.Abort`: exactly one of `httpStatus` and
 /// `grpcStatus`.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct Abort {
     /// HTTP status to answer with, in [200, 600).
     pub http_status: Option<u32>,
@@ -62,11 +84,13 @@ pub struct Abort {
     /// answer with, in an HTTP 200 response.
     pub grpc_status: Option<GrpcStatusSpec>,
     /// Share of matching requests to abort, 0..100; absent means 100.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Percent>"))]
     pub percentage: Option<f64>,
 }
 
 /// A gRPC status as written: a name or a number.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(untagged))]
 pub enum GrpcStatusSpec {
     /// `"UNAVAILABLE"` (or `"14"`).
     Name(String),
@@ -76,12 +100,27 @@ pub enum GrpcStatusSpec {
 
 /// Envoy's header-controlled faults (`header_delay` / `header_abort`).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct HeaderControl {
     /// Honour `x-envoy-fault-*` request headers.
     pub enabled: bool,
     /// Highest percentage a header may ask for, and the percentage used when
     /// the request does not say; default 100.
     pub max_percentage: Option<f64>,
+}
+
+/// Istio's `Percent`, as written (`{"value": 12.5}`).
+#[cfg(feature = "schema")]
+#[derive(schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Percent {
+    /// 0..100.
+    value: f64,
 }
 
 fn percentage(o: &Obj<'_>) -> Result<Option<f64>, ConfigError> {

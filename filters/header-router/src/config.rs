@@ -17,6 +17,11 @@ pub const DEFAULT_CLUSTER_HEADER: &str = "x-wasmesh-cluster";
 
 /// The plugin configuration.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct RouterConfig {
     /// Request header that carries the chosen destination to Envoy's router
     /// (a route with `cluster_header: <this>`). A copy sent by the client is
@@ -42,11 +47,17 @@ impl Default for RouterConfig {
 /// One route (Istio's `HTTPRoute`). Exactly one of `route`, `redirect` and
 /// `directResponse` is required.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct Route {
     /// Name used in stats (`header_router.route.<name>.<destination>`);
     /// letters, digits, `_` and `-`. Default `route-<index>`.
     pub name: Option<String>,
     /// Match items, ORed; absent or empty matches every request.
+    #[cfg_attr(feature = "schema", schemars(rename = "match"))]
     pub matches: Vec<HttpMatchRequest>,
     /// Destinations: one, or several with relative `weight`s.
     pub route: Vec<RouteDestination>,
@@ -64,6 +75,11 @@ pub struct Route {
 
 /// A destination with its weight (Istio's `HTTPRouteDestination`).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct RouteDestination {
     /// The Envoy cluster name written into `clusterHeader`.
     pub destination: String,
@@ -77,6 +93,11 @@ pub struct RouteDestination {
 
 /// What a sticky route hashes. Exactly one field must be set.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct StickyBy {
     /// The first value of this request header.
     pub header: Option<String>,
@@ -91,6 +112,11 @@ pub struct StickyBy {
 
 /// Istio's `Headers`.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct Headers {
     /// Operations on the request forwarded upstream.
     pub request: Option<HeaderOperations>,
@@ -100,10 +126,23 @@ pub struct Headers {
 
 /// Istio's `HeaderOperations`: `remove` first, then `set`, then `add`.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct HeaderOperations {
     /// Replace every value of the header with this one.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "std::collections::BTreeMap<String, String>")
+    )]
     pub set: Vec<(String, String)>,
     /// Append a value.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "std::collections::BTreeMap<String, String>")
+    )]
     pub add: Vec<(String, String)>,
     /// Remove the header.
     pub remove: Vec<String>,
@@ -111,6 +150,11 @@ pub struct HeaderOperations {
 
 /// Istio's `HTTPRewrite`.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct Rewrite {
     /// Replaces the matched prefix when the route matched `uri.prefix`,
     /// otherwise the whole path; the query string is kept.
@@ -121,6 +165,11 @@ pub struct Rewrite {
 
 /// Istio's `HTTPDirectResponse`.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct DirectResponse {
     /// Status code, in [200, 600).
     pub status: u32,
@@ -130,6 +179,11 @@ pub struct DirectResponse {
 
 /// Istio's `HTTPBody`: exactly one of `string` and `bytes`.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct HttpBody {
     /// Body text.
     pub string: Option<String>,
@@ -140,6 +194,11 @@ pub struct HttpBody {
 /// Istio's `HTTPRedirect`. At least one of `uri`, `authority`, `scheme` and
 /// `port` is required.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct Redirect {
     /// Replaces the whole path (the request's query string is kept unless
     /// this contains one).

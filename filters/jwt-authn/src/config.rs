@@ -36,6 +36,11 @@ pub const DEFAULT_CLOCK_SKEW: u64 = 60;
 
 /// The plugin configuration as written.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct JwtAuthnConfig {
     /// The token providers (Istio `RequestAuthentication.jwtRules`; Envoy
     /// `providers`).
@@ -56,6 +61,16 @@ pub struct JwtAuthnConfig {
 
 /// One provider (Istio `JWTRule`).
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(
+        default,
+        deny_unknown_fields,
+        rename_all = "camelCase",
+        extend("required" = ["issuer"])
+    )
+)]
 pub struct JwtRuleConfig {
     /// Name used in `rules[].requires.provider`; defaults to `issuer`.
     pub name: Option<String>,
@@ -99,6 +114,16 @@ pub struct JwtRuleConfig {
 
 /// `fromHeaders[]`.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(
+        default,
+        deny_unknown_fields,
+        rename_all = "camelCase",
+        extend("required" = ["name"])
+    )
+)]
 pub struct FromHeaderConfig {
     /// Header name.
     pub name: String,
@@ -108,6 +133,16 @@ pub struct FromHeaderConfig {
 
 /// `outputClaimToHeaders[]`.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(
+        default,
+        deny_unknown_fields,
+        rename_all = "camelCase",
+        extend("required" = ["header", "claim"])
+    )
+)]
 pub struct ClaimToHeaderConfig {
     /// Header to set.
     pub header: String,
@@ -117,8 +152,19 @@ pub struct ClaimToHeaderConfig {
 
 /// `rules[]`.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(
+        default,
+        deny_unknown_fields,
+        rename_all = "camelCase",
+        extend("required" = ["match"])
+    )
+)]
 pub struct RuleConfig {
     /// Which requests the rule is for.
+    #[cfg_attr(feature = "schema", schemars(rename = "match"))]
     pub route: RouteMatchConfig,
     /// What they need; absent: nothing.
     pub requires: Option<RequirementConfig>,

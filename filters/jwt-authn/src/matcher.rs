@@ -13,6 +13,11 @@ use wasmesh_common::{ConfigError, FieldPath, HeaderMap};
 
 /// `rules[].match` as written.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct RouteMatchConfig {
     /// `:path` starts with this.
     pub prefix: Option<String>,
@@ -31,6 +36,16 @@ pub struct RouteMatchConfig {
 /// One header condition: `name` plus exactly one of the string matches or
 /// `present`; `invert` negates the result.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(
+        default,
+        deny_unknown_fields,
+        rename_all = "camelCase",
+        extend("required" = ["name"])
+    )
+)]
 pub struct HeaderMatchConfig {
     /// Header name (case-insensitive).
     pub name: String,

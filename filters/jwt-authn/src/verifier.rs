@@ -36,6 +36,11 @@ use wasmesh_common::{ConfigError, FieldPath};
 
 /// `requires` as written: exactly one of the fields.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct RequirementConfig {
     /// A provider's token must verify.
     pub provider: Option<String>,

@@ -19,6 +19,11 @@ use wasmesh_common::{ConfigError, FieldPath};
 
 /// The plugin configuration.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct RbacConfig {
     /// The policies of the workload, in any order (evaluation order is fixed
     /// by action, not by position; position only decides which matching
@@ -43,21 +48,34 @@ pub struct RbacConfig {
 
 /// One `AuthorizationPolicy`.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct PolicyConfig {
     /// Unique name; appears in logs, response code details and metric names.
     pub name: String,
     /// `ALLOW` (default, as in Istio), `DENY` or `AUDIT`.
+    #[cfg_attr(feature = "schema", schemars(default))]
     pub action: Action,
     /// Evaluate and report, never enforce (Istio's `istio.io/dry-run`
     /// annotation, Envoy's shadow rules).
+    #[cfg_attr(feature = "schema", schemars(default))]
     pub dry_run: bool,
     /// Istio's `spec.rules`. No rules: the policy matches nothing; `[{}]`:
     /// it matches everything.
+    #[cfg_attr(feature = "schema", schemars(default))]
     pub rules: Vec<RuleConfig>,
 }
 
 /// Istio's `Rule`.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct RuleConfig {
     /// Sources; one must match. Absent: any source.
     pub from: Option<Vec<FromConfig>>,
@@ -69,6 +87,11 @@ pub struct RuleConfig {
 
 /// Istio's `Rule.From`.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct FromConfig {
     /// The source.
     pub source: Option<SourceConfig>,
@@ -76,6 +99,11 @@ pub struct FromConfig {
 
 /// Istio's `Rule.To`.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct ToConfig {
     /// The operation.
     pub operation: Option<OperationConfig>,
@@ -83,6 +111,11 @@ pub struct ToConfig {
 
 /// Istio's `Source`: every non-empty field must match.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct SourceConfig {
     /// mTLS peer identities `<trust-domain>/ns/<ns>/sa/<sa>`.
     pub principals: Vec<String>,
@@ -108,6 +141,11 @@ pub struct SourceConfig {
 
 /// Istio's `Operation`: every non-empty field must match.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct OperationConfig {
     /// `:authority` values, case-insensitive; a request's port is ignored
     /// when the value has none.
@@ -130,6 +168,16 @@ pub struct OperationConfig {
 
 /// Istio's `Condition`.
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(
+        default,
+        deny_unknown_fields,
+        rename_all = "camelCase",
+        extend("required" = ["key"])
+    )
+)]
 pub struct ConditionConfig {
     /// The attribute (`request.headers[x-user]`, `source.ip`, ...).
     pub key: String,
@@ -141,6 +189,11 @@ pub struct ConditionConfig {
 
 /// The answer to a denied request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+)]
 pub struct DenyResponseConfig {
     /// HTTP status, 200–599. Default 403.
     pub status: u32,
@@ -148,6 +201,10 @@ pub struct DenyResponseConfig {
     pub body: String,
     /// Extra response headers (e.g. `location` for a redirect to a login
     /// page). `content-type: text/plain` is added unless given here.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "std::collections::BTreeMap<String, String>")
+    )]
     pub headers: Vec<(String, String)>,
 }
 

@@ -24,6 +24,11 @@ use std::fmt;
 
 /// How far normalisation goes — Istio's `meshConfig.pathNormalization` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename_all = "SCREAMING_SNAKE_CASE")
+)]
 pub enum PathNormalization {
     /// RFC 3986 normalisation, `\` as `/`; `//` kept; `%2F`/`%5C` refused.
     Base,

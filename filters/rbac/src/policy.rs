@@ -33,6 +33,11 @@ use wasmesh_common::cidr::Cidr;
 
 /// What a policy does when it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename_all = "SCREAMING_SNAKE_CASE")
+)]
 pub enum Action {
     /// Requests must match one ALLOW policy (when there is one).
     #[default]

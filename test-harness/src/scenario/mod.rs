@@ -619,7 +619,13 @@ pub fn discover(dirs: &[PathBuf]) -> Vec<PathBuf> {
 /// Whether a YAML file is a scenario (has `chain:` or `requests:` at top level).
 pub fn looks_like_scenario(path: &Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|t| {
-        t.lines()
-            .any(|l| l.starts_with("chain:") || l.starts_with("requests:"))
+        // `wasmesh serve` configurations (`listen:`) and Envoy bootstraps
+        // (`static_resources:`) have a `chain`/routes too, but are not scenarios.
+        let serve = t
+            .lines()
+            .any(|l| l.starts_with("listen:") || l.starts_with("static_resources:"));
+        !serve
+            && t.lines()
+                .any(|l| l.starts_with("chain:") || l.starts_with("requests:"))
     })
 }
