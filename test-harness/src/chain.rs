@@ -278,6 +278,10 @@ pub struct StreamInfo {
     pub response_flags: u64,
 }
 
+/// At most this many `proxy_on_queue_ready` callbacks per
+/// [`Worker::poll_queues`].
+pub const MAX_QUEUE_CALLBACKS_PER_POLL: usize = 4096;
+
 /// VMs of a chain plus the streams running through it (one per Envoy
 /// worker thread).
 pub struct Worker {
@@ -631,16 +635,28 @@ impl Worker {
     }
 
     /// Runs `proxy_on_queue_ready` for items enqueued for this worker's VMs.
+    /// Delivers pending `proxy_on_queue_ready` notifications.
     pub fn poll_queues(&mut self) {
+        // Notifications raised while delivering are delivered in the same
+        // poll (as Envoy's dispatcher runs posted callbacks in one loop
+        // turn), but at most this many callbacks per poll: a module that
+        // enqueues from `proxy_on_queue_ready` cannot hold the worker.
+        let mut budget = MAX_QUEUE_CALLBACKS_PER_POLL;
         for _ in 0..64 {
             if !self.host.has_notifications() {
                 return;
             }
             let ids: Vec<u64> = self.vms.iter().map(|v| v.vm.instance_id()).collect();
-            let notes = self.host.take_notifications(&ids);
+            let mut notes = self.host.take_notifications(&ids);
             if notes.is_empty() {
                 return;
             }
+            if notes.len() > budget {
+                // The rest wait for the next poll.
+                let rest = notes.split_off(budget);
+                self.host.requeue_notifications(rest);
+            }
+            budget -= notes.len();
             for n in notes {
                 if let Some(vm) = self
                     .vms
@@ -658,6 +674,9 @@ impl Worker {
                         self.vm_failed(vm);
                     }
                 }
+            }
+            if budget == 0 {
+                return;
             }
         }
     }

@@ -87,6 +87,10 @@ pub const HISTOGRAM_BUCKETS: [f64; 19] = [
 ];
 
 #[derive(Debug, Default)]
+/// Undelivered `proxy_on_queue_ready` notifications the host keeps at most
+/// (see [`HostShared::enqueue`]).
+pub const MAX_PENDING_QUEUE_NOTIFICATIONS: usize = 4096;
+
 struct Queue {
     items: VecDeque<Vec<u8>>,
     /// (VM instance id, context id) to notify with `proxy_on_queue_ready`.
@@ -318,12 +322,21 @@ impl HostShared {
             q.owner
         };
         if let Some((vm_instance, context_id)) = owner {
-            self.notifications.lock().expect("lock").push(QueueReady {
-                vm_instance,
-                context_id,
-                queue_id: token,
-            });
-            self.pending_notifications.fetch_add(1, Ordering::SeqCst);
+            let mut notes = self.notifications.lock().expect("lock");
+            // Envoy posts one `proxy_on_queue_ready` per enqueue. A module
+            // that enqueues from its own `proxy_on_queue_ready` would make
+            // that list grow geometrically (found by the hostcalls fuzz
+            // target: gigabytes in seconds); beyond this many undelivered
+            // notifications, further ones are dropped — the items stay in
+            // the queue and the consumer still sees them on its next call.
+            if notes.len() < MAX_PENDING_QUEUE_NOTIFICATIONS {
+                notes.push(QueueReady {
+                    vm_instance,
+                    context_id,
+                    queue_id: token,
+                });
+                self.pending_notifications.fetch_add(1, Ordering::SeqCst);
+            }
         }
         Status::Ok
     }
@@ -333,6 +346,18 @@ impl HostShared {
         let mut g = self.queues.lock().expect("lock");
         let q = g.queues.get_mut(&token).ok_or(Status::NotFound)?;
         q.items.pop_front().ok_or(Status::Empty)
+    }
+
+    /// Puts back notifications taken but not delivered (in front, so they
+    /// keep their order).
+    pub fn requeue_notifications(&self, notes: Vec<QueueReady>) {
+        if notes.is_empty() {
+            return;
+        }
+        let mut g = self.notifications.lock().expect("lock");
+        let later = std::mem::replace(&mut *g, notes);
+        g.extend(later);
+        self.pending_notifications.store(g.len(), Ordering::SeqCst);
     }
 
     /// Takes the pending queue-ready notifications for the given VMs.
