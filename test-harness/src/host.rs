@@ -86,11 +86,11 @@ pub const HISTOGRAM_BUCKETS: [f64; 19] = [
     60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
 ];
 
-#[derive(Debug, Default)]
 /// Undelivered `proxy_on_queue_ready` notifications the host keeps at most
 /// (see [`HostShared::enqueue`]).
 pub const MAX_PENDING_QUEUE_NOTIFICATIONS: usize = 4096;
 
+#[derive(Debug, Default)]
 struct Queue {
     items: VecDeque<Vec<u8>>,
     /// (VM instance id, context id) to notify with `proxy_on_queue_ready`.
