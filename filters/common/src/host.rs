@@ -53,6 +53,29 @@ pub fn identity() -> Option<Identity> {
     Identity::from_json(&bytes)
 }
 
+/// What `http_match` conditions read beyond headers, fetched only when the
+/// compiled matches use it: the verified identity (`claims`) and the peer
+/// IP (`sourceIp`).
+pub fn match_context(
+    needs_identity: bool,
+    needs_source_ip: bool,
+) -> (Option<Identity>, Option<std::net::IpAddr>) {
+    let identity = if needs_identity {
+        hostcalls::get_property(IDENTITY_PROPERTY.as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|b| crate::http_match::json::identity_from_json(&b))
+    } else {
+        None
+    };
+    let source_ip = if needs_source_ip {
+        property_string(&["source", "address"]).and_then(|a| crate::cidr::parse_address_ip(&a))
+    } else {
+        None
+    };
+    (identity, source_ip)
+}
+
 /// A string property (`["source", "address"]`), if the host has it.
 pub fn property_string(path: &[&str]) -> Option<String> {
     String::from_utf8(property(path)?.into_vec()).ok()

@@ -8,11 +8,8 @@ use std::rc::Rc;
 use wasmesh_common::abi::hostcalls;
 use wasmesh_common::abi::types::{Action, Decimal, LogLevel, MetricType, Status, StreamType};
 use wasmesh_common::abi::{pairs, Http, Root};
-use wasmesh_common::cidr::parse_address_ip;
 use wasmesh_common::host;
-use wasmesh_common::http_match::json::identity_from_json;
 use wasmesh_common::http_match::RequestAttributes;
-use wasmesh_common::identity::IDENTITY_PROPERTY;
 use wasmesh_common::sampling::Rng;
 
 use crate::active::{self, NotCounted, SharedCounter, Write, KEY_PREFIX};
@@ -389,19 +386,8 @@ impl Http for FaultStream {
             return Action::Continue;
         }
         let headers = host::request_headers();
-        let identity = if policy.needs_identity() {
-            hostcalls::get_property(IDENTITY_PROPERTY.as_bytes())
-                .ok()
-                .flatten()
-                .and_then(|b| identity_from_json(&b))
-        } else {
-            None
-        };
-        let source_ip = if policy.needs_source_ip() {
-            host::property_string(&["source", "address"]).and_then(|a| parse_address_ip(&a))
-        } else {
-            None
-        };
+        let (identity, source_ip) =
+            host::match_context(policy.needs_identity(), policy.needs_source_ip());
         let values = policy.header_names().resolve(&headers);
         let attrs = RequestAttributes {
             headers: &headers,

@@ -7,11 +7,8 @@ use std::rc::Rc;
 use wasmesh_common::abi::hostcalls;
 use wasmesh_common::abi::types::{Action, LogLevel, MapType, MetricType};
 use wasmesh_common::abi::{pairs, Http, Root};
-use wasmesh_common::cidr::parse_address_ip;
 use wasmesh_common::host;
-use wasmesh_common::http_match::json::identity_from_json;
 use wasmesh_common::http_match::RequestAttributes;
-use wasmesh_common::identity::IDENTITY_PROPERTY;
 use wasmesh_common::sampling::Rng;
 
 use crate::config::RouterConfig;
@@ -108,19 +105,8 @@ impl Http for RouterStream {
         };
         let table = &shared.table;
         let headers = host::request_headers();
-        let identity = if table.needs_identity() {
-            hostcalls::get_property(IDENTITY_PROPERTY.as_bytes())
-                .ok()
-                .flatten()
-                .and_then(|b| identity_from_json(&b))
-        } else {
-            None
-        };
-        let source_ip = if table.needs_source_ip() {
-            host::property_string(&["source", "address"]).and_then(|a| parse_address_ip(&a))
-        } else {
-            None
-        };
+        let (identity, source_ip) =
+            host::match_context(table.needs_identity(), table.needs_source_ip());
         let values = table.header_names().resolve(&headers);
         let attrs = RequestAttributes {
             headers: &headers,
