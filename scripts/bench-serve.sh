@@ -13,7 +13,7 @@
 #   CHAIN=my-serve.yaml bash scripts/bench-serve.sh   # another chain (its listen
 #                                            # is overridden; cluster `upstream`)
 #
-# Everything runs on loopback: one upstream (test-harness/examples/
+# Everything runs on loopback: one upstream (serve/examples/
 # serve_upstream.rs, one thread), the two proxies and wrk share the machine's
 # cores, so absolute figures depend on it; compare the columns.
 set -euo pipefail
@@ -42,7 +42,8 @@ if ! command -v wrk >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
 bash scripts/build-wasm.sh >/dev/null 2>&1
-cargo build -q --profile host -p wasmesh --bin wasmesh --example serve_upstream
+cargo build -q --profile host -p wasmesh-cli --bin wasmesh
+cargo build -q --profile host -p wasmesh-serve --example serve_upstream
 
 tmp=$(mktemp -d)
 pids=()

@@ -11,5 +11,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "demo.sh: building the filters (.wasm) and wasmesh (first time: a few minutes)..." >&2
 bash scripts/build-wasm.sh
-cargo build --profile host -p wasmesh --bin wasmesh
+cargo build --profile host -p wasmesh-cli --bin wasmesh
 exec "${CARGO_TARGET_DIR:-target}/host/wasmesh" demo "$@"

@@ -28,7 +28,7 @@ if [ "$mode" = harness ]; then
 fi
 
 # --serve: the local data plane at moderate load, loopback only, bounded.
-cargo build --profile host -p wasmesh
+cargo build --profile host -p wasmesh-cli
 bin=target/host/wasmesh
 if ! "$bin" --help 2>&1 | grep -q '\bserve\b'; then
   echo "wasmesh serve is not available in this build (the local data plane has not landed yet)" >&2

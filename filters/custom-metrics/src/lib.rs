@@ -27,7 +27,7 @@ pub mod json;
 pub mod pairs;
 pub mod recorder;
 pub mod resolver;
-pub mod tags;
+pub use wasmesh_stats as tags;
 pub mod templates;
 
 #[cfg(target_arch = "wasm32")]

@@ -12,9 +12,9 @@
 //! * the kustomization lists every resource file.
 
 use std::path::{Path, PathBuf};
-use wasmesh::package::{build_image, sync_wasm_plugin_digests, Filter, FILTERS};
 use wasmesh::scenario::{default_wasm_dir, ensure_artifacts, workspace_root, RunOptions};
-use wasmesh::validate::{check, struct_json, targets_from_file, Outcome};
+use wasmesh_cli::package::{build_image, sync_wasm_plugin_digests, Filter, FILTERS};
+use wasmesh_cli::validate::{check, struct_json, targets_from_file, Outcome};
 
 fn root() -> PathBuf {
     workspace_root().expect("workspace root")
@@ -126,7 +126,7 @@ fn a_refused_manifest_fails_with_the_field_path() {
     let text = std::fs::read_to_string(root().join("manifests/istio/rbac.yaml")).unwrap();
     let broken = text.replacen("action: DENY", "action: DENNY", 1);
     assert_ne!(text, broken);
-    let targets = wasmesh::validate::targets_from_bytes(
+    let targets = wasmesh_cli::validate::targets_from_bytes(
         None,
         broken.as_bytes(),
         "rbac.yaml",
@@ -172,7 +172,7 @@ fn wasm_plugin_sha256_is_the_image_digest_of_the_current_build() {
     assert!(
         stale.is_empty(),
         "WasmPlugin.sha256 no longer matches the filters built from this tree:\n{}\n\
-         update them with: cargo run --profile host -p wasmesh -- package --update-manifests manifests/istio",
+         update them with: cargo run --profile host -p wasmesh-cli -- package --update-manifests manifests/istio",
         stale
             .iter()
             .map(|s| format!(

@@ -2,7 +2,7 @@
 //! embedded identity provider and upstreams, `wasmesh serve` with the five
 //! filters of `examples/demo/serve.yaml`, and every step checked.
 
-use wasmesh::serve::demo::{Demo, DemoOptions, TourReport};
+use wasmesh_cli::demo::{Demo, DemoOptions, TourReport};
 
 fn tour() -> TourReport {
     let opts = DemoOptions {

@@ -3,7 +3,7 @@
 //! filters' `schema` feature), and cannot drift from the filters' readers:
 //!
 //! * the committed files are what the types generate now (regenerate with
-//!   `WASMESH_UPDATE_SCHEMAS=1 cargo test --profile host -p wasmesh --test artifacts_schemas`);
+//!   `WASMESH_UPDATE_SCHEMAS=1 cargo test --profile host -p wasmesh-cli --test artifacts_schemas`);
 //! * a document with every property the schema lists (recursively) is
 //!   accepted by the filter's reader (the same code `proxy_on_configure`
 //!   runs, compiled natively);
@@ -18,8 +18,8 @@
 
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
-use wasmesh::package::FILTERS;
 use wasmesh::scenario::workspace_root;
+use wasmesh_cli::package::FILTERS;
 
 type Reader = fn(&[u8]) -> Result<(), String>;
 
@@ -121,7 +121,7 @@ fn committed_schemas_are_generated_from_the_config_types() {
     assert!(
         stale.is_empty(),
         "stale schema files (the configuration types changed): {stale:?}\n\
-         regenerate with: WASMESH_UPDATE_SCHEMAS=1 cargo test --profile host -p wasmesh --test artifacts_schemas"
+         regenerate with: WASMESH_UPDATE_SCHEMAS=1 cargo test --profile host -p wasmesh-cli --test artifacts_schemas"
     );
 }
 
@@ -441,7 +441,7 @@ fn manifest_and_example_configs_use_only_schema_fields() {
     }
     let root = workspace_root().unwrap();
     let opts = wasmesh::scenario::RunOptions::default();
-    let mut files: Vec<(Option<wasmesh::package::Filter>, PathBuf)> =
+    let mut files: Vec<(Option<wasmesh_cli::package::Filter>, PathBuf)> =
         wasmesh::scenario::discover(&[root.join("manifests/istio")])
             .into_iter()
             .map(|f| (None, f))
@@ -457,9 +457,9 @@ fn manifest_and_example_configs_use_only_schema_fields() {
     let mut errs = Vec::new();
     let mut n = 0;
     for (filter, file) in files {
-        for t in wasmesh::validate::targets_from_file(filter, &file, &opts).unwrap() {
+        for t in wasmesh_cli::validate::targets_from_file(filter, &file, &opts).unwrap() {
             let stem = t.wasm.file_stem().unwrap().to_string_lossy().into_owned();
-            let f = wasmesh::package::Filter::find(&stem).unwrap();
+            let f = wasmesh_cli::package::Filter::find(&stem).unwrap();
             let (_, schema, _) = all.iter().find(|(c, _, _)| *c == f.crate_name).unwrap();
             let g = Gen {
                 root: schema,

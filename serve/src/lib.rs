@@ -15,7 +15,7 @@
 //! * Graceful shutdown on SIGINT/SIGTERM (or `POST /quitquitquit`).
 //!
 //! ```no_run
-//! use wasmesh::serve::{ServeConfig, Server};
+//! use wasmesh_serve::{ServeConfig, Server};
 //! let config = ServeConfig::from_file("serve.yaml".as_ref(), &Default::default()).unwrap();
 //! let server = Server::start(config).unwrap();
 //! println!("listening on {}", server.listen_addr());
@@ -27,13 +27,16 @@
 pub mod access_log;
 pub mod admin;
 pub mod config;
-pub mod demo;
 pub mod driver;
 pub mod envoy;
 pub mod stats;
 pub mod upstream;
 
 pub use config::{Cluster, ServeConfig};
+
+// The host library's modules, under the names the serve modules use
+// (`crate::chain::Worker`, ...): serve is a client of `wasmesh`'s public API.
+use wasmesh::{chain, headers, host, properties, runtime, scenario, types, FastMap};
 
 use crate::host::{Clock, HostShared};
 use crate::runtime::Runtime;

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wasmesh::scenario::{workspace_root, RunOptions};
-use wasmesh::serve::{ServeConfig, ServeOptions, Server, ServerHandle};
+use wasmesh_serve::{ServeConfig, ServeOptions, Server, ServerHandle};
 
 // ----------------------------------------------------------------------
 // Upstreams
@@ -492,10 +492,7 @@ clusters:
             .iter()
             .find(|s| s.name == "cluster.idp.upstream_rq_total")
             .unwrap();
-        assert_eq!(
-            idp_total.value,
-            wasmesh::serve::stats::StatValue::Counter(2)
-        );
+        assert_eq!(idp_total.value, wasmesh_serve::stats::StatValue::Counter(2));
         stop(server);
     });
 }
@@ -808,7 +805,7 @@ clusters:
                 .find(|s| s.name == "wasmesh.wasm_failed_streams")
                 .unwrap();
             if policy != "fail_open" {
-                assert_ne!(failed.value, wasmesh::serve::stats::StatValue::Counter(0));
+                assert_ne!(failed.value, wasmesh_serve::stats::StatValue::Counter(0));
             }
             stop(server);
         }
@@ -878,7 +875,7 @@ clusters:
                 .map(|s| s.value.clone())
                 .unwrap_or_else(|| panic!("no stat {n}"))
         };
-        use wasmesh::serve::stats::StatValue::Counter;
+        use wasmesh_serve::stats::StatValue::Counter;
         assert_eq!(v("cluster.up.upstream_rq_timeout"), Counter(2));
         assert_eq!(v("cluster.dead.upstream_cx_connect_fail"), Counter(2));
         assert_eq!(v("http.ingress_http.downstream_rq_5xx"), Counter(6));
@@ -1039,9 +1036,9 @@ fn runs_an_envoy_bootstrap() {
         let mut config = ServeConfig::from_yaml_str(&text, &data_dir(), &opts).unwrap();
         assert_eq!(
             config.access_log,
-            wasmesh::serve::config::AccessLogTarget::Stdout
+            wasmesh_serve::config::AccessLogTarget::Stdout
         );
-        config.access_log = wasmesh::serve::config::AccessLogTarget::Off;
+        config.access_log = wasmesh_serve::config::AccessLogTarget::Off;
         assert!(
             config
                 .warnings
@@ -1181,7 +1178,7 @@ fn serve_example_config_runs() {
             ServeConfig::from_file(&root.join("examples/serve/serve.yaml"), &opts).unwrap();
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.admin = Some("127.0.0.1:0".parse().unwrap());
-        config.access_log = wasmesh::serve::config::AccessLogTarget::Off;
+        config.access_log = wasmesh_serve::config::AccessLogTarget::Off;
         for c in config.clusters.values_mut() {
             c.endpoints = vec![up.addr];
         }
@@ -1349,7 +1346,7 @@ fn runs_the_envoy_manifests() {
             if config.admin.is_some() {
                 config.admin = Some("127.0.0.1:0".parse().unwrap());
             }
-            config.access_log = wasmesh::serve::config::AccessLogTarget::Off;
+            config.access_log = wasmesh_serve::config::AccessLogTarget::Off;
             let server = Server::start_with(
                 config,
                 &ServeOptions {

@@ -1,5 +1,5 @@
 //! Runs every scenario file of the repository as one test each:
-//! `examples/**`, `filters/*/scenarios/**` and `test-harness/scenarios/**`.
+//! `examples/**`, `filters/*/scenarios/**` and `host/scenarios/**`.
 //! The `.wasm` artifacts must have been built first (`bash scripts/build-wasm.sh`,
 //! which the test command does).
 
@@ -16,7 +16,7 @@ fn main() {
         std::process::exit(1);
     }
     let root = workspace_root().expect("workspace root");
-    let mut dirs = vec![root.join("examples"), root.join("test-harness/scenarios")];
+    let mut dirs = vec![root.join("examples"), root.join("host/scenarios")];
     if let Ok(rd) = std::fs::read_dir(root.join("filters")) {
         for e in rd.flatten() {
             dirs.push(e.path().join("scenarios"));

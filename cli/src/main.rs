@@ -32,7 +32,7 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Tag recorded in the layout's index.json.
-        #[arg(long, default_value = wasmesh::package::DEFAULT_TAG)]
+        #[arg(long, default_value = wasmesh_cli::package::DEFAULT_TAG)]
         tag: String,
         /// Package all five filters.
         #[arg(long)]
@@ -172,9 +172,9 @@ fn main() -> ExitCode {
             update_manifests,
         }),
         Cmd::Validate { args, wasm_dir } => validate_cmd(args, wasm_dir),
-        Cmd::Schema { filter } => match wasmesh::package::Filter::find(&filter) {
+        Cmd::Schema { filter } => match wasmesh_cli::package::Filter::find(&filter) {
             Some(f) => {
-                print!("{}", wasmesh::validate::schema(f));
+                print!("{}", wasmesh_cli::validate::schema(f));
                 ExitCode::SUCCESS
             }
             None => {
@@ -240,14 +240,14 @@ fn main() -> ExitCode {
             access_log,
             quiet,
         } => {
-            let overrides = wasmesh::serve::CliOverrides {
+            let overrides = wasmesh_serve::CliOverrides {
                 listen,
                 admin,
                 workers,
                 access_log,
                 quiet,
             };
-            match wasmesh::serve::run_cli(&config, wasm_dir, overrides) {
+            match wasmesh_serve::run_cli(&config, wasm_dir, overrides) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("wasmesh serve: {e}");
@@ -263,7 +263,7 @@ fn main() -> ExitCode {
             no_tour,
             idp_only,
         } => {
-            let mut opts = wasmesh::serve::demo::DemoOptions {
+            let mut opts = wasmesh_cli::demo::DemoOptions {
                 wasm_dir,
                 echo_plugin_logs: verbose,
                 idp_only,
@@ -272,7 +272,7 @@ fn main() -> ExitCode {
             if let Some(c) = config {
                 opts.config = c;
             }
-            match wasmesh::serve::demo::run_cli(opts, keep, !no_tour) {
+            match wasmesh_cli::demo::run_cli(opts, keep, !no_tour) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(e) => {
@@ -292,7 +292,7 @@ fn main() -> ExitCode {
                 wasm_dir,
                 echo_logs: false,
             };
-            match wasmesh::bench::bench_file(&scenario, &opts, iterations, runs, baseline) {
+            match wasmesh_cli::bench::bench_file(&scenario, &opts, iterations, runs, baseline) {
                 Ok(r) => {
                     println!("{r}");
                     ExitCode::SUCCESS
@@ -319,7 +319,7 @@ struct PackageArgs {
 }
 
 fn package_cmd(a: PackageArgs) -> ExitCode {
-    use wasmesh::package::{package, Filter, FILTERS};
+    use wasmesh_cli::package::{package, Filter, FILTERS};
     let filters: Vec<Filter> = match (&a.filter, a.all) {
         (Some(_), true) => {
             eprintln!("package: name a filter or use --all, not both");
@@ -409,7 +409,7 @@ fn package_cmd(a: PackageArgs) -> ExitCode {
             .cloned()
             .ok_or_else(|| format!("{} was not packaged", f.artifact))
     };
-    match wasmesh::package::sync_wasm_plugin_digests(dir, &lookup, update) {
+    match wasmesh_cli::package::sync_wasm_plugin_digests(dir, &lookup, update) {
         Ok(stale) if stale.is_empty() => {
             println!("{}: every WasmPlugin.sha256 matches", dir.display());
             ExitCode::SUCCESS
@@ -448,7 +448,7 @@ fn package_cmd(a: PackageArgs) -> ExitCode {
 }
 
 fn validate_cmd(args: Vec<String>, wasm_dir: Option<PathBuf>) -> ExitCode {
-    use wasmesh::package::Filter;
+    use wasmesh_cli::package::Filter;
     let mut args = args.into_iter().peekable();
     let mut filter = None;
     if let Some(first) = args.peek() {
@@ -477,7 +477,7 @@ fn validate_cmd(args: Vec<String>, wasm_dir: Option<PathBuf>) -> ExitCode {
         wasm_dir,
         echo_logs: false,
     };
-    match wasmesh::validate::validate_paths(filter, &paths, &opts) {
+    match wasmesh_cli::validate::validate_paths(filter, &paths, &opts) {
         Ok(outcomes) => {
             for o in &outcomes {
                 print!("{o}");

@@ -4,7 +4,7 @@
 //!
 //! Tag extraction (Envoy's `TagProducerImpl`) and the Prometheus rendering
 //! (Envoy's `PrometheusStatsFormatter`) are the pure functions of the
-//! custom-metrics filter (`custom_metrics::tags`). Envoy's default
+//! custom-metrics filter (`wasmesh-stats`). Envoy's default
 //! extractors for the stats this server emits (`envoy.cluster_name`,
 //! `envoy.http_conn_manager_prefix`, `envoy.response_code`,
 //! `envoy.response_code_class`) always apply after the configured ones, as
@@ -13,13 +13,13 @@
 use super::config::{StatsTagSpec, StatsTags};
 use crate::host::{HostShared, Metric};
 use crate::types::MetricKind;
-use custom_metrics::tags;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use wasmesh_stats as tags;
 
 /// The namespace Envoy gives metrics defined by Wasm modules.
-pub use custom_metrics::tags::CUSTOM_STAT_NAMESPACE;
+pub use wasmesh_stats::CUSTOM_STAT_NAMESPACE;
 
 /// Counters of one upstream cluster.
 #[derive(Debug)]
@@ -296,7 +296,7 @@ fn to_tag(t: &StatsTagSpec) -> Option<tags::StatsTag> {
 /// being rendered (what Istio's `extraStatTags` would list).
 ///
 /// Extraction and rendering are the custom-metrics filter's pure functions
-/// (`custom_metrics::tags`), so the local output matches what the Envoy and
+/// (`wasmesh-stats`), so the local output matches what the Envoy and
 /// Istio manifests produce.
 #[derive(Debug)]
 pub struct TagProducer {

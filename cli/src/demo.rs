@@ -20,9 +20,6 @@
 //! the upstream saw; finally it reads `/stats/prometheus` from the admin
 //! listener. The [`TourReport`] prints as a table.
 
-use super::access_log::Entry;
-use super::config::ServeConfig;
-use super::{ServeOptions, Server, ServerHandle};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -34,6 +31,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use wasmesh_serve::access_log::Entry;
+use wasmesh_serve::config::ServeConfig;
+use wasmesh_serve::{ServeOptions, Server, ServerHandle};
 
 /// The issuer of the demo tokens (`jwtRules[].issuer` in the demo config).
 pub const ISSUER: &str = "https://idp.wasmesh.demo";

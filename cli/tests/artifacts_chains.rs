@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use wasmesh::properties::PropertyMap;
 use wasmesh::scenario::Observed;
 use wasmesh::scenario::{ensure_artifacts, workspace_root, RunOptions, Scenario, Session};
-use wasmesh::validate::{targets_from_file, Target};
+use wasmesh_cli::validate::{targets_from_file, Target};
 
 /// 2026-06-01: after the demo tokens' `iat`, after `expired.jwt`'s `exp`.
 const NOW: i64 = 1_780_272_000;
@@ -282,7 +282,7 @@ fn the_istio_plugins_behave_as_documented() {
             };
             let prio = -d["spec"]["priority"].as_i64().unwrap_or(0);
             let one = serde_yaml::to_string(&d).unwrap();
-            let t = wasmesh::validate::targets_from_bytes(
+            let t = wasmesh_cli::validate::targets_from_bytes(
                 None,
                 one.as_bytes(),
                 &f.display().to_string(),

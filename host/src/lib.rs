@@ -8,19 +8,15 @@
 //! area of the spec. [`scenario`] runs declarative scenario files.
 
 pub mod abi;
-pub mod bench;
 pub mod chain;
 pub mod headers;
 pub mod host;
-pub mod package;
 pub mod pairs;
 pub mod properties;
 pub mod runtime;
 pub mod scenario;
-pub mod serve;
 pub mod stream_data;
 pub mod types;
-pub mod validate;
 pub mod vm;
 
 pub use chain::{ChainConfig, FailurePolicy, PluginConfig, Worker};

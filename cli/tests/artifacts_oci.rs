@@ -13,8 +13,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use wasmesh::package::{build_image, package, LayoutImage, FILTERS};
 use wasmesh::scenario::{default_wasm_dir, ensure_artifacts, workspace_root};
+use wasmesh_cli::package::{build_image, package, LayoutImage, FILTERS};
 
 struct TempDir(PathBuf);
 
@@ -291,7 +291,7 @@ fn push_to_a_loopback_registry_and_pull_back() {
             "the registry serves our manifest bytes"
         );
         assert_eq!(
-            wasmesh::package::sha256_hex(&body),
+            wasmesh_cli::package::sha256_hex(&body),
             p.image.digest_hex(),
             "WasmPlugin.sha256 is the digest Istio computes from the pulled manifest"
         );

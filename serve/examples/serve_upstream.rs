@@ -4,7 +4,7 @@
 //! listening socket.
 //!
 //! ```sh
-//! cargo run --profile host -p wasmesh --example serve_upstream -- 127.0.0.1:18081 2
+//! cargo run --profile host -p wasmesh-serve --example serve_upstream -- 127.0.0.1:18081 2
 //! ```
 
 use bytes::Bytes;

@@ -2,7 +2,7 @@
 //! larger than it accepts (1 MiB) as a failed fetch — it fails closed
 //! without keys, keeps the last good keys with them — and recovers. (The
 //! other endpoint faults are scenario files under
-//! `test-harness/scenarios/survival/`; reset, 500, timeout and key rotation on
+//! `host/scenarios/survival/`; reset, 500, timeout and key rotation on
 //! an unknown `kid` are also in `filters/jwt-authn/tests/remote_jwks.rs`.)
 
 use wasmesh::scenario::{run, RunOptions, Scenario};
