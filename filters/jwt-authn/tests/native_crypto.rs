@@ -209,3 +209,11 @@ fn a_host_that_answers_true_to_everything_is_not_trusted() {
 fn a_host_that_answers_false_to_everything_is_not_used() {
     run_as_is(&scenario("reject_all", false));
 }
+
+#[test]
+fn the_rfc_vectors_scenario_passes_on_both_hosts() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/rfc_vectors.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(!text.contains("verify_signature:"));
+    run(&text);
+}
