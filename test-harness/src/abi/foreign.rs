@@ -141,8 +141,9 @@ fn skip(buf: &[u8], pos: &mut usize, field: u64, wt: u64, depth: u32) -> Option<
         0 => varint(buf, pos).map(|_| ()),
         1 | 5 => {
             let n = if wt == 1 { 8 } else { 4 };
-            let end = pos.checked_add(n)?;
-            (end <= buf.len()).then(|| *pos = end)
+            let end = pos.checked_add(n).filter(|&e| e <= buf.len())?;
+            *pos = end;
+            Some(())
         }
         2 => delimited(buf, pos).map(|_| ()),
         3 if depth < 64 => loop {
@@ -269,13 +270,18 @@ fn boringssl_knows(key: &PKey<Public>) -> bool {
 /// Most parsed keys kept per thread (the cache is emptied when full).
 const KEY_CACHE_SIZE: usize = 256;
 
+type KeyCache = HashMap<Vec<u8>, Option<PKey<Public>>>;
+
 thread_local! {
-    static KEYS: RefCell<HashMap<(bool, Vec<u8>), Option<PKey<Public>>>> =
-        RefCell::new(HashMap::new());
+    /// Parsed keys by encoding: (DER, PEM).
+    static KEYS: RefCell<(KeyCache, KeyCache)> = RefCell::new(Default::default());
 }
 
 fn import_key(pem: bool, bytes: &[u8]) -> Option<PKey<Public>> {
-    let cached = KEYS.with(|k| k.borrow().get(&(pem, bytes.to_vec())).cloned());
+    let cached = KEYS.with(|k| {
+        let k = k.borrow();
+        if pem { &k.1 } else { &k.0 }.get(bytes).cloned()
+    });
     if let Some(k) = cached {
         return k;
     }
@@ -288,10 +294,11 @@ fn import_key(pem: bool, bytes: &[u8]) -> Option<PKey<Public>> {
     .filter(boringssl_knows);
     KEYS.with(|k| {
         let mut k = k.borrow_mut();
-        if k.len() >= KEY_CACHE_SIZE {
-            k.clear();
+        let map = if pem { &mut k.1 } else { &mut k.0 };
+        if map.len() >= KEY_CACHE_SIZE {
+            map.clear();
         }
-        k.insert((pem, bytes.to_vec()), parsed.clone());
+        map.insert(bytes.to_vec(), parsed.clone());
     });
     parsed
 }
