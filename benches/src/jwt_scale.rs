@@ -327,7 +327,11 @@ fn minus(a: &Figure, b: &Figure) -> Figure {
 }
 
 /// Runs the case for RS256, ES256 and EdDSA with `tokens` distinct tokens each.
-pub fn run(t: &Timing, tokens: usize, say: &dyn Fn(&str)) -> Result<(Vec<ScaleRow>, String), String> {
+pub fn run(
+    t: &Timing,
+    tokens: usize,
+    say: &dyn Fn(&str),
+) -> Result<(Vec<ScaleRow>, String), String> {
     let (rsa_us, ec_us, ed_us, version) = openssl_verify(if t.samples > 3 { 3 } else { 1 });
     let mut rows = Vec::new();
     for (alg, ossl) in [("RS256", rsa_us), ("ES256", ec_us), ("EdDSA", ed_us)] {
@@ -381,13 +385,20 @@ pub fn markdown(rows: &[ScaleRow], openssl_version: &str) -> String {
          (`jwt_authn.signature_verify_native` / `_wasm`). Reproduce: \
          `target/host/wasmesh-benchmarks --jwt-scale`.\n\n",
         rows.first().map(|r| r.tokens).unwrap_or(TOKENS),
-        if openssl_version.is_empty() { "openssl absent" } else { openssl_version }
+        if openssl_version.is_empty() {
+            "openssl absent"
+        } else {
+            openssl_version
+        }
     ));
     s.push_str(
         "| alg | host with `verify_signature` | paths (native/wasm) | host without it (in wasm) | paths | in wasm ÷ native | `openssl speed` verify | native ÷ OpenSSL | empty chain |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
-        let ossl = r.openssl_us.map(|u| format!("{u:.1} µs")).unwrap_or("—".into());
+        let ossl = r
+            .openssl_us
+            .map(|u| format!("{u:.1} µs"))
+            .unwrap_or("—".into());
         let ratio = r
             .openssl_us
             .map(|u| format!("{:.1}×", r.native.median / 1000.0 / u))

@@ -99,7 +99,10 @@ fn main() {
         let say = |m: &str| eprintln!("[bench] {m}");
         match wasmesh_benchmarks::jwt_scale::run(&t, tokens, &say) {
             Ok((rows, version)) => {
-                print!("{}", wasmesh_benchmarks::jwt_scale::markdown(&rows, &version));
+                print!(
+                    "{}",
+                    wasmesh_benchmarks::jwt_scale::markdown(&rows, &version)
+                );
                 say("jwt at scale: cache memory per entry");
                 match wasmesh_benchmarks::jwt_scale::cache_memory(tokens) {
                     Ok((per, len, n)) => println!(

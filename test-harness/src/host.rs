@@ -178,13 +178,14 @@ impl HostShared {
     /// Sets what the foreign function `verify_signature` does (default:
     /// Envoy's behaviour with OpenSSL; `Off`: a host without it).
     pub fn set_verify_signature(&self, mode: crate::abi::foreign::VerifySignatureMode) {
-        self.verify_signature
-            .store(mode.to_u8(), Ordering::Relaxed);
+        self.verify_signature.store(mode.to_u8(), Ordering::Relaxed);
     }
 
     /// What the foreign function `verify_signature` does.
     pub fn verify_signature_mode(&self) -> crate::abi::foreign::VerifySignatureMode {
-        crate::abi::foreign::VerifySignatureMode::from_u8(self.verify_signature.load(Ordering::Relaxed))
+        crate::abi::foreign::VerifySignatureMode::from_u8(
+            self.verify_signature.load(Ordering::Relaxed),
+        )
     }
 
     /// A fresh id for a VM instance.

@@ -147,7 +147,10 @@ fn der_len(out: &mut Vec<u8>, len: usize) {
         out.push(len as u8);
     } else {
         let bytes = len.to_be_bytes();
-        let skip = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
+        let skip = bytes
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(bytes.len() - 1);
         out.push(0x80 | (bytes.len() - skip) as u8);
         out.extend_from_slice(&bytes[skip..]);
     }
@@ -286,7 +289,8 @@ const PROBE_RSA_E: &str = "AQAB";
 const PROBE_RSA_SIG: &str = "TXnP5mjNsxtzXPHd3clCpPfjOn3-1sX0fcmE2vHzvM_80qTPdVo9LJ92QGuwYQ-0uXA623LVgNdGJ2xjVhKizhSDqitOwAfbjxQCnKcg-phL54u_oY1PUe3HvKoG_U-EC3K0ezVa_HoUCbr-wk8PgSEstX4N4z1vHoSgmTO8gD_QVOAG7IPoWai8Kacd8yS1KCkinY0v7T3hE4uwgLTIyq0dCmiM2HusfC4dwUieZ71wzVM8Y6Vo6O7eENCx5xdaiGKVwFU5XlSk116snaYQ1E0ZsitXHP6ysi9xVh0u8mGMIETQKAMISmHkBPV75uBsEjai9a9w1H7RNFCUvXx8qw";
 const PROBE_EC_X: &str = "A9Pm77IvdJNcPWEfoeK5XZlYAJMffIR0gQfwwgr9zww";
 const PROBE_EC_Y: &str = "mStVLmVQdZJNJr6HAcvHdbABExu4bueVPpWDAQM6MXA";
-const PROBE_EC_SIG: &str = "aC5pzT_cP7sPZaKN8TppRuCsZ5tXLw9puVvCvOo5LCUw-Hny1UKO17qNN79g0oPc0YVH8sWvBzgYqwRlVSpxYw";
+const PROBE_EC_SIG: &str =
+    "aC5pzT_cP7sPZaKN8TppRuCsZ5tXLw9puVvCvOo5LCUw-Hny1UKO17qNN79g0oPc0YVH8sWvBzgYqwRlVSpxYw";
 
 /// The probe's vectors: (alg, key, JWS signature) — public for the tests.
 pub fn probe_vectors() -> [(Algorithm, NativeKey, Vec<u8>); 2] {
@@ -472,7 +476,12 @@ mod tests {
         let rsa = PublicKey::Rsa(
             RsaPublicKey::from_components(&d(PROBE_RSA_N), &d(PROBE_RSA_E)).unwrap(),
         );
-        assert!(verify(Algorithm::RS256, &rsa, PROBE_TEXT, &d(PROBE_RSA_SIG)));
+        assert!(verify(
+            Algorithm::RS256,
+            &rsa,
+            PROBE_TEXT,
+            &d(PROBE_RSA_SIG)
+        ));
         let ec = PublicKey::Ec(EcPublicKey::p256(&d(PROBE_EC_X), &d(PROBE_EC_Y)).unwrap());
         assert!(verify(Algorithm::ES256, &ec, PROBE_TEXT, &d(PROBE_EC_SIG)));
     }
@@ -486,8 +495,7 @@ mod tests {
             &hex("3059301306072a8648ce3d020106082a8648ce3d0301070342000403d3e6efb22f74935c3d611fa1e2b95d995800931f7c84748107f0c20afdcf0c992b552e655075924d26be8701cbc775b001131bb86ee7953e958301033a3170")[..]
         );
         // RSA-2048 with e = 65537: the fixed prefix, n, and the exponent.
-        let prefix =
-            hex("30820122300d06092a864886f70d01010105000382010f003082010a0282010100");
+        let prefix = hex("30820122300d06092a864886f70d01010105000382010f003082010a0282010100");
         assert_eq!(rsa.spki.len(), 294);
         assert_eq!(&rsa.spki[..prefix.len()], &prefix[..]);
         assert_eq!(
@@ -548,10 +556,7 @@ mod tests {
     #[test]
     fn the_probe_refuses_hosts_that_answer_wrongly() {
         assert_eq!(probe(&NoHost), Capabilities::default());
-        assert_eq!(
-            probe(&Fake(|_| HostAnswer::Valid)),
-            Capabilities::default()
-        );
+        assert_eq!(probe(&Fake(|_| HostAnswer::Valid)), Capabilities::default());
         assert_eq!(
             probe(&Fake(|_| HostAnswer::Invalid)),
             Capabilities::default()

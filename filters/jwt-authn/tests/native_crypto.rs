@@ -69,12 +69,7 @@ fn cases(iss: &str) -> Vec<Case> {
             &format!("{alg} payload altered"),
             {
                 let parts: Vec<&str> = good.split('.').collect();
-                format!(
-                    "{}.{}.{}",
-                    parts[0],
-                    b64(claims(99).as_bytes()),
-                    parts[2]
-                )
+                format!("{}.{}.{}", parts[0], b64(claims(99).as_bytes()), parts[2])
             },
             native,
         ));

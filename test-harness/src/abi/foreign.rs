@@ -305,8 +305,8 @@ fn import_key(pem: bool, bytes: &[u8]) -> Option<PKey<Public>> {
 
 /// Envoy's `Crypto::Utility::verifySignature`: `Ok(())` or the error text.
 fn verify(a: &Arguments<'_>) -> Result<(), String> {
-    let md = digest(a.hash_function)
-        .ok_or_else(|| format!("{} is not supported.", a.hash_function))?;
+    let md =
+        digest(a.hash_function).ok_or_else(|| format!("{} is not supported.", a.hash_function))?;
     const INIT: &str = "Failed to initialize digest verify.";
     let pem = !a.public_key_pem.is_empty();
     let key = if pem {
@@ -534,11 +534,13 @@ mod tests {
         let ecdsa = openssl::ecdsa::EcdsaSig::from_der(&sig).unwrap();
         let mut raw = ecdsa.r().to_vec_padded(32).unwrap();
         raw.extend(ecdsa.s().to_vec_padded(32).unwrap());
-        assert!(!answer(&Arguments {
-            signature: &raw,
-            ..a
-        })
-        .0);
+        assert!(
+            !answer(&Arguments {
+                signature: &raw,
+                ..a
+            })
+            .0
+        );
 
         let ed = PKey::generate_ed25519().unwrap();
         let der = ed.public_key_to_der().unwrap();
@@ -627,7 +629,11 @@ mod tests {
         let mut extra = full.clone();
         extra.extend_from_slice(b"\x30\x05\x39\x01\x02\x03\x04\x05\x06\x07\x08\x43\x30\x01\x44");
         assert_eq!(
-            decode_result(&verify_signature(VerifySignatureMode::Native, &extra).1.unwrap()),
+            decode_result(
+                &verify_signature(VerifySignatureMode::Native, &extra)
+                    .1
+                    .unwrap()
+            ),
             (true, String::new())
         );
         // Later fields win.
@@ -637,7 +643,11 @@ mod tests {
         });
         twice.extend_from_slice(&full);
         assert_eq!(
-            decode_result(&verify_signature(VerifySignatureMode::Native, &twice).1.unwrap()),
+            decode_result(
+                &verify_signature(VerifySignatureMode::Native, &twice)
+                    .1
+                    .unwrap()
+            ),
             (true, String::new())
         );
 

@@ -230,5 +230,9 @@ pub fn run_as_is(yaml: &str) {
         .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     let report = wasmesh::scenario::run(&s, &wasmesh::scenario::RunOptions::default())
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(report.passed(), "{}\n{report}", yaml.lines().next().unwrap_or_default());
+    assert!(
+        report.passed(),
+        "{}\n{report}",
+        yaml.lines().next().unwrap_or_default()
+    );
 }
