@@ -134,7 +134,7 @@ struct Chain {
 
 impl Chain {
     fn new(mode: &str, jwks: Option<&str>, tokens: &[String]) -> Result<Chain, String> {
-        Self::with_cache(mode, jwks, tokens, 100)
+        Self::with_cache(mode, jwks, tokens, 100, "jwt_authn")
     }
 
     fn with_cache(
@@ -142,10 +142,11 @@ impl Chain {
         jwks: Option<&str>,
         tokens: &[String],
         cache_size: usize,
+        wasm: &str,
     ) -> Result<Chain, String> {
         let chain = match jwks {
             Some(j) => format!(
-                "chain:\n  - name: authn\n    wasm: jwt_authn\n    config: {{cacheSize: {cache_size}, jwtRules: [{{name: idp, issuer: \"{ISS}\", audiences: [api], jwks: '{j}'}}]}}\n"
+                "chain:\n  - name: authn\n    wasm: {wasm}\n    config: {{cacheSize: {cache_size}, jwtRules: [{{name: idp, issuer: \"{ISS}\", audiences: [api], jwks: '{j}'}}]}}\n"
             ),
             None => "chain: []\n".into(),
         };
@@ -233,6 +234,9 @@ pub struct ScaleRow {
     pub paths_wasm_host: (i64, i64),
     /// `openssl speed` verify, µs.
     pub openssl_us: Option<f64>,
+    /// Another build of `jwt_authn.wasm` (e.g. before issue 19) on a host
+    /// without `verify_signature`: ns per request (minus empty chain).
+    pub baseline: Option<Figure>,
 }
 
 /// The verified-token cache's memory per entry: linear memory after filling
@@ -243,7 +247,7 @@ pub fn cache_memory(n: usize) -> Result<(f64, usize, usize), String> {
     let key = Signing::new("RS256")?;
     let jwks = format!(r#"{{"keys":[{}]}}"#, key.jwk()?);
     let toks = key.tokens(n)?;
-    let mut c = Chain::with_cache("native", Some(&jwks), &toks, n)?;
+    let mut c = Chain::with_cache("native", Some(&jwks), &toks, n, "jwt_authn")?;
     let first = n / 10;
     for _ in 0..first {
         c.request()?;
@@ -327,9 +331,12 @@ fn minus(a: &Figure, b: &Figure) -> Figure {
 }
 
 /// Runs the case for RS256, ES256 and EdDSA with `tokens` distinct tokens each.
+/// `baseline`: the path of another `jwt_authn.wasm` build, measured on a
+/// host without `verify_signature` too.
 pub fn run(
     t: &Timing,
     tokens: usize,
+    baseline: Option<&str>,
     say: &dyn Fn(&str),
 ) -> Result<(Vec<ScaleRow>, String), String> {
     let (rsa_us, ec_us, ed_us, version) = openssl_verify(if t.samples > 3 { 3 } else { 1 });
@@ -356,6 +363,14 @@ pub fn run(
             figs.push((f, (after.0 - before.0, after.1 - before.1)));
         }
         let e = measure(t, |n| empty.run(n))?;
+        let base = match baseline {
+            Some(path) => {
+                let mut c = Chain::with_cache("off", Some(&jwks), &toks, 100, path)?;
+                c.check_all()?;
+                Some(minus(&measure(t, |n| c.run(n))?, &e))
+            }
+            None => None,
+        };
         rows.push(ScaleRow {
             alg: alg.into(),
             tokens,
@@ -365,6 +380,7 @@ pub fn run(
             paths_native_host: figs[0].1,
             paths_wasm_host: figs[1].1,
             openssl_us: ossl,
+            baseline: base,
         });
     }
     Ok((rows, version))
@@ -383,7 +399,9 @@ pub fn markdown(rows: &[ScaleRow], openssl_version: &str) -> String {
          `filters/jose`), next to `openssl speed` verify on this machine in the same run \
          ({}). \"paths\" counts the signatures each path verified during the measurement \
          (`jwt_authn.signature_verify_native` / `_wasm`). Reproduce: \
-         `target/host/wasmesh-benchmarks --jwt-scale`.\n\n",
+         `target/host/wasmesh-benchmarks --jwt-scale [--baseline-wasm OLD/jwt_authn.wasm]`; \
+         the baseline column is another build of the filter (the one before issue 19) on a host \
+         without the function, in the same run.\n\n",
         rows.first().map(|r| r.tokens).unwrap_or(TOKENS),
         if openssl_version.is_empty() {
             "openssl absent"
@@ -392,7 +410,7 @@ pub fn markdown(rows: &[ScaleRow], openssl_version: &str) -> String {
         }
     ));
     s.push_str(
-        "| alg | host with `verify_signature` | paths (native/wasm) | host without it (in wasm) | paths | in wasm ÷ native | `openssl speed` verify | native ÷ OpenSSL | empty chain |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| alg | host with `verify_signature` | paths (native/wasm) | host without it (in wasm) | paths | in wasm ÷ native | `openssl speed` verify | native ÷ OpenSSL | baseline build, host without it | without ÷ baseline | empty chain |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let ossl = r
@@ -404,7 +422,7 @@ pub fn markdown(rows: &[ScaleRow], openssl_version: &str) -> String {
             .map(|u| format!("{:.1}×", r.native.median / 1000.0 / u))
             .unwrap_or("—".into());
         s.push_str(&format!(
-            "| {} | {} | {}/{} | {} | {}/{} | {:.1}× | {} | {} | {} |\n",
+            "| {} | {} | {}/{} | {} | {}/{} | {:.1}× | {} | {} | {} | {} | {} |\n",
             r.alg,
             us(r.native.median),
             r.paths_native_host.0,
@@ -415,6 +433,14 @@ pub fn markdown(rows: &[ScaleRow], openssl_version: &str) -> String {
             r.wasm.median / r.native.median.max(1.0),
             ossl,
             ratio,
+            r.baseline
+                .as_ref()
+                .map(|b| us(b.median))
+                .unwrap_or("—".into()),
+            r.baseline
+                .as_ref()
+                .map(|b| format!("{:.2}×", r.wasm.median / b.median.max(1.0)))
+                .unwrap_or("—".into()),
             us(r.empty.median),
         ));
     }

@@ -43,10 +43,12 @@ fn main() {
     let mut command = "bash scripts/bench.sh".to_string();
     let mut callgrind = Vec::new();
     let mut jwt_scale = false;
+    let mut baseline_wasm: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => mode = Mode::Quick,
             "--jwt-scale" => jwt_scale = true,
+            "--baseline-wasm" => baseline_wasm = args.next(),
             "--smoke" => mode = Mode::Smoke,
             "--out" => out = args.next(),
             "--serve-output" => serve = args.next(),
@@ -79,7 +81,7 @@ fn main() {
                 });
             }
             other => {
-                eprintln!("unknown argument `{other}`\nusage: wasmesh-benchmarks [--quick|--smoke] [--jwt-scale] [--out FILE] [--serve-output FILE] [--serve-note TEXT] [--command TEXT]");
+                eprintln!("unknown argument `{other}`\nusage: wasmesh-benchmarks [--quick|--smoke] [--jwt-scale [--baseline-wasm FILE]] [--out FILE] [--serve-output FILE] [--serve-note TEXT] [--command TEXT]");
                 std::process::exit(2);
             }
         }
@@ -97,7 +99,7 @@ fn main() {
             wasmesh_benchmarks::jwt_scale::TOKENS
         };
         let say = |m: &str| eprintln!("[bench] {m}");
-        match wasmesh_benchmarks::jwt_scale::run(&t, tokens, &say) {
+        match wasmesh_benchmarks::jwt_scale::run(&t, tokens, baseline_wasm.as_deref(), &say) {
             Ok((rows, version)) => {
                 print!(
                     "{}",
