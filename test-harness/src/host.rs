@@ -137,6 +137,9 @@ pub struct HostShared {
     logs: Mutex<(VecDeque<LogLine>, u64)>,
     next_vm_instance: AtomicU64,
     properties: std::sync::RwLock<crate::properties::PropertyMap>,
+    /// What the foreign function `verify_signature` does
+    /// ([`crate::abi::foreign::VerifySignatureMode`]).
+    verify_signature: std::sync::atomic::AtomicU8,
 }
 
 /// Most log lines kept in memory (oldest dropped first).
@@ -161,6 +164,7 @@ impl HostShared {
             logs: Mutex::new((VecDeque::new(), 0)),
             next_vm_instance: AtomicU64::new(1),
             properties: std::sync::RwLock::new(Default::default()),
+            verify_signature: std::sync::atomic::AtomicU8::new(0),
         })
     }
 
@@ -169,6 +173,19 @@ impl HostShared {
         let mut h = HostShared::new(clock, log_level);
         Arc::get_mut(&mut h).expect("fresh").echo_logs = true;
         h
+    }
+
+    /// Sets what the foreign function `verify_signature` does (default:
+    /// Envoy's behaviour with OpenSSL; `Off`: a host without it).
+    pub fn set_verify_signature(&self, mode: crate::abi::foreign::VerifySignatureMode) {
+        self.verify_signature.store(mode.to_u8(), Ordering::Relaxed);
+    }
+
+    /// What the foreign function `verify_signature` does.
+    pub fn verify_signature_mode(&self) -> crate::abi::foreign::VerifySignatureMode {
+        crate::abi::foreign::VerifySignatureMode::from_u8(
+            self.verify_signature.load(Ordering::Relaxed),
+        )
     }
 
     /// A fresh id for a VM instance.

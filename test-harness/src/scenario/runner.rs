@@ -357,6 +357,15 @@ impl Session {
         } else {
             HostShared::new(clock.clone(), level)
         };
+        if let Some(v) = &s.verify_signature {
+            host.set_verify_signature(
+                crate::abi::foreign::VerifySignatureMode::parse(v).ok_or_else(|| {
+                    format!(
+                        "verify_signature: `{v}` is not `native`, `off`, `accept_all` or `reject_all`"
+                    )
+                })?,
+            );
+        }
         for name in s.clusters.keys() {
             host.add_cluster(name);
         }

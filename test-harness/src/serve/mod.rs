@@ -106,6 +106,7 @@ impl Server {
         } else {
             HostShared::new(Clock::Real, config.log_level)
         };
+        host.set_verify_signature(config.verify_signature);
         for name in config.clusters.keys() {
             host.add_cluster(name);
         }
