@@ -72,35 +72,28 @@ pub const WASM_CRATES: &[&str] = &[
     "probe",
 ];
 
-/// Builds the workspace's `.wasm` artifacts once per process (a no-op when
-/// they are up to date), so that a plain `cargo test` works on a fresh
-/// clone. Uses the `cargo` that runs the tests (`$CARGO`). Returns why it
-/// could not, with the command to run by hand.
+/// Checks that the workspace's `.wasm` artifacts ([`WASM_CRATES`]) are
+/// built in [`default_wasm_dir`]. It builds nothing (tests never run a nested
+/// `cargo build`): `bash scripts/build-wasm.sh` builds them, and the test
+/// command runs it before the tests. Returns which file is missing and that
+/// command.
 pub fn ensure_artifacts() -> Result<(), String> {
-    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    DONE.get_or_init(|| {
-        if std::env::var_os("WASMESH_WASM_DIR").is_some() {
-            return Ok(());
-        }
-        let root = workspace_root().ok_or("no Cargo workspace found")?;
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.current_dir(&root)
-            .args(["build", "--release", "--target", "wasm32-wasip1"]);
-        for c in WASM_CRATES {
-            cmd.args(["-p", c]);
-        }
-        let out = cmd.output().map_err(|e| format!("running cargo: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "building the .wasm artifacts failed (run `bash scripts/build-wasm.sh`):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    })
-    .clone()
+    let dir = default_wasm_dir();
+    let missing: Vec<String> = WASM_CRATES
+        .iter()
+        .map(|c| dir.join(format!("{}.wasm", c.replace('-', "_"))))
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the .wasm artifacts are not built (missing: {}): run `bash scripts/build-wasm.sh` \
+             first (the test command does), or set WASMESH_WASM_DIR",
+            missing.join(", ")
+        ))
+    }
 }
 
 /// Resolves a `wasm:` value: an artifact name, or a path (relative to the
