@@ -137,6 +137,9 @@ pub struct HostShared {
     logs: Mutex<(VecDeque<LogLine>, u64)>,
     next_vm_instance: AtomicU64,
     properties: std::sync::RwLock<crate::properties::PropertyMap>,
+    /// Seed of every random source of this host's VMs and workers (see
+    /// [`HostShared::set_seed`]).
+    seed: AtomicU64,
 }
 
 /// Most log lines kept in memory (oldest dropped first).
@@ -161,7 +164,26 @@ impl HostShared {
             logs: Mutex::new((VecDeque::new(), 0)),
             next_vm_instance: AtomicU64::new(1),
             properties: std::sync::RwLock::new(Default::default()),
+            seed: AtomicU64::new({
+                use std::hash::BuildHasher;
+                std::collections::hash_map::RandomState::new().hash_one(0x5eedu64)
+            }),
         })
+    }
+
+    /// The seed of the random sources: `proxy_get_random`-style draws of the
+    /// VMs created from now on and the workers' weighted route picks derive
+    /// from it (and from the VM id / worker number), so a run with the same
+    /// seed and the same inputs draws the same numbers. Random per host
+    /// unless set; scenarios set it (`seed:`, default
+    /// [`crate::scenario::DEFAULT_SEED`]).
+    pub fn seed(&self) -> u64 {
+        self.seed.load(Ordering::Relaxed)
+    }
+
+    /// Sets the seed; affects VMs and workers created afterwards.
+    pub fn set_seed(&self, seed: u64) {
+        self.seed.store(seed, Ordering::Relaxed);
     }
 
     /// Like [`HostShared::new`] but printing log lines to stderr too.

@@ -323,6 +323,10 @@ pub struct Session {
     round_robin: usize,
 }
 
+/// The seed of a scenario without `seed:`: scenario runs are reproducible
+/// by default.
+pub const DEFAULT_SEED: u64 = 0;
+
 /// How long the runner waits, in virtual time, for a paused stream.
 pub const MAX_WAIT_NS: i64 = 600 * 1_000_000_000;
 
@@ -350,6 +354,7 @@ impl Session {
         } else {
             HostShared::new(clock.clone(), level)
         };
+        host.set_seed(s.seed.unwrap_or(DEFAULT_SEED));
         for name in s.clusters.keys() {
             host.add_cluster(name);
         }

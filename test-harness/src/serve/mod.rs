@@ -106,6 +106,9 @@ impl Server {
         } else {
             HostShared::new(Clock::Real, config.log_level)
         };
+        if let Some(seed) = config.seed {
+            host.set_seed(seed);
+        }
         for name in config.clusters.keys() {
             host.add_cluster(name);
         }
@@ -421,6 +424,9 @@ pub fn run_cli(
     if let Some(a) = overrides.access_log {
         config.access_log = config::parse_access_log(&a);
     }
+    if overrides.seed.is_some() {
+        config.seed = overrides.seed;
+    }
     for w in &config.warnings {
         eprintln!("wasmesh serve: warning: {w}");
     }
@@ -454,4 +460,6 @@ pub struct CliOverrides {
     pub workers: Option<usize>,
     pub access_log: Option<String>,
     pub quiet: bool,
+    /// `--seed`: reproducible random draws.
+    pub seed: Option<u64>,
 }
