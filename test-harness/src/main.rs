@@ -217,14 +217,12 @@ fn main() -> ExitCode {
             }
             let (mut steps, mut failed) = (0, 0);
             for p in &paths {
-                let report = match wasmesh::scenario::Scenario::from_file(p)
-                    .and_then(|mut s| {
-                        if seed.is_some() {
-                            s.spec.seed = seed;
-                        }
-                        wasmesh::scenario::run(&s, &opts)
-                    })
-                {
+                let report = match wasmesh::scenario::Scenario::from_file(p).and_then(|mut s| {
+                    if seed.is_some() {
+                        s.spec.seed = seed;
+                    }
+                    wasmesh::scenario::run(&s, &opts)
+                }) {
                     Ok(r) => r,
                     Err(e) => {
                         println!("{}\n  FAIL  {e}", p.display());

@@ -135,6 +135,7 @@ fn max_active_faults_holds_under_real_concurrency() {
             let (host, runtime, config, tally) =
                 (host.clone(), runtime.clone(), config.clone(), tally.clone());
             threads.push(s.spawn(move || {
+                let clock = host.clock.clone();
                 let mut w = Worker::new(id, runtime, host, config).expect("worker");
                 let mut t = Tally::default();
                 for round in 0..ROUNDS {
@@ -168,7 +169,14 @@ fn max_active_faults_holds_under_real_concurrency() {
                             }
                             !complete
                         });
-                        std::thread::sleep(Duration::from_micros(300));
+                        // What the remaining streams wait for is a delay
+                        // timer (real clock): sleep until it is due.
+                        match w.next_timer_ns().map(|due| due - clock.now_ns()) {
+                            Some(wait) if wait > 0 => {
+                                std::thread::sleep(Duration::from_nanos(wait as u64))
+                            }
+                            _ => std::thread::yield_now(),
+                        }
                     }
                 }
                 assert_eq!(w.active_streams(), 0);

@@ -629,17 +629,27 @@ clusters:
             .into_data()
             .unwrap();
         assert_eq!(&first[..], b"ABC");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        tx.send(Ok(Frame::data(Bytes::from_static(b"-def"))))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        tx.send(Ok(Frame::data(Bytes::from_static(b"-ghi"))))
-            .await
-            .unwrap();
-        drop(tx);
+        // Each further chunk is sent once the previous one came back.
         let mut rest = Vec::new();
         let mut frames = 1;
+        for chunk in [&b"-def"[..], &b"-ghi"[..]] {
+            tx.send(Ok(Frame::data(Bytes::from_static(chunk))))
+                .await
+                .unwrap();
+            let echoed = chunk.to_ascii_uppercase();
+            while !rest.ends_with(&echoed) {
+                let f = tokio::time::timeout(Duration::from_secs(5), body.frame())
+                    .await
+                    .expect("chunk echoed in time")
+                    .expect("a frame")
+                    .unwrap();
+                if let Ok(d) = f.into_data() {
+                    frames += 1;
+                    rest.extend_from_slice(&d);
+                }
+            }
+        }
+        drop(tx);
         while let Some(f) = body.frame().await {
             let f = f.unwrap();
             if let Ok(d) = f.into_data() {
@@ -999,7 +1009,20 @@ clusters:
         ));
         let addr = server.listen_addr();
         let inflight = tokio::spawn(async move { get(addr, "/slow?delay_ms=400", &[]).await });
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Shut down once the request has reached the upstream (the
+        // cluster's upstream_rq_active gauge), not after a guessed delay.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !server.stats().iter().any(|e| {
+            e.name.ends_with("upstream_rq_active")
+                && matches!(e.value, wasmesh::serve::stats::StatValue::Gauge(v) if v > 0)
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the request never reached the upstream"
+            );
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let stopper = std::thread::spawn(move || server.shutdown());
         let r = inflight.await.unwrap();
         assert_eq!(r.status, 200, "the in-flight request completed: {r:?}");

@@ -29,7 +29,10 @@ fn standard_plus_three_user_metrics_of_six_labels() {
         "headers: {x-plan: pro, x-tenant: acme, user-agent: bench}\n    repeat: 3\n    expect: {status: 200}",
         1,
     );
-    assert!(text.contains("repeat: 3"), "the bench scenario's request changed");
+    assert!(
+        text.contains("repeat: 3"),
+        "the bench scenario's request changed"
+    );
     let s = Scenario::from_yaml_str(&text, &dir.join("bench")).expect("scenario");
     let report = wasmesh::scenario::run(&s, &RunOptions::default()).expect("runs");
     assert!(report.passed(), "{report}");

@@ -24,7 +24,10 @@ fn session(config: &str) -> Session {
     let mut s = Scenario::from_yaml_str(&yaml, Path::new(".")).expect("scenario");
     let seed = seed();
     // Shown with a failure (libtest prints a failed test's output).
-    eprintln!("seed {seed} (replay: WASMESH_SEED={seed} cargo test --profile host --workspace --test {})", module_path!());
+    eprintln!(
+        "seed {seed} (replay: WASMESH_SEED={seed} cargo test --profile host --workspace --test {})",
+        module_path!()
+    );
     s.spec.seed = Some(seed);
     Session::new(&s.spec, &s.base_dir, &RunOptions::default()).expect("chain starts")
 }

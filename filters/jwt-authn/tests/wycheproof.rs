@@ -69,7 +69,9 @@ fn vector_dir() -> Result<PathBuf, String> {
             Err(format!("WYCHEPROOF_DIR={} is not a directory", d.display()))
         };
     }
-    let root = root().canonicalize().map_err(|e| format!("workspace: {e}"))?;
+    let root = root()
+        .canonicalize()
+        .map_err(|e| format!("workspace: {e}"))?;
     let mut tried = Vec::new();
     for dir in root.ancestors().skip(1) {
         let d = dir.join("shared/wycheproof");
@@ -87,7 +89,7 @@ fn vector_dir() -> Result<PathBuf, String> {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
+    assert!(s.len().is_multiple_of(2), "odd hex length");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
@@ -467,12 +469,8 @@ fn main() {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
         let vectors = Arc::new(std::sync::OnceLock::<Result<FileVectors, String>>::new());
         for build in ["native", "wasm32"] {
-            let (path, file, vectors, module) = (
-                path.clone(),
-                file.clone(),
-                vectors.clone(),
-                module.clone(),
-            );
+            let (path, file, vectors, module) =
+                (path.clone(), file.clone(), vectors.clone(), module.clone());
             trials.push(Trial::test(format!("{file}::{build}"), move || {
                 let vectors = vectors
                     .get_or_init(|| load(&path))
