@@ -170,7 +170,29 @@ fn group_key(g: &Value) -> Option<(Algorithm, Option<Value>)> {
                 ("secp384r1", 384) => Algorithm::ES384,
                 _ => return None,
             };
-            Some((alg, Some(g.get("publicKeyJwk")?.clone())))
+            let jwk = match g.get("publicKeyJwk") {
+                Some(j) => j.clone(),
+                // A few groups (the r/x reduction edge cases) give only the
+                // coordinates: the JWK a key server would publish for them.
+                None => {
+                    let len = if alg == Algorithm::ES256 { 32 } else { 48 };
+                    let coord = |name: &str| -> Option<String> {
+                        let v = unsigned(g["publicKey"][name].as_str()?);
+                        (v.len() <= len).then(|| {
+                            let mut padded = vec![0u8; len - v.len()];
+                            padded.extend_from_slice(&v);
+                            b64url(&padded)
+                        })
+                    };
+                    let crv = if alg == Algorithm::ES256 {
+                        "P-256"
+                    } else {
+                        "P-384"
+                    };
+                    json!({"kty": "EC", "crv": crv, "x": coord("wx")?, "y": coord("wy")?})
+                }
+            };
+            Some((alg, Some(jwk)))
         }
         "EddsaVerify" => {
             if g["publicKey"]["curve"].as_str()? != "edwards25519" {
