@@ -4,7 +4,8 @@
 //! - `native`: the host build of the crate;
 //! - `wasm32`: the crate compiled for `wasm32-wasip1` with the release profile
 //!   that ships the filters (`test-plugins/jose-bench`, built by
-//!   `scripts/build-wasm.sh`), run with wasmtime, the harness's engine.
+//!   `scripts/build-wasm.sh`), run by the harness's wasmtime engine
+//!   (`wasmesh::Runtime`, with its per-call time budget).
 //!
 //! Keys are built the way this filter builds them: every vector's public key
 //! (or HMAC secret) is written as a JWK and decoded by
@@ -272,6 +273,8 @@ struct Wasm {
     alloc: wasmtime::TypedFunc<u32, u32>,
     #[allow(clippy::type_complexity)]
     verify_n: wasmtime::TypedFunc<(u32, u32, u32, u32, u32, u32, u32, u32), i32>,
+    /// Epoch ticks one call may run (the harness's callback budget).
+    budget: u64,
 }
 
 fn jose_bench_path() -> PathBuf {
@@ -279,9 +282,10 @@ fn jose_bench_path() -> PathBuf {
 }
 
 impl Wasm {
-    fn load(module: &wasmtime::Module) -> Result<Wasm, String> {
+    fn load(module: &wasmtime::Module, budget: u64) -> Result<Wasm, String> {
         let engine = module.engine();
         let mut store = wasmtime::Store::new(engine, ());
+        store.set_epoch_deadline(budget);
         let mut linker = wasmtime::Linker::new(engine);
         linker
             .define_unknown_imports_as_traps(module)
@@ -306,10 +310,12 @@ impl Wasm {
             memory,
             alloc,
             verify_n,
+            budget,
         })
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<(u32, u32), String> {
+        self.store.set_epoch_deadline(self.budget);
         let ptr = self
             .alloc
             .call(&mut self.store, bytes.len().max(1) as u32)
@@ -344,6 +350,7 @@ impl Wasm {
         let (kp, kl) = self.put(&key)?;
         let (mp, ml) = self.put(&v.msg)?;
         let (sp, sl) = self.put(&v.sig)?;
+        self.store.set_epoch_deadline(self.budget);
         let r = self
             .verify_n
             .call(&mut self.store, (alg, kp, kl, mp, ml, sp, sl, 1))
@@ -473,19 +480,21 @@ fn main() {
         eprintln!("wycheproof: no vector file (*.json) in {}", dir.display());
         std::process::exit(1);
     }
-    // One compiled module for all wasm trials; a missing module fails them.
-    let module: Arc<Result<wasmtime::Module, String>> = Arc::new({
+    // One compiled module for all wasm trials, on the harness's engine; a
+    // missing module fails them.
+    let module: Arc<Result<(wasmtime::Module, u64), String>> = Arc::new((|| {
         let path = jose_bench_path();
-        if path.is_file() {
-            wasmtime::Module::from_file(&wasmtime::Engine::default(), &path)
-                .map_err(|e| format!("loading {}: {e}", path.display()))
-        } else {
-            Err(format!(
+        if !path.is_file() {
+            return Err(format!(
                 "{} is missing: run `bash scripts/build-wasm.sh` first (the test command does)",
                 path.display()
-            ))
+            ));
         }
-    });
+        let runtime = wasmesh::Runtime::shared()?;
+        let module = wasmtime::Module::from_file(runtime.engine(), &path)
+            .map_err(|e| format!("loading {}: {e}", path.display()))?;
+        Ok((module, runtime.budget_ticks()))
+    })());
     let mut trials = Vec::new();
     for path in files {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -501,8 +510,8 @@ fn main() {
                 let tally = if build == "native" {
                     check(&file, vectors, |v| Ok(native(v)))
                 } else {
-                    let module = module.as_ref().as_ref().map_err(|e| e.clone())?;
-                    let mut wasm = Wasm::load(module)?;
+                    let (module, budget) = module.as_ref().as_ref().map_err(|e| e.clone())?;
+                    let mut wasm = Wasm::load(module, *budget)?;
                     check(&file, vectors, |v| wasm.verify(v))
                 };
                 report(&file, build, vectors, tally)
