@@ -164,19 +164,17 @@ impl HostShared {
             logs: Mutex::new((VecDeque::new(), 0)),
             next_vm_instance: AtomicU64::new(1),
             properties: std::sync::RwLock::new(Default::default()),
-            seed: AtomicU64::new({
-                use std::hash::BuildHasher;
-                std::collections::hash_map::RandomState::new().hash_one(0x5eedu64)
-            }),
+            seed: AtomicU64::new(0),
         })
     }
 
     /// The seed of the random sources: `proxy_get_random`-style draws of the
     /// VMs created from now on and the workers' weighted route picks derive
     /// from it (and from the VM id / worker number), so a run with the same
-    /// seed and the same inputs draws the same numbers. Random per host
-    /// unless set; scenarios set it (`seed:`, default
-    /// [`crate::scenario::DEFAULT_SEED`]).
+    /// seed and the same inputs draws the same numbers. 0 unless set, so
+    /// that every run of a test is the same; scenarios set it (`seed:`,
+    /// default [`crate::scenario::runner::DEFAULT_SEED`]), `wasmesh serve`
+    /// sets a random one unless `--seed` is given.
     pub fn seed(&self) -> u64 {
         self.seed.load(Ordering::Relaxed)
     }

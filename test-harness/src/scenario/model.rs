@@ -14,7 +14,7 @@ pub struct Scenario {
     pub log_level: Option<String>,
     /// Seed of the random sources (the VMs' random numbers, weighted route
     /// picks): the same seed replays the same draws. Default
-    /// [`crate::scenario::DEFAULT_SEED`]; `wasmesh test --seed` overrides it.
+    /// [`crate::scenario::runner::DEFAULT_SEED`]; `wasmesh test --seed` overrides it.
     pub seed: Option<u64>,
     /// VMs per plugin (Envoy worker threads).
     pub workers: Option<usize>,

@@ -106,9 +106,11 @@ impl Server {
         } else {
             HostShared::new(Clock::Real, config.log_level)
         };
-        if let Some(seed) = config.seed {
-            host.set_seed(seed);
-        }
+        // `--seed` replays a run; otherwise a fresh seed per start.
+        host.set_seed(config.seed.unwrap_or_else(|| {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+        }));
         for name in config.clusters.keys() {
             host.add_cluster(name);
         }
