@@ -73,27 +73,87 @@ pub const WASM_CRATES: &[&str] = &[
 ];
 
 /// Checks that the workspace's `.wasm` artifacts ([`WASM_CRATES`]) are
-/// built in [`default_wasm_dir`]. It builds nothing (tests never run a nested
-/// `cargo build`): `bash scripts/build-wasm.sh` builds them, and the test
-/// command runs it before the tests. Returns which file is missing and that
-/// command.
+/// built in [`default_wasm_dir`] and not older than their sources (the
+/// crate's `src/` and `Cargo.toml`, and those of `filters/common` and
+/// `filters/jose` when it uses them): a test never runs a stale module
+/// without saying so. It
+/// builds nothing (tests never run a nested `cargo build`):
+/// `bash scripts/build-wasm.sh` builds them, and the test command runs it
+/// before the tests. Returns which file is missing or stale and that
+/// command. With `WASMESH_WASM_DIR` set, only presence is checked.
 pub fn ensure_artifacts() -> Result<(), String> {
     let dir = default_wasm_dir();
-    let missing: Vec<String> = WASM_CRATES
-        .iter()
-        .map(|c| dir.join(format!("{}.wasm", c.replace('-', "_"))))
-        .filter(|p| !p.is_file())
-        .map(|p| p.display().to_string())
-        .collect();
-    if missing.is_empty() {
+    let root = if std::env::var_os("WASMESH_WASM_DIR").is_some() {
+        None
+    } else {
+        workspace_root()
+    };
+    let mut problems = Vec::new();
+    for c in WASM_CRATES {
+        let wasm = dir.join(format!("{}.wasm", c.replace('-', "_")));
+        let Ok(built) = std::fs::metadata(&wasm).and_then(|m| m.modified()) else {
+            problems.push(format!("{} is missing", wasm.display()));
+            continue;
+        };
+        let Some(root) = &root else { continue };
+        let crate_dir = ["filters", "test-plugins"]
+            .iter()
+            .map(|d| root.join(d).join(c))
+            .find(|d| d.is_dir());
+        let Some(crate_dir) = crate_dir else { continue };
+        // The crate and the workspace crates it uses.
+        let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap_or_default();
+        let mut sources = vec![crate_dir.clone()];
+        for (name, path) in [
+            ("wasmesh-common", "filters/common"),
+            ("wasmesh-jose", "filters/jose"),
+        ] {
+            if manifest.contains(name) {
+                sources.push(root.join(path));
+            }
+        }
+        if let Some(newer) = sources.iter().find_map(|d| newer_source(d, built)) {
+            problems.push(format!(
+                "{} is older than {}",
+                wasm.display(),
+                newer.display()
+            ));
+        }
+    }
+    if problems.is_empty() {
         Ok(())
     } else {
         Err(format!(
-            "the .wasm artifacts are not built (missing: {}): run `bash scripts/build-wasm.sh` \
-             first (the test command does), or set WASMESH_WASM_DIR",
-            missing.join(", ")
+            "the .wasm artifacts are not built or not up to date ({}): run \
+             `bash scripts/build-wasm.sh` first (the test command does)",
+            problems.join("; ")
         ))
     }
+}
+
+/// A file of the crate at `dir` (`Cargo.toml`, `src/**`) modified after `t`.
+fn newer_source(dir: &Path, t: std::time::SystemTime) -> Option<PathBuf> {
+    let newer = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m > t)
+    };
+    let manifest = dir.join("Cargo.toml");
+    if newer(&manifest) {
+        return Some(manifest);
+    }
+    let mut stack = vec![dir.join("src")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if newer(&p) {
+                return Some(p);
+            }
+        }
+    }
+    None
 }
 
 /// Resolves a `wasm:` value: an artifact name, or a path (relative to the
