@@ -16,6 +16,10 @@ pub struct Scenario {
     /// `off` (a host without it), or, to test modules against a broken host,
     /// `accept_all` / `reject_all`.
     pub verify_signature: Option<String>,
+    /// Seed of the random sources (the VMs' random numbers, weighted route
+    /// picks): the same seed replays the same draws. Default
+    /// [`crate::scenario::runner::DEFAULT_SEED`]; `wasmesh test --seed` overrides it.
+    pub seed: Option<u64>,
     /// VMs per plugin (Envoy worker threads).
     pub workers: Option<usize>,
     /// Plugins in request order.

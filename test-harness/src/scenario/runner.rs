@@ -72,35 +72,88 @@ pub const WASM_CRATES: &[&str] = &[
     "probe",
 ];
 
-/// Builds the workspace's `.wasm` artifacts once per process (a no-op when
-/// they are up to date), so that a plain `cargo test` works on a fresh
-/// clone. Uses the `cargo` that runs the tests (`$CARGO`). Returns why it
-/// could not, with the command to run by hand.
+/// Checks that the workspace's `.wasm` artifacts ([`WASM_CRATES`]) are
+/// built in [`default_wasm_dir`] and not older than their sources (the
+/// crate's `src/` and `Cargo.toml`, and those of `filters/common` and
+/// `filters/jose` when it uses them): a test never runs a stale module
+/// without saying so. It
+/// builds nothing (tests never run a nested `cargo build`):
+/// `bash scripts/build-wasm.sh` builds them, and the test command runs it
+/// before the tests. Returns which file is missing or stale and that
+/// command. With `WASMESH_WASM_DIR` set, only presence is checked.
 pub fn ensure_artifacts() -> Result<(), String> {
-    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    DONE.get_or_init(|| {
-        if std::env::var_os("WASMESH_WASM_DIR").is_some() {
-            return Ok(());
+    let dir = default_wasm_dir();
+    let root = if std::env::var_os("WASMESH_WASM_DIR").is_some() {
+        None
+    } else {
+        workspace_root()
+    };
+    let mut problems = Vec::new();
+    for c in WASM_CRATES {
+        let wasm = dir.join(format!("{}.wasm", c.replace('-', "_")));
+        let Ok(built) = std::fs::metadata(&wasm).and_then(|m| m.modified()) else {
+            problems.push(format!("{} is missing", wasm.display()));
+            continue;
+        };
+        let Some(root) = &root else { continue };
+        let crate_dir = ["filters", "test-plugins"]
+            .iter()
+            .map(|d| root.join(d).join(c))
+            .find(|d| d.is_dir());
+        let Some(crate_dir) = crate_dir else { continue };
+        // The crate and the workspace crates it uses.
+        let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap_or_default();
+        let mut sources = vec![crate_dir.clone()];
+        for (name, path) in [
+            ("wasmesh-common", "filters/common"),
+            ("wasmesh-jose", "filters/jose"),
+        ] {
+            if manifest.contains(name) {
+                sources.push(root.join(path));
+            }
         }
-        let root = workspace_root().ok_or("no Cargo workspace found")?;
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.current_dir(&root)
-            .args(["build", "--release", "--target", "wasm32-wasip1"]);
-        for c in WASM_CRATES {
-            cmd.args(["-p", c]);
+        if let Some(newer) = sources.iter().find_map(|d| newer_source(d, built)) {
+            problems.push(format!(
+                "{} is older than {}",
+                wasm.display(),
+                newer.display()
+            ));
         }
-        let out = cmd.output().map_err(|e| format!("running cargo: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "building the .wasm artifacts failed (run `bash scripts/build-wasm.sh`):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the .wasm artifacts are not built or not up to date ({}): run \
+             `bash scripts/build-wasm.sh` first (the test command does)",
+            problems.join("; ")
+        ))
+    }
+}
+
+/// A file of the crate at `dir` (`Cargo.toml`, `src/**`) modified after `t`.
+fn newer_source(dir: &Path, t: std::time::SystemTime) -> Option<PathBuf> {
+    let newer = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m > t)
+    };
+    let manifest = dir.join("Cargo.toml");
+    if newer(&manifest) {
+        return Some(manifest);
+    }
+    let mut stack = vec![dir.join("src")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if newer(&p) {
+                return Some(p);
+            }
         }
-    })
-    .clone()
+    }
+    None
 }
 
 /// Resolves a `wasm:` value: an artifact name, or a path (relative to the
@@ -330,6 +383,10 @@ pub struct Session {
     round_robin: usize,
 }
 
+/// The seed of a scenario without `seed:`: scenario runs are reproducible
+/// by default.
+pub const DEFAULT_SEED: u64 = 0;
+
 /// How long the runner waits, in virtual time, for a paused stream.
 pub const MAX_WAIT_NS: i64 = 600 * 1_000_000_000;
 
@@ -366,6 +423,7 @@ impl Session {
                 })?,
             );
         }
+        host.set_seed(s.seed.unwrap_or(DEFAULT_SEED));
         for name in s.clusters.keys() {
             host.add_cluster(name);
         }

@@ -183,6 +183,9 @@ pub struct ServeConfig {
     pub verify_signature: crate::abi::foreign::VerifySignatureMode,
     /// Parts of the input that were ignored (printed at start).
     pub warnings: Vec<String>,
+    /// Seed of the random sources (plugins' VMs, weighted route picks, load
+    /// balancing): `wasmesh serve --seed`; random when `None`.
+    pub seed: Option<u64>,
 }
 
 /// Envoy's default connect timeout.
@@ -203,6 +206,7 @@ impl ServeConfig {
             admin: None,
             chain: ChainConfig::default(),
             route_timeouts: Vec::new(),
+            seed: None,
             clusters: BTreeMap::new(),
             properties: PropertyMap::new(),
             stats_tags: StatsTags::Auto,
