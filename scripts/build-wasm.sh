@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --target wasm32-wasip1 \
   -p jwt-authn -p rbac -p header-router -p fault-injection -p custom-metrics \
-  -p probe -p body-rewrite
+  -p probe -p body-rewrite -p jose-bench

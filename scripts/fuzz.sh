@@ -21,7 +21,7 @@ secs=60
 sanitizer=${FUZZ_SANITIZER:-none}
 targets=()
 all=(jwt_config jwt_token jwks rbac_config rbac_request router_config router_request
-     fault_config fault_request metrics_config metrics_attribute hostcalls)
+     fault_config fault_request metrics_config metrics_attribute jose_differential hostcalls)
 while [ $# -gt 0 ]; do
   case "$1" in
     --secs) secs=$2; shift 2 ;;

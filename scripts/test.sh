@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 bash scripts/setup.sh
+echo "== test tools"; bash scripts/test-tools.sh
 echo "== fmt";    cargo fmt --all --check
 echo "== wasm";   bash scripts/build-wasm.sh
 echo "== clippy (host)"; cargo clippy --workspace --all-targets -- -D warnings

@@ -7,7 +7,8 @@
 //! * [`harness`] — the real `.wasm` files in the wasmtime harness;
 //! * [`native`] — the same filter cores compiled natively;
 //! * [`keys`] — JWT keys and tokens; [`crypto`] — signature verification
-//!   alone (wasm, native, OpenSSL);
+//!   alone (wasm, native, OpenSSL); [`jwt_scale`] — 10,000 distinct tokens,
+//!   every request a cache miss, with and without the host's `verify_signature`;
 //! * [`profile`] — callgrind breakdown of a request;
 //! * [`startup`] — sizes, cold start, memory;
 //! * [`report`] — the run and the Markdown it writes.
@@ -15,6 +16,7 @@
 pub mod cases;
 pub mod crypto;
 pub mod harness;
+pub mod jwt_scale;
 pub mod keys;
 pub mod native;
 pub mod profile;

@@ -42,9 +42,13 @@ fn main() {
     let mut serve_note = None;
     let mut command = "bash scripts/bench.sh".to_string();
     let mut callgrind = Vec::new();
+    let mut jwt_scale = false;
+    let mut baseline_wasm: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => mode = Mode::Quick,
+            "--jwt-scale" => jwt_scale = true,
+            "--baseline-wasm" => baseline_wasm = args.next(),
             "--smoke" => mode = Mode::Smoke,
             "--out" => out = args.next(),
             "--serve-output" => serve = args.next(),
@@ -77,8 +81,43 @@ fn main() {
                 });
             }
             other => {
-                eprintln!("unknown argument `{other}`\nusage: wasmesh-benchmarks [--quick|--smoke] [--out FILE] [--serve-output FILE] [--serve-note TEXT] [--command TEXT]");
+                eprintln!("unknown argument `{other}`\nusage: wasmesh-benchmarks [--quick|--smoke] [--jwt-scale [--baseline-wasm FILE]] [--out FILE] [--serve-output FILE] [--serve-note TEXT] [--command TEXT]");
                 std::process::exit(2);
+            }
+        }
+    }
+    if jwt_scale {
+        // Only the JWT-at-scale table (issue 19), printed as Markdown.
+        let t = match mode {
+            Mode::Full => wasmesh_benchmarks::timing::Timing::full(),
+            Mode::Quick => wasmesh_benchmarks::timing::Timing::quick(),
+            Mode::Smoke => wasmesh_benchmarks::timing::Timing::smoke(),
+        };
+        let tokens = if matches!(mode, Mode::Smoke) {
+            200
+        } else {
+            wasmesh_benchmarks::jwt_scale::TOKENS
+        };
+        let say = |m: &str| eprintln!("[bench] {m}");
+        match wasmesh_benchmarks::jwt_scale::run(&t, tokens, baseline_wasm.as_deref(), &say) {
+            Ok((rows, version)) => {
+                print!(
+                    "{}",
+                    wasmesh_benchmarks::jwt_scale::markdown(&rows, &version)
+                );
+                say("jwt at scale: cache memory per entry");
+                match wasmesh_benchmarks::jwt_scale::cache_memory(tokens) {
+                    Ok((per, len, n)) => println!(
+                        "\nVerified-token cache: {per:.0} bytes of linear memory per entry \
+                         ({n} entries of {len}-byte RS256 tokens, `cacheSize` {tokens}).",
+                    ),
+                    Err(e) => eprintln!("cache memory: {e}"),
+                }
+                std::process::exit(0);
+            }
+            Err(e) => {
+                eprintln!("benchmark failed: {e}");
+                std::process::exit(1);
             }
         }
     }

@@ -7,25 +7,14 @@ use wasmesh_benchmarks::report::{run, Mode, Options};
 #[test]
 fn every_benchmark_runs_once() {
     wasmesh::scenario::runner::ensure_artifacts().expect("wasm artifacts");
-    // jose_bench.wasm (signature verification inside wasm) is not among the
-    // harness's artifacts: build it the same way.
+    // jose_bench.wasm (signature verification inside wasm) is built by
+    // scripts/build-wasm.sh with the filters; the test never builds it.
     let path = wasmesh_benchmarks::crypto::jose_bench_path();
-    if !path.exists() && std::env::var_os("WASMESH_WASM_DIR").is_none() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = std::process::Command::new(cargo)
-            .current_dir(wasmesh_benchmarks::cases::root())
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip1",
-                "-p",
-                "jose-bench",
-            ])
-            .status()
-            .expect("cargo");
-        assert!(st.success(), "building jose-bench failed");
-    }
+    assert!(
+        path.is_file(),
+        "{} is missing: run `bash scripts/build-wasm.sh` first (the test command does)",
+        path.display()
+    );
     let r = run(&Options {
         mode: Mode::Smoke,
         command: "smoke".into(),

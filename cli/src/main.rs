@@ -80,6 +80,10 @@ enum Cmd {
         /// Print plugin log lines as they happen.
         #[arg(long, short)]
         verbose: bool,
+        /// Seed of the random sources, for every scenario (overrides a
+        /// scenario's `seed:`; default 0). A failed scenario prints its seed.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Measure the per-request cost of a scenario's chain (ns/request, median of several runs).
     Bench {
@@ -119,6 +123,11 @@ enum Cmd {
         /// Do not print plugin log lines.
         #[arg(long, short)]
         quiet: bool,
+        /// Seed of the random sources (plugins' random numbers, weighted
+        /// routes, load balancing): the same seed and requests draw the same
+        /// numbers. Random by default.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// The demo: an identity provider, echo upstreams and `wasmesh serve` with
     /// the five filters (examples/demo/serve.yaml); drives a tour of requests,
@@ -188,6 +197,7 @@ fn main() -> ExitCode {
             files,
             wasm_dir,
             verbose,
+            seed,
         } => {
             let opts = wasmesh::scenario::RunOptions {
                 wasm_dir,
@@ -207,9 +217,12 @@ fn main() -> ExitCode {
             }
             let (mut steps, mut failed) = (0, 0);
             for p in &paths {
-                let report = match wasmesh::scenario::Scenario::from_file(p)
-                    .and_then(|s| wasmesh::scenario::run(&s, &opts))
-                {
+                let report = match wasmesh::scenario::Scenario::from_file(p).and_then(|mut s| {
+                    if seed.is_some() {
+                        s.spec.seed = seed;
+                    }
+                    wasmesh::scenario::run(&s, &opts)
+                }) {
                     Ok(r) => r,
                     Err(e) => {
                         println!("{}\n  FAIL  {e}", p.display());
@@ -239,6 +252,7 @@ fn main() -> ExitCode {
             workers,
             access_log,
             quiet,
+            seed,
         } => {
             let overrides = wasmesh_serve::CliOverrides {
                 listen,
@@ -246,6 +260,7 @@ fn main() -> ExitCode {
                 workers,
                 access_log,
                 quiet,
+                seed,
             };
             match wasmesh_serve::run_cli(&config, wasm_dir, overrides) {
                 Ok(()) => ExitCode::SUCCESS,

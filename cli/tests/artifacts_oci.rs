@@ -4,16 +4,16 @@
 //! `WasmPlugin.sha256`.
 //!
 //! The tools come from Debian's packages (`skopeo`, `docker-registry`),
-//! installed by `scripts/oci-tools.sh` when missing. Only the registry part
-//! may be skipped, with a message, when `docker-registry` cannot be
-//! installed; `skopeo` is required.
+//! installed by `scripts/test-tools.sh` (the test command runs it before the
+//! tests). A missing tool fails the test with a message naming that script:
+//! nothing is skipped and nothing is installed from here.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use wasmesh::scenario::{default_wasm_dir, ensure_artifacts, workspace_root};
+use wasmesh::scenario::{default_wasm_dir, ensure_artifacts};
 use wasmesh_cli::package::{build_image, package, LayoutImage, FILTERS};
 
 struct TempDir(PathBuf);
@@ -44,17 +44,13 @@ fn has_tool(t: &str) -> bool {
         .is_ok()
 }
 
-/// Installs the tools if missing (once per process); true if `tool` is there.
-fn ensure_tool(tool: &str) -> bool {
-    if has_tool(tool) {
-        return true;
-    }
-    let root = workspace_root().expect("workspace");
-    let _ = Command::new("bash")
-        .arg(root.join("scripts/oci-tools.sh"))
-        .arg(tool)
-        .status();
-    has_tool(tool)
+/// Fails the test, naming the script that installs it, when `tool` is missing.
+fn require_tool(tool: &str) {
+    assert!(
+        has_tool(tool),
+        "`{tool}` is required by this test and is not installed: run `bash scripts/test-tools.sh` \
+         (the test command runs it before the tests)"
+    );
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -75,10 +71,7 @@ fn wasm_of(artifact: &str) -> PathBuf {
 #[test]
 fn layouts_are_reproducible_and_skopeo_reads_them() {
     ensure_artifacts().expect("artifacts");
-    assert!(
-        ensure_tool("skopeo"),
-        "skopeo is required to check the OCI layouts and could not be installed (bash scripts/oci-tools.sh)"
-    );
+    require_tool("skopeo");
     let tmp = TempDir::new("oci-layout");
     for f in FILTERS {
         let wasm = wasm_of(f.artifact);
@@ -246,19 +239,8 @@ fn http_get(addr: &str, path: &str, accept: &str) -> std::io::Result<Response> {
 #[test]
 fn push_to_a_loopback_registry_and_pull_back() {
     ensure_artifacts().expect("artifacts");
-    assert!(
-        ensure_tool("skopeo"),
-        "skopeo is required and could not be installed (bash scripts/oci-tools.sh)"
-    );
-    if !ensure_tool("docker-registry") {
-        // Straight to the process's stderr, past the test harness's capture.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n##########\n# SKIPPED push_to_a_loopback_registry_and_pull_back: the Debian package `docker-registry` \
-             could not be installed (bash scripts/oci-tools.sh docker-registry), so no registry to push to\n##########\n"
-        );
-        return;
-    }
+    require_tool("skopeo");
+    require_tool("docker-registry");
     let reg = start_registry();
     let tmp = TempDir::new("oci-push");
     for f in FILTERS {

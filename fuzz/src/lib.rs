@@ -11,11 +11,13 @@
 //!   (`fuzz/regressions/<target>/`) and a few thousand mutations of them
 //!   from a fixed seed.
 //!
-//! The targets call the filters' pure cores natively (no wasm), except
+//! The targets call the filters' pure cores natively (no wasm); one,
+//! `jose_differential`, compares the JWS verifier with RustCrypto; except
 //! `hostcalls`, which drives the wasmtime host harness with a generated
 //! module (feature `host`).
 
 pub mod input;
+pub mod jose_diff;
 pub mod mutate;
 pub mod targets;
 
@@ -93,6 +95,11 @@ pub fn all() -> Vec<Target> {
             about:
                 "custom_metrics attribute expressions, evaluated on a stream; stat-name encoding",
             run: targets::metrics_attribute,
+        },
+        Target {
+            name: "jose_differential",
+            about: "wasmesh-jose RSA/ECDSA verification against RustCrypto (rsa, p256, p384) on random and mutated signatures",
+            run: jose_diff::run,
         },
     ];
     #[cfg(feature = "host")]

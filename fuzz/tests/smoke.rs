@@ -142,6 +142,7 @@ smoke_tests!(
     fault_request,
     metrics_config,
     metrics_attribute,
+    jose_differential,
     hostcalls,
 );
 
@@ -159,6 +160,7 @@ fn every_target_has_a_smoke_test_and_seeds() {
         "fault_request",
         "metrics_config",
         "metrics_attribute",
+        "jose_differential",
         "hostcalls",
     ];
     for t in wasmesh_fuzz::all() {
@@ -189,4 +191,8 @@ fn properties_catch_what_they_should() {
     // A traversal to /admin is denied in every mode (the target asserts it).
     wasmesh_fuzz::targets::rbac_request(b"GET\n/api/../admin/x\napi.example.com");
     wasmesh_fuzz::targets::rbac_request(b"GET\n/%61dmin\napi.example.com");
+    // Unmodified valid signatures of every algorithm: both sides accept.
+    for alg in 0..8u8 {
+        wasmesh_fuzz::jose_diff::run(&[alg, 2, 3, b'a', b'b', b'c', 0]);
+    }
 }

@@ -311,6 +311,8 @@ impl Worker {
         host: Arc<HostShared>,
         config: ChainConfig,
     ) -> Result<Worker, String> {
+        let route_rng =
+            0x853c_49e6_748f_ea9b ^ host.seed() ^ (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut w = Worker {
             id,
             runtime,
@@ -323,7 +325,7 @@ impl Worker {
             next_stream: (id as u64) << 40,
             timers: Default::default(),
             outbox: Vec::new(),
-            route_rng: 0x853c_49e6_748f_ea9b ^ id as u64,
+            route_rng,
         };
         for (i, pc) in config.plugins.iter().enumerate() {
             let module = w.runtime.load(&pc.wasm)?;

@@ -137,6 +137,12 @@ pub struct HostShared {
     logs: Mutex<(VecDeque<LogLine>, u64)>,
     next_vm_instance: AtomicU64,
     properties: std::sync::RwLock<crate::properties::PropertyMap>,
+    /// What the foreign function `verify_signature` does
+    /// ([`crate::abi::foreign::VerifySignatureMode`]).
+    verify_signature: std::sync::atomic::AtomicU8,
+    /// Seed of every random source of this host's VMs and workers (see
+    /// [`HostShared::set_seed`]).
+    seed: AtomicU64,
 }
 
 /// Most log lines kept in memory (oldest dropped first).
@@ -161,7 +167,25 @@ impl HostShared {
             logs: Mutex::new((VecDeque::new(), 0)),
             next_vm_instance: AtomicU64::new(1),
             properties: std::sync::RwLock::new(Default::default()),
+            verify_signature: std::sync::atomic::AtomicU8::new(0),
+            seed: AtomicU64::new(0),
         })
+    }
+
+    /// The seed of the random sources: `proxy_get_random`-style draws of the
+    /// VMs created from now on and the workers' weighted route picks derive
+    /// from it (and from the VM id / worker number), so a run with the same
+    /// seed and the same inputs draws the same numbers. 0 unless set, so
+    /// that every run of a test is the same; scenarios set it (`seed:`,
+    /// default [`crate::scenario::runner::DEFAULT_SEED`]), `wasmesh serve`
+    /// sets a random one unless `--seed` is given.
+    pub fn seed(&self) -> u64 {
+        self.seed.load(Ordering::Relaxed)
+    }
+
+    /// Sets the seed; affects VMs and workers created afterwards.
+    pub fn set_seed(&self, seed: u64) {
+        self.seed.store(seed, Ordering::Relaxed);
     }
 
     /// Like [`HostShared::new`] but printing log lines to stderr too.
@@ -169,6 +193,19 @@ impl HostShared {
         let mut h = HostShared::new(clock, log_level);
         Arc::get_mut(&mut h).expect("fresh").echo_logs = true;
         h
+    }
+
+    /// Sets what the foreign function `verify_signature` does (default:
+    /// Envoy's behaviour with OpenSSL; `Off`: a host without it).
+    pub fn set_verify_signature(&self, mode: crate::abi::foreign::VerifySignatureMode) {
+        self.verify_signature.store(mode.to_u8(), Ordering::Relaxed);
+    }
+
+    /// What the foreign function `verify_signature` does.
+    pub fn verify_signature_mode(&self) -> crate::abi::foreign::VerifySignatureMode {
+        crate::abi::foreign::VerifySignatureMode::from_u8(
+            self.verify_signature.load(Ordering::Relaxed),
+        )
     }
 
     /// A fresh id for a VM instance.

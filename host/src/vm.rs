@@ -288,12 +288,17 @@ impl Vm {
             .tables(16)
             .memories(4)
             .build();
-        let seed = {
-            use std::hash::BuildHasher;
-            std::collections::hash_map::RandomState::new().hash_one(&settings.vm_id)
-        };
+        let instance_id = host.next_vm_instance();
+        // Reproducible: the host's seed, the VM id and the instance number.
+        let seed = settings
+            .vm_id
+            .bytes()
+            .fold(host.seed() ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            })
+            ^ instance_id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let state = VmState {
-            instance_id: host.next_vm_instance(),
+            instance_id,
             host,
             vm_id: settings.vm_id.clone(),
             vm_config: settings.vm_config.clone(),

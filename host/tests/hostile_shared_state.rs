@@ -135,6 +135,7 @@ fn max_active_faults_holds_under_real_concurrency() {
             let (host, runtime, config, tally) =
                 (host.clone(), runtime.clone(), config.clone(), tally.clone());
             threads.push(s.spawn(move || {
+                let clock = host.clock.clone();
                 let mut w = Worker::new(id, runtime, host, config).expect("worker");
                 let mut t = Tally::default();
                 for round in 0..ROUNDS {
@@ -168,7 +169,14 @@ fn max_active_faults_holds_under_real_concurrency() {
                             }
                             !complete
                         });
-                        std::thread::sleep(Duration::from_micros(300));
+                        // What the remaining streams wait for is a delay
+                        // timer (real clock): sleep until it is due.
+                        match w.next_timer_ns().map(|due| due - clock.now_ns()) {
+                            Some(wait) if wait > 0 => {
+                                std::thread::sleep(Duration::from_nanos(wait as u64))
+                            }
+                            _ => std::thread::yield_now(),
+                        }
                     }
                 }
                 assert_eq!(w.active_streams(), 0);
@@ -239,15 +247,19 @@ fn one_jwks_fetch_for_four_workers_starting_together() {
     let calls = Arc::new(AtomicUsize::new(0));
     let statuses = Arc::new(Mutex::new(Vec::new()));
     let barrier = Arc::new(std::sync::Barrier::new(WORKERS));
+    let remaining = Arc::new(AtomicUsize::new(WORKERS * PER_WORKER));
+    let failed = Arc::new(AtomicBool::new(false));
     std::thread::scope(|s| {
         for id in 0..WORKERS {
-            let (host, runtime, config, calls, statuses, barrier) = (
+            let (host, runtime, config, calls, statuses, barrier, remaining, failed) = (
                 host.clone(),
                 runtime.clone(),
                 config.clone(),
                 calls.clone(),
                 statuses.clone(),
                 barrier.clone(),
+                remaining.clone(),
+                failed.clone(),
             );
             s.spawn(move || {
                 barrier.wait();
@@ -264,43 +276,73 @@ fn one_jwks_fetch_for_four_workers_starting_together() {
                     })
                     .collect();
                 let mut pending_answer = Vec::new();
-                for _ in 0..2000 {
-                    for c in w.take_callouts() {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        pending_answer.push(c);
-                    }
-                    // The fetching worker answers after a short while.
-                    if !pending_answer.is_empty() && rand_ish(id) {
-                        for c in pending_answer.drain(..) {
-                            let mut h = HeaderMap::new();
-                            h.add(b":status", b"200");
-                            h.add(b"content-type", b"application/json");
-                            w.deliver_http(
-                                &c,
-                                Some(CalloutResponse {
-                                    headers: h,
-                                    body: fixtures::JWKS.as_bytes().to_vec(),
-                                    trailers: HeaderMap::new(),
-                                }),
-                            );
+                // The workers go in lockstep rounds: each pumps its streams,
+                // then (everyone done: barrier) virtual time moves on by
+                // 10 ms and each fires its timers — the 200 ms ticks notice
+                // the shared keys. No sleeps: what a round waits for is the
+                // other workers' round.
+                let mut caught = None;
+                for round in 0..2000 {
+                    let body = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        if round > 0 {
+                            w.fire_timers();
+                        }
+                        for c in w.take_callouts() {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            pending_answer.push(c);
+                        }
+                        // The fetching worker answers after a short while.
+                        if !pending_answer.is_empty() && rand_ish(id) {
+                            for c in pending_answer.drain(..) {
+                                let mut h = HeaderMap::new();
+                                h.add(b":status", b"200");
+                                h.add(b"content-type", b"application/json");
+                                w.deliver_http(
+                                    &c,
+                                    Some(CalloutResponse {
+                                        headers: h,
+                                        body: fixtures::JWKS.as_bytes().to_vec(),
+                                        trailers: HeaderMap::new(),
+                                    }),
+                                );
+                            }
+                        }
+                        let before = live.len();
+                        live.retain_mut(|(sid, answered, status)| {
+                            let complete = pump(&mut w, *sid, answered, status);
+                            if complete {
+                                statuses.lock().unwrap().push(status.unwrap_or(0));
+                            }
+                            !complete
+                        });
+                        before - live.len()
+                    }));
+                    match body {
+                        Ok(done) => {
+                            remaining.fetch_sub(done, Ordering::SeqCst);
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::SeqCst);
+                            caught = Some(e);
                         }
                     }
-                    live.retain_mut(|(sid, answered, status)| {
-                        let complete = pump(&mut w, *sid, answered, status);
-                        if complete {
-                            statuses.lock().unwrap().push(status.unwrap_or(0));
-                        }
-                        !complete
-                    });
-                    if live.is_empty() {
+                    // Every worker has pumped this round; nobody changes
+                    // `remaining` or `failed` before the next barrier, so all
+                    // decide alike.
+                    barrier.wait();
+                    if remaining.load(Ordering::SeqCst) == 0 || failed.load(Ordering::SeqCst) {
                         break;
                     }
-                    // Virtual time moves on (monotonic across threads): the
-                    // others' 200 ms tick notices the shared keys.
-                    host.clock.set_ns(host.clock.now_ns() + 10_000_000);
-                    w.fire_timers();
-                    std::thread::sleep(Duration::from_micros(200));
+                    if id == 0 {
+                        host.clock.set_ns(host.clock.now_ns() + 10_000_000);
+                    }
+                    // The clock has moved for everyone.
+                    barrier.wait();
                 }
+                if let Some(e) = caught {
+                    std::panic::resume_unwind(e);
+                }
+                assert!(!failed.load(Ordering::SeqCst), "another worker failed");
                 assert!(live.is_empty(), "worker {id}: requests still waiting");
             });
         }

@@ -51,6 +51,9 @@ pub struct ServeFile {
     pub server_name: Option<String>,
     /// Envoy's HTTP connection manager `stat_prefix` (default `ingress_http`).
     pub stat_prefix: Option<String>,
+    /// Envoy's foreign function `verify_signature`: `native` (default,
+    /// OpenSSL) or `off` (a proxy without it: `NOT_FOUND`).
+    pub verify_signature: Option<String>,
 }
 
 /// The admin listener: an address, or `{listen: address}`.
@@ -176,8 +179,13 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     pub server_name: String,
     pub stat_prefix: String,
+    /// What the foreign function `verify_signature` does.
+    pub verify_signature: crate::abi::foreign::VerifySignatureMode,
     /// Parts of the input that were ignored (printed at start).
     pub warnings: Vec<String>,
+    /// Seed of the random sources (plugins' VMs, weighted route picks, load
+    /// balancing): `wasmesh serve --seed`; random when `None`.
+    pub seed: Option<u64>,
 }
 
 /// Envoy's default connect timeout.
@@ -198,12 +206,14 @@ impl ServeConfig {
             admin: None,
             chain: ChainConfig::default(),
             route_timeouts: Vec::new(),
+            seed: None,
             clusters: BTreeMap::new(),
             properties: PropertyMap::new(),
             stats_tags: StatsTags::Auto,
             drain_timeout: Duration::from_secs(10),
             server_name: "envoy".into(),
             stat_prefix: "ingress_http".into(),
+            verify_signature: Default::default(),
             warnings: Vec::new(),
         }
     }
@@ -346,6 +356,13 @@ impl ServeConfig {
         }
         if let Some(s) = &f.server_name {
             c.server_name = s.clone();
+        }
+        if let Some(v) = &f.verify_signature {
+            use crate::abi::foreign::VerifySignatureMode as M;
+            c.verify_signature = match M::parse(v) {
+                Some(m @ (M::Native | M::Off)) => m,
+                _ => return Err(format!("verify_signature: `{v}` is not `native` or `off`")),
+            };
         }
         if let Some(s) = &f.stat_prefix {
             c.stat_prefix = s.clone();
@@ -491,6 +508,7 @@ impl ServeConfig {
                 AccessLogTarget::File(p) => p.display().to_string(),
             },
             "stat_prefix": self.stat_prefix,
+            "verify_signature": self.verify_signature.name(),
             "server_name": self.server_name,
             "drain_timeout": format_duration(self.drain_timeout),
             "chain": plugins,

@@ -70,6 +70,10 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(worker: Worker, shared: Arc<Shared>) -> Rc<Driver> {
+        // The host's seed (`wasmesh serve --seed`; random otherwise), per worker.
+        let seed = shared.host.seed()
+            ^ 0x2545_f491_4f6c_dd1d
+            ^ (worker.id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         Rc::new(Driver {
             shared,
             inner: RefCell::new(Inner {
@@ -81,7 +85,7 @@ impl Driver {
             timer_changed: Notify::new(),
             pool: RefCell::new(Pool::default()),
             rr: Cell::new(0),
-            rng: Cell::new(seed()),
+            rng: Cell::new(seed),
             outstanding: Cell::new(0),
             connections: Cell::new(0),
             idle: Notify::new(),
@@ -386,20 +390,6 @@ impl Driver {
             }
         }
     }
-}
-
-/// A seed that differs per process, thread and start.
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u64(std::process::id().into());
-    h.finish()
 }
 
 /// Counts a callout or upstream request in flight until dropped (also

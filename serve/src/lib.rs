@@ -36,7 +36,7 @@ pub use config::{Cluster, ServeConfig};
 
 // The host library's modules, under the names the serve modules use
 // (`crate::chain::Worker`, ...): serve is a client of `wasmesh`'s public API.
-use wasmesh::{chain, headers, host, properties, runtime, scenario, types, FastMap};
+use wasmesh::{abi, chain, headers, host, properties, runtime, scenario, types, FastMap};
 
 use crate::host::{Clock, HostShared};
 use crate::runtime::Runtime;
@@ -109,6 +109,12 @@ impl Server {
         } else {
             HostShared::new(Clock::Real, config.log_level)
         };
+        host.set_verify_signature(config.verify_signature);
+        // `--seed` replays a run; otherwise a fresh seed per start.
+        host.set_seed(config.seed.unwrap_or_else(|| {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+        }));
         for name in config.clusters.keys() {
             host.add_cluster(name);
         }
@@ -424,6 +430,9 @@ pub fn run_cli(
     if let Some(a) = overrides.access_log {
         config.access_log = config::parse_access_log(&a);
     }
+    if overrides.seed.is_some() {
+        config.seed = overrides.seed;
+    }
     for w in &config.warnings {
         eprintln!("wasmesh serve: warning: {w}");
     }
@@ -457,4 +466,6 @@ pub struct CliOverrides {
     pub workers: Option<usize>,
     pub access_log: Option<String>,
     pub quiet: bool,
+    /// `--seed`: reproducible random draws.
+    pub seed: Option<u64>,
 }

@@ -626,17 +626,27 @@ clusters:
             .into_data()
             .unwrap();
         assert_eq!(&first[..], b"ABC");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        tx.send(Ok(Frame::data(Bytes::from_static(b"-def"))))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        tx.send(Ok(Frame::data(Bytes::from_static(b"-ghi"))))
-            .await
-            .unwrap();
-        drop(tx);
+        // Each further chunk is sent once the previous one came back.
         let mut rest = Vec::new();
         let mut frames = 1;
+        for chunk in [&b"-def"[..], &b"-ghi"[..]] {
+            tx.send(Ok(Frame::data(Bytes::from_static(chunk))))
+                .await
+                .unwrap();
+            let echoed = chunk.to_ascii_uppercase();
+            while !rest.ends_with(&echoed) {
+                let f = tokio::time::timeout(Duration::from_secs(5), body.frame())
+                    .await
+                    .expect("chunk echoed in time")
+                    .expect("a frame")
+                    .unwrap();
+                if let Ok(d) = f.into_data() {
+                    frames += 1;
+                    rest.extend_from_slice(&d);
+                }
+            }
+        }
+        drop(tx);
         while let Some(f) = body.frame().await {
             let f = f.unwrap();
             if let Ok(d) = f.into_data() {
@@ -996,7 +1006,20 @@ clusters:
         ));
         let addr = server.listen_addr();
         let inflight = tokio::spawn(async move { get(addr, "/slow?delay_ms=400", &[]).await });
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Shut down once the request has reached the upstream (the
+        // cluster's upstream_rq_active gauge), not after a guessed delay.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !server.stats().iter().any(|e| {
+            e.name.ends_with("upstream_rq_active")
+                && matches!(e.value, wasmesh_serve::stats::StatValue::Gauge(v) if v > 0)
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the request never reached the upstream"
+            );
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let stopper = std::thread::spawn(move || server.shutdown());
         let r = inflight.await.unwrap();
         assert_eq!(r.status, 200, "the in-flight request completed: {r:?}");
@@ -1318,15 +1341,12 @@ clusters:
 
 /// Every Envoy bootstrap under `manifests/envoy/` is read and run: the
 /// server starts with its chain (listener and admin moved to free ports) and
-/// answers a request. Nothing to do until the manifests exist.
+/// answers a request. There is at least one (`envoy.yaml`).
 #[test]
 fn runs_the_envoy_manifests() {
     let root = workspace_root().expect("workspace");
     let dir = root.join("manifests/envoy");
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        eprintln!("no {} yet", dir.display());
-        return;
-    };
+    let rd = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let mut files: Vec<PathBuf> = rd
         .flatten()
         .map(|e| e.path())
@@ -1334,6 +1354,11 @@ fn runs_the_envoy_manifests() {
         .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("static_resources")))
         .collect();
     files.sort();
+    assert!(
+        !files.is_empty(),
+        "no Envoy bootstrap (static_resources) under {}",
+        dir.display()
+    );
     let opts = RunOptions {
         wasm_dir: Some(wasm_dir()),
         echo_logs: false,

@@ -1,119 +1,66 @@
-//! Per-request cost of the issue's benchmark configuration — Istio's standard
-//! metrics plus 3 user metrics with 6 labels each — through the real
-//! `custom_metrics.wasm` in the harness, against a plugin that does nothing.
-//! Times are the test thread's CPU time (best of several runs), so other work
-//! on a shared machine does not count. Needs the `.wasm` artifacts.
-//!
-//! Issue 7 asks for at most 3 µs per request. The figures this test prints
-//! are far above that in this harness: the cost is the dozen property reads
-//! and seven metric updates per request (each a host call), not the filter's
-//! own work (see `native_core_cost`). The bound below guards regressions.
+//! The issue's benchmark configuration — Istio's standard metrics plus 3
+//! user metrics with 6 labels each — through the real `custom_metrics.wasm`
+//! in the harness and through the native core, checked by counting, not by
+//! timing: the bench scenario's expectations hold, the 7 metrics are defined
+//! once, and every request makes the same number of metric updates (the label
+//! cache does not grow the work). What it costs per request is measured by
+//! the benchmarks (`benches/`, case `custom-metrics-3x6`, figures in
+//! BENCHMARKS.md; issue 7 asks for 3 µs), never as a pass/fail test. Needs the
+//! `.wasm` artifacts.
 
 use custom_metrics::config::{Compiled, NodeInfo};
 use custom_metrics::recorder::{MetricSink, Recorder};
 use custom_metrics::tags::MetricKind;
 use std::path::Path;
-use wasmesh::scenario::runner::typed_properties;
-use wasmesh::scenario::{RunOptions, Scenario, Session};
-
-#[repr(C)]
-struct Timespec {
-    sec: i64,
-    nsec: i64,
-}
-extern "C" {
-    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-}
-
-/// This thread's CPU time in ns (`CLOCK_THREAD_CPUTIME_ID`).
-fn thread_cpu_ns() -> f64 {
-    let mut t = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: `t` is a valid timespec for the call.
-    unsafe { clock_gettime(3, &mut t) };
-    t.sec as f64 * 1e9 + t.nsec as f64
-}
+use wasmesh::scenario::{RunOptions, Scenario};
 
 fn bench_scenario() -> Scenario {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     Scenario::from_file(&dir.join("bench/standard_plus_3x6.yaml")).expect("bench scenario")
 }
 
-/// The bench scenario with its chain replaced by `plugin` (one YAML entry).
-fn with_plugin(plugin: &str) -> Scenario {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(dir.join("bench/standard_plus_3x6.yaml")).expect("bench");
-    let start = text.find("chain:\n").expect("chain");
-    let end = text.find("routes:\n").expect("routes");
-    let yaml = format!("{}chain:\n{plugin}{}", &text[..start], &text[end..]);
-    Scenario::from_yaml_str(&yaml, &dir.join("tests")).expect("scenario")
-}
-
-/// Best-of-`runs` CPU ns per request of the scenario's first step.
-fn cpu_ns_per_request(s: &Scenario, iterations: usize, runs: usize) -> f64 {
-    let mut session = Session::new(&s.spec, &s.base_dir, &RunOptions::default()).expect("session");
-    let props = typed_properties(&s.spec.properties).expect("properties");
-    let step = &s.spec.requests[0];
-    let req = step.request.as_ref().expect("request");
-    for _ in 0..iterations / 5 {
-        session
-            .request(None, req, props.clone(), None)
-            .expect("request");
-    }
-    let mut best = f64::INFINITY;
-    for _ in 0..runs {
-        let t0 = thread_cpu_ns();
-        for _ in 0..iterations {
-            session
-                .request(None, req, props.clone(), None)
-                .expect("request");
-        }
-        best = best.min((thread_cpu_ns() - t0) / iterations as f64);
-    }
-    best
-}
-
 #[test]
 fn standard_plus_three_user_metrics_of_six_labels() {
-    let floor = cpu_ns_per_request(
-        &with_plugin("  - name: floor\n    wasm: passthrough.wat\n"),
-        2000,
-        5,
+    // The bench scenario with an expectation on its request.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(dir.join("bench/standard_plus_3x6.yaml")).expect("bench");
+    let text = text.replacen(
+        "headers: {x-plan: pro, x-tenant: acme, user-agent: bench}",
+        "headers: {x-plan: pro, x-tenant: acme, user-agent: bench}\n    repeat: 3\n    expect: {status: 200}",
+        1,
     );
-    let idle = cpu_ns_per_request(
-        &with_plugin(
-            "  - name: metrics\n    wasm: custom_metrics\n    config: {standardMetrics: false}\n",
-        ),
-        2000,
-        5,
-    );
-    let full = cpu_ns_per_request(&bench_scenario(), 2000, 5);
-    let own = full - floor;
-    eprintln!(
-        "CPU ns/request: pass-through plugin {floor:.0}, custom_metrics with nothing to record {idle:.0}, \
-         standard + 3x6 {full:.0} => the filter's own cost {own:.0} ns"
-    );
-    // Measured at ~31 µs of CPU over the floor on a heavily shared 2-core
-    // machine (load ~12); this bound only guards regressions.
     assert!(
-        own <= 60_000.0,
-        "custom_metrics costs {own:.0} ns per request over a pass-through plugin"
+        text.contains("repeat: 3"),
+        "the bench scenario's request changed"
     );
+    let s = Scenario::from_yaml_str(&text, &dir.join("bench")).expect("scenario");
+    let report = wasmesh::scenario::run(&s, &RunOptions::default()).expect("runs");
+    assert!(report.passed(), "{report}");
 }
 
-struct NullSink(u32);
-impl MetricSink for NullSink {
+/// Counts what the recorder asks of the host: definitions and updates.
+#[derive(Default)]
+struct CountingSink {
+    defined: u32,
+    updates: u64,
+}
+impl MetricSink for CountingSink {
     fn define(&mut self, _kind: MetricKind, _name: &str) -> Option<u32> {
-        self.0 += 1;
-        Some(self.0)
+        self.defined += 1;
+        Some(self.defined)
     }
-    fn increment(&mut self, _id: u32, _delta: i64) {}
-    fn record(&mut self, _id: u32, _value: u64) {}
+    fn increment(&mut self, _id: u32, _delta: i64) {
+        self.updates += 1;
+    }
+    fn record(&mut self, _id: u32, _value: u64) {
+        self.updates += 1;
+    }
 }
 
 /// The decision core alone (label sets, cache, samples) with a host that
 /// answers from memory.
 #[test]
-fn native_core_cost() {
+fn native_core_work_per_request() {
     use custom_metrics::resolver::StreamHost;
     use wasmesh_common::HeaderMap;
 
@@ -176,7 +123,7 @@ fn native_core_cost() {
     let cfg =
         Compiled::from_json(config.to_string().as_bytes(), NodeInfo::default()).expect("config");
     let mut recorder = Recorder::new(&cfg);
-    let mut sink = NullSink(0);
+    let mut sink = CountingSink::default();
     let mut host = Host {
         req: HeaderMap::from_slice(&[
             (":method", "GET"),
@@ -191,20 +138,17 @@ fn native_core_cost() {
         resp: HeaderMap::from_slice(&[(":status", "200"), ("content-length", "2")]),
         trailers: HeaderMap::new(),
     };
-    let n = 20_000;
-    let mut best = f64::INFINITY;
-    for _ in 0..5 {
-        let t0 = thread_cpu_ns();
-        for _ in 0..n {
-            let started = recorder.on_request_start(&cfg, &mut host, &mut sink);
-            recorder.on_log(&cfg, &mut host, &mut sink, &started);
-        }
-        best = best.min((thread_cpu_ns() - t0) / n as f64);
+    let mut per_request = Vec::new();
+    for _ in 0..50 {
+        let before = sink.updates;
+        let started = recorder.on_request_start(&cfg, &mut host, &mut sink);
+        recorder.on_log(&cfg, &mut host, &mut sink, &started);
+        per_request.push(sink.updates - before);
     }
-    assert_eq!(sink.0, 7, "7 metrics, each defined once");
-    eprintln!("native core: {best:.0} CPU ns/request");
+    assert_eq!(sink.defined, 7, "7 metrics, each defined once");
+    assert!(per_request[0] >= 7, "every metric updated: {per_request:?}");
     assert!(
-        best <= 20_000.0,
-        "native core costs {best:.0} ns per request"
+        per_request.iter().all(|&n| n == per_request[0]),
+        "the same work for every request: {per_request:?}"
     );
 }

@@ -1,6 +1,10 @@
 //! Fault percentages, statistically, through the real `fault_injection.wasm`
 //! in the harness: 10,000 requests each, within ±2 points.
 //!
+//! The draws are reproducible: the harness's random sources take a fixed
+//! seed, printed by every test (shown when one fails); `WASMESH_SEED=N`
+//! replays a run.
+//!
 //! Needs the `.wasm` built first (`bash scripts/build-wasm.sh`).
 
 use std::path::Path;
@@ -13,8 +17,24 @@ fn session(config: &str) -> Session {
     let yaml = format!(
         "chain:\n  - name: fault\n    wasm: fault_injection\n    config: {config}\nrequests: []\n"
     );
-    let s = Scenario::from_yaml_str(&yaml, Path::new(".")).expect("scenario");
+    let mut s = Scenario::from_yaml_str(&yaml, Path::new(".")).expect("scenario");
+    let seed = seed();
+    // Shown with a failure (libtest prints a failed test's output).
+    eprintln!(
+        "seed {seed} (replay: WASMESH_SEED={seed} cargo test --profile host --workspace --test {})",
+        module_path!()
+    );
+    s.spec.seed = Some(seed);
     Session::new(&s.spec, &s.base_dir, &RunOptions::default()).expect("chain starts")
+}
+
+/// The seed of the harness's random sources: fixed, so that every run draws
+/// the same numbers; `WASMESH_SEED=N` replays or explores another.
+fn seed() -> u64 {
+    std::env::var("WASMESH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_261_207)
 }
 
 fn request(path: &str, headers: &[(&str, &str)]) -> RequestSpec {

@@ -4,6 +4,10 @@
 //! moves about 10% of the keys, all of them towards the destination that
 //! gained weight.
 //!
+//! The draws are reproducible: the harness's random sources take a fixed
+//! seed, printed by every test (shown when one fails); `WASMESH_SEED=N`
+//! replays a run.
+//!
 //! Needs the `.wasm` built first (`bash scripts/build-wasm.sh`).
 
 use std::collections::HashMap;
@@ -17,8 +21,48 @@ fn session(config: &str) -> Session {
     let yaml = format!(
         "chain:\n  - name: router\n    wasm: header_router\n    config: {config}\nrequests: []\n"
     );
+    let mut s = Scenario::from_yaml_str(&yaml, Path::new(".")).expect("scenario");
+    let seed = seed();
+    // Shown with a failure (libtest prints a failed test's output).
+    eprintln!(
+        "seed {seed} (replay: WASMESH_SEED={seed} cargo test --profile host --workspace --test {})",
+        module_path!()
+    );
+    s.spec.seed = Some(seed);
+    Session::new(&s.spec, &s.base_dir, &RunOptions::default()).expect("chain starts")
+}
+
+/// A session with an explicit seed.
+fn session_seeded(config: &str, seed: u64) -> Session {
+    let yaml = format!(
+        "seed: {seed}\nchain:\n  - name: router\n    wasm: header_router\n    config: {config}\nrequests: []\n"
+    );
     let s = Scenario::from_yaml_str(&yaml, Path::new(".")).expect("scenario");
     Session::new(&s.spec, &s.base_dir, &RunOptions::default()).expect("chain starts")
+}
+
+/// The scenario's `seed:` decides the draws: the same seed replays the same
+/// sequence of picks, another seed gives another sequence.
+#[test]
+fn the_same_seed_draws_the_same_routes() {
+    const CONFIG: &str = r#"{"routes":[{"name":"split","route":[{"destination":"v1","weight":50},{"destination":"v2","weight":50}]}]}"#;
+    let req = request("/reviews", &[]);
+    let picks = |seed: u64| -> Vec<String> {
+        let mut s = session_seeded(CONFIG, seed);
+        (0..64).map(|_| route(&mut s, &req)).collect()
+    };
+    let a = picks(1);
+    assert_eq!(a, picks(1), "seed 1 twice");
+    assert_ne!(a, picks(2), "seeds 1 and 2 drew the same 64 picks");
+}
+
+/// The seed of the harness's random sources: fixed, so that every run draws
+/// the same numbers; `WASMESH_SEED=N` replays or explores another.
+fn seed() -> u64 {
+    std::env::var("WASMESH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_261_207)
 }
 
 fn request(path: &str, headers: &[(&str, &str)]) -> RequestSpec {

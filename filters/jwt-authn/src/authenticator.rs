@@ -8,6 +8,7 @@
 //! but not the time, lifetime and audience checks.
 
 use crate::config::{Audiences, FilterConfig, Provider};
+use crate::host_crypto::{Crypto, PathCounts};
 use crate::jwks_cache::KeysView;
 use crate::jwt::Jwt;
 use crate::jwt_cache::JwtCache;
@@ -35,6 +36,10 @@ pub trait KeyStore {
     /// Whether a request whose `kid` is unknown to provider `p` may wait for
     /// a refetch (always false for inline keys).
     fn want_refetch(&self, p: usize) -> bool;
+    /// The host's signature verification, when the glue probed one.
+    fn crypto(&self) -> Option<&Crypto> {
+        None
+    }
 }
 
 /// The result for one token.
@@ -48,13 +53,15 @@ pub enum Verdict {
     Wait(usize),
 }
 
-/// Cache counters of one evaluation.
+/// Cache and signature counters of one evaluation.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStats {
     /// Tokens found in the cache.
     pub hits: u32,
     /// Tokens verified from scratch.
     pub misses: u32,
+    /// Signatures verified by the host (`verify_signature`) and in wasm.
+    pub signatures: PathCounts,
 }
 
 /// Everything a verification needs.
@@ -120,7 +127,15 @@ impl Authenticator<'_> {
             KeysView::Pending => return Verdict::Wait(p),
             KeysView::Failed => return Verdict::Fail(Status::JwksFetchFail),
         };
-        match keys.verify(&jwt, token) {
+        let wasm_only;
+        let crypto = match self.keys.crypto() {
+            Some(c) => c,
+            None => {
+                wasm_only = Crypto::wasm_only();
+                &wasm_only
+            }
+        };
+        match keys.verify_with(&jwt, token, crypto, &mut self.stats.signatures) {
             Ok(()) => {}
             Err(Status::JwksKidAlgMismatch) if !jwt.kid.is_empty() && !keys.has_kid(&jwt.kid) => {
                 // Perhaps the provider rotated to a key we have not fetched yet.

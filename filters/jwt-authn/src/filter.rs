@@ -15,6 +15,7 @@
 
 use crate::authenticator::{Authenticator, Verified};
 use crate::config::FilterConfig;
+use crate::host_crypto::{self, Crypto, HostAnswer, HostCrypto};
 use crate::jwks::KeySet;
 use crate::jwks_cache::{KeyRing, Meta};
 use crate::jwt_cache::JwtCache;
@@ -79,6 +80,8 @@ struct Metrics {
     fetch_failed: u32,
     cache_hit: u32,
     cache_miss: u32,
+    signature_native: u32,
+    signature_wasm: u32,
 }
 
 impl Metrics {
@@ -93,6 +96,24 @@ impl Metrics {
             fetch_failed: c(stats::JWKS_FETCH_FAILED),
             cache_hit: c(stats::JWT_CACHE_HIT),
             cache_miss: c(stats::JWT_CACHE_MISS),
+            signature_native: c(stats::SIGNATURE_VERIFY_NATIVE),
+            signature_wasm: c(stats::SIGNATURE_VERIFY_WASM),
+        }
+    }
+}
+
+/// The host's `verify_signature` (Envoy's foreign function).
+struct HostVerifySignature;
+
+impl HostCrypto for HostVerifySignature {
+    fn verify_signature(&self, args: &[u8]) -> HostAnswer {
+        match hostcalls::call_foreign_function(host_crypto::FUNCTION, args) {
+            Ok(out) => match host_crypto::decode_result(&out) {
+                Some(true) => HostAnswer::Valid,
+                Some(false) => HostAnswer::Invalid,
+                None => HostAnswer::Unavailable,
+            },
+            Err(_) => HostAnswer::Unavailable,
         }
     }
 }
@@ -146,6 +167,8 @@ impl Shared {
             let d = decide(&self.config, headers, &mut auth);
             inc(self.metrics.cache_hit, auth.stats.hits);
             inc(self.metrics.cache_miss, auth.stats.misses);
+            inc(self.metrics.signature_native, auth.stats.signatures.native);
+            inc(self.metrics.signature_wasm, auth.stats.signatures.wasm);
             d
         };
         match decision {
@@ -435,7 +458,9 @@ impl wasmesh_common::abi::Root for Root {
                 return false;
             }
         };
-        let ring = KeyRing::new(&config);
+        let mut ring = KeyRing::new(&config);
+        ring.crypto = Crypto::probed(Box::new(HostVerifySignature));
+        host::log(LogLevel::Info, NAME, &ring.crypto.describe());
         let max_timeout = ring
             .remotes
             .iter()

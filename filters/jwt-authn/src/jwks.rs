@@ -10,8 +10,11 @@
 //!
 //! Keys are decoded once (at configuration time for `jwks`, once per fetch for
 //! `jwksUri`); expensive per-key precomputation happens in `wasmesh_jose`'s
-//! constructors, never per request.
+//! constructors, never per request. RSA and EC keys also get their DER
+//! SubjectPublicKeyInfo then, for the host's `verify_signature`
+//! ([`crate::host_crypto`]).
 
+use crate::host_crypto::{Crypto, Family, NativeKey, PathCounts};
 use crate::jwt::Jwt;
 use crate::status::Status;
 use serde_json::{Map, Value};
@@ -29,6 +32,8 @@ pub struct Jwk {
     pub alg: Option<Algorithm>,
     /// The decoded key.
     pub key: PublicKey,
+    /// Its DER form for the host's `verify_signature` (RSA and EC keys).
+    pub native: Option<NativeKey>,
 }
 
 impl fmt::Debug for Jwk {
@@ -127,6 +132,19 @@ impl KeySet {
     /// `alg`. No candidate → `JwksKidAlgMismatch`; candidates but no valid
     /// signature → `JwtVerificationFail`.
     pub fn verify(&self, jwt: &Jwt, token: &str) -> Result<(), Status> {
+        self.verify_with(jwt, token, &Crypto::wasm_only(), &mut PathCounts::default())
+    }
+
+    /// [`KeySet::verify`], each signature checked by the host when `crypto`
+    /// covers the key and algorithm, in wasm otherwise; `counts` counts
+    /// the verifications per path.
+    pub fn verify_with(
+        &self,
+        jwt: &Jwt,
+        token: &str,
+        crypto: &Crypto,
+        counts: &mut PathCounts,
+    ) -> Result<(), Status> {
         let signing_input = token
             .as_bytes()
             .get(..jwt.signing_input_len)
@@ -146,6 +164,19 @@ impl KeySet {
             {
                 return Err(Status::JwtEd25519SignatureWrongLength);
             }
+            if alg_fits(jwt.alg, &jwk.key) {
+                // The key and algorithm agree: verify in the host if it can.
+                if let Some(valid) =
+                    crypto.verify(jwt.alg, jwk.native.as_ref(), signing_input, &jwt.signature)
+                {
+                    counts.native += 1;
+                    if valid {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                counts.wasm += 1;
+            }
             if verify(jwt.alg, &jwk.key, signing_input, &jwt.signature) {
                 return Ok(());
             }
@@ -156,6 +187,12 @@ impl KeySet {
             Status::JwksKidAlgMismatch
         })
     }
+}
+
+/// Whether `alg` can verify with `key` at all (wasmesh_jose refuses the
+/// others without computing anything).
+fn alg_fits(alg: Algorithm, key: &PublicKey) -> bool {
+    alg.key_type() == key.key_type()
 }
 
 /// Decodes one JWK or says why it is unusable.
@@ -178,6 +215,7 @@ fn decode_jwk(k: &Map<String, Value>) -> Result<Jwk, String> {
             Algorithm::from_name(name).ok_or_else(|| format!("[alg] `{name}` is not supported"))?,
         ),
     };
+    let mut native = None;
     let key = match kty {
         "RSA" => {
             if alg.is_some_and(|a| a.key_type() != KeyType::Rsa) {
@@ -185,7 +223,9 @@ fn decode_jwk(k: &Map<String, Value>) -> Result<Jwk, String> {
             }
             let n = b64_member(k, "n", "RSA")?;
             let e = b64_member(k, "e", "RSA")?;
-            PublicKey::Rsa(RsaPublicKey::from_components(&n, &e).map_err(|e| e.to_string())?)
+            let key = RsaPublicKey::from_components(&n, &e).map_err(|e| e.to_string())?;
+            native = Some(NativeKey::rsa(&n, &e));
+            PublicKey::Rsa(key)
         }
         "EC" => {
             let crv = string_member(k, "crv")?;
@@ -211,12 +251,14 @@ fn decode_jwk(k: &Map<String, Value>) -> Result<Jwk, String> {
             };
             let x = b64_member(k, "x", "EC")?;
             let y = b64_member(k, "y", "EC")?;
-            let key = if want == KeyType::EcP256 {
-                EcPublicKey::p256(&x, &y)
+            let (key, family) = if want == KeyType::EcP256 {
+                (EcPublicKey::p256(&x, &y), Family::P256)
             } else {
-                EcPublicKey::p384(&x, &y)
+                (EcPublicKey::p384(&x, &y), Family::P384)
             };
-            PublicKey::Ec(key.map_err(|e| e.to_string())?)
+            let key = key.map_err(|e| e.to_string())?;
+            native = NativeKey::ec(family, &x, &y);
+            PublicKey::Ec(key)
         }
         "OKP" => {
             if alg.is_some_and(|a| a != Algorithm::EdDSA) {
@@ -239,7 +281,12 @@ fn decode_jwk(k: &Map<String, Value>) -> Result<Jwk, String> {
         }
         other => return Err(format!("[kty] `{other}` is not supported in [keys]")),
     };
-    Ok(Jwk { kid, alg, key })
+    Ok(Jwk {
+        kid,
+        alg,
+        key,
+        native,
+    })
 }
 
 fn string_member(k: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {

@@ -25,6 +25,7 @@
 
 use crate::authenticator::KeyStore;
 use crate::config::{FilterConfig, KeySource, RemoteJwks};
+use crate::host_crypto::Crypto;
 use crate::jwks::KeySet;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -306,6 +307,9 @@ pub struct KeyRing {
     pub remotes: Vec<RefCell<RemoteKeys>>,
     /// The clock used for views (ns), set by the glue before each use.
     pub now: Cell<u64>,
+    /// The host's `verify_signature`, as probed by the glue (default: none,
+    /// everything verified in wasm).
+    pub crypto: Crypto,
 }
 
 /// A provider's key source.
@@ -345,6 +349,7 @@ impl KeyRing {
             sources,
             remotes,
             now: Cell::new(0),
+            crypto: Crypto::wasm_only(),
         }
     }
 }
@@ -363,6 +368,10 @@ impl KeyStore for KeyRing {
             Some(Source::Remote(i)) => self.remotes[*i].borrow_mut().want_refetch(self.now.get()),
             _ => false,
         }
+    }
+
+    fn crypto(&self) -> Option<&Crypto> {
+        Some(&self.crypto)
     }
 }
 

@@ -219,6 +219,27 @@ mod tests {
     }
 
     #[test]
+    fn large_capacity_is_an_lru_too() {
+        // Beyond Envoy's default of 100: every entry stays until the
+        // capacity is reached, then the least recently used goes first.
+        let n = 10_000;
+        let mut c = JwtCache::new(n);
+        for i in 0..n {
+            c.insert(0, &format!("t{i}"), 1, None, Rc::new(i));
+        }
+        assert_eq!(c.len(), n);
+        for i in (0..n).step_by(997) {
+            assert_eq!(c.get(0, &format!("t{i}"), 1, 0).map(|v| *v), Some(i));
+        }
+        // t0 was just used; t1 is now the least recently used.
+        c.insert(0, "new", 1, None, Rc::new(n));
+        assert_eq!(c.len(), n);
+        assert!(c.get(0, "t1", 1, 0).is_none());
+        assert!(c.get(0, "t0", 1, 0).is_some());
+        assert!(c.get(0, "new", 1, 0).is_some());
+    }
+
+    #[test]
     fn never_past_exp() {
         let mut c = JwtCache::new(4);
         c.insert(0, "a", 1, Some(100), Rc::new(()));

@@ -7,6 +7,7 @@
 //! * [`config`] — the JSON contract, validated and compiled once;
 //! * [`extractor`] — where tokens are in a request;
 //! * [`jwt`] — parsing a token; [`jwks`] — decoding key sets;
+//! * [`host_crypto`] — signatures verified by the host's `verify_signature`;
 //! * [`matcher`] — which rule applies; [`verifier`] — requirement trees;
 //! * [`authenticator`] — one token against one provider;
 //! * [`jwt_cache`] — verified tokens; [`jwks_cache`] — remote key sets shared
@@ -19,6 +20,7 @@
 pub mod authenticator;
 pub mod config;
 pub mod extractor;
+pub mod host_crypto;
 pub mod json;
 pub mod jwks;
 pub mod jwks_cache;

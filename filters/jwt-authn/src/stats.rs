@@ -10,6 +10,8 @@
 //! | `jwt_authn.jwks_fetch_success` | a remote JWKS fetch returned usable keys |
 //! | `jwt_authn.jwks_fetch_failed` | a remote JWKS fetch failed (status, timeout, reset, unusable document) |
 //! | `jwt_authn.jwt_cache_hit` / `jwt_authn.jwt_cache_miss` | a token was found in / missing from the cache |
+//! | `jwt_authn.signature_verify_native` | a signature was checked by the host's `verify_signature` |
+//! | `jwt_authn.signature_verify_wasm` | a signature was checked in wasm (`wasmesh_jose`) |
 
 use crate::status::Status;
 
@@ -27,6 +29,11 @@ pub const JWKS_FETCH_FAILED: &str = "jwt_authn.jwks_fetch_failed";
 pub const JWT_CACHE_HIT: &str = "jwt_authn.jwt_cache_hit";
 /// See module docs.
 pub const JWT_CACHE_MISS: &str = "jwt_authn.jwt_cache_miss";
+
+/// See module docs.
+pub const SIGNATURE_VERIFY_NATIVE: &str = "jwt_authn.signature_verify_native";
+/// See module docs.
+pub const SIGNATURE_VERIFY_WASM: &str = "jwt_authn.signature_verify_wasm";
 
 /// `jwt_authn.denied.<reason>` for each reason, in [`Status::REASONS`] order.
 pub fn denied_by_reason() -> Vec<String> {

@@ -5,6 +5,7 @@
 
 pub mod buffers;
 pub mod callouts;
+pub mod foreign;
 pub mod header_maps;
 pub mod logging;
 pub mod memory;

@@ -1,7 +1,7 @@
 //! Stream control and context management: `proxy_continue_stream`,
 //! `proxy_close_stream`, `proxy_send_local_response`,
 //! `proxy_set_effective_context`, `proxy_done`, `proxy_call_foreign_function`
-//! (Envoy's `clear_route_cache`), and the ABI 0.1 aliases Envoy still exports.
+//! (Envoy's `clear_route_cache`, and `verify_signature` in [`super::foreign`]), and the ABI 0.1 aliases Envoy still exports.
 
 use super::memory;
 use crate::stream_data::LocalReply;
@@ -154,7 +154,7 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
         "env",
         "proxy_call_foreign_function",
         |mut c: Caller<'_, VmState>, np: i32, nl: i32, ap: i32, al: i32, rp: i32, rl: i32| -> i32 {
-            let (Some(name), Some(_args)) =
+            let (Some(name), Some(args)) =
                 (memory::read(&mut c, np, nl), memory::read(&mut c, ap, al))
             else {
                 return Status::InvalidMemoryAccess.code();
@@ -170,6 +170,30 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
                         return Status::InvalidMemoryAccess.code();
                     }
                     Status::Ok.code()
+                }
+                b"verify_signature" => {
+                    let mode = c.data().host.verify_signature_mode();
+                    let (status, out) = super::foreign::verify_signature(mode, &args);
+                    if status == Status::NotFound {
+                        return status.code();
+                    }
+                    // cpp-host: the result's address and size are written
+                    // when asked for (0 and 0 without a result).
+                    let data = out.unwrap_or_default();
+                    let mut addr = 0u32;
+                    if rp != 0 && !data.is_empty() {
+                        match memory::alloc(&mut c, data.len()) {
+                            Some(a) if memory::write(&mut c, a as i32, &data) => addr = a,
+                            _ => return Status::InvalidMemoryAccess.code(),
+                        }
+                    }
+                    if rp != 0 && !memory::write_u32(&mut c, rp, addr) {
+                        return Status::InvalidMemoryAccess.code();
+                    }
+                    if rl != 0 && !memory::write_u32(&mut c, rl, data.len() as u32) {
+                        return Status::InvalidMemoryAccess.code();
+                    }
+                    status.code()
                 }
                 _ => Status::NotFound.code(),
             }

@@ -67,6 +67,8 @@ pub struct Report {
     /// Set when the scenario could not run at all.
     pub error: Option<String>,
     pub steps: Vec<StepResult>,
+    /// The seed of the run's random sources (printed with a failure).
+    pub seed: u64,
 }
 
 impl Report {
@@ -100,6 +102,13 @@ impl fmt::Display for Report {
                 }
             }
         }
+        if !self.passed() {
+            writeln!(
+                f,
+                "  seed  {} (replay: wasmesh test --seed {} {})",
+                self.seed, self.seed, self.source
+            )?;
+        }
         Ok(())
     }
 }
@@ -107,6 +116,7 @@ impl fmt::Display for Report {
 /// Runs a scenario and checks every expectation.
 pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, String> {
     let mut report = Report {
+        seed: s.spec.seed.unwrap_or(runner::DEFAULT_SEED),
         source: s.source.clone(),
         error: None,
         steps: Vec::new(),

@@ -12,6 +12,14 @@ pub struct Scenario {
     pub now: Option<i64>,
     /// Host log level (default `info`).
     pub log_level: Option<String>,
+    /// Envoy's foreign function `verify_signature`: `native` (default),
+    /// `off` (a host without it), or, to test modules against a broken host,
+    /// `accept_all` / `reject_all`.
+    pub verify_signature: Option<String>,
+    /// Seed of the random sources (the VMs' random numbers, weighted route
+    /// picks): the same seed replays the same draws. Default
+    /// [`crate::scenario::runner::DEFAULT_SEED`]; `wasmesh test --seed` overrides it.
+    pub seed: Option<u64>,
     /// VMs per plugin (Envoy worker threads).
     pub workers: Option<usize>,
     /// Plugins in request order.

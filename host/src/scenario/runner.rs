@@ -72,35 +72,74 @@ pub const WASM_CRATES: &[&str] = &[
     "probe",
 ];
 
-/// Builds the workspace's `.wasm` artifacts once per process (a no-op when
-/// they are up to date), so that a plain `cargo test` works on a fresh
-/// clone. Uses the `cargo` that runs the tests (`$CARGO`). Returns why it
-/// could not, with the command to run by hand.
+/// Checks that the workspace's `.wasm` artifacts ([`WASM_CRATES`]) are
+/// built in [`default_wasm_dir`] and not older than any source file they
+/// were built from — the files cargo lists in the artifact's dep-info file
+/// (`<name>.d` next to it), so a change in the crate or in any workspace
+/// crate it uses counts, and a test-only file does not: a test never runs a
+/// stale module without saying so. It builds nothing (tests never run a
+/// nested `cargo build`): `bash scripts/build-wasm.sh` builds them, and the
+/// test command runs it before the tests. Returns which file is missing or
+/// stale and that command. With `WASMESH_WASM_DIR` set, only presence is
+/// checked.
 pub fn ensure_artifacts() -> Result<(), String> {
-    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    DONE.get_or_init(|| {
-        if std::env::var_os("WASMESH_WASM_DIR").is_some() {
-            return Ok(());
+    let dir = default_wasm_dir();
+    let check_sources = std::env::var_os("WASMESH_WASM_DIR").is_none();
+    let mut problems = Vec::new();
+    for c in WASM_CRATES {
+        let name = c.replace('-', "_");
+        let wasm = dir.join(format!("{name}.wasm"));
+        let Ok(built) = std::fs::metadata(&wasm).and_then(|m| m.modified()) else {
+            problems.push(format!("{} is missing", wasm.display()));
+            continue;
+        };
+        if !check_sources {
+            continue;
         }
-        let root = workspace_root().ok_or("no Cargo workspace found")?;
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.current_dir(&root)
-            .args(["build", "--release", "--target", "wasm32-wasip1"]);
-        for c in WASM_CRATES {
-            cmd.args(["-p", c]);
+        let dep_info = std::fs::read_to_string(dir.join(format!("{name}.d"))).unwrap_or_default();
+        if let Some(newer) = newer_source(&dep_info, built) {
+            problems.push(format!(
+                "{} is older than {}",
+                wasm.display(),
+                newer.display()
+            ));
         }
-        let out = cmd.output().map_err(|e| format!("running cargo: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "building the .wasm artifacts failed (run `bash scripts/build-wasm.sh`):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the .wasm artifacts are not built or not up to date ({}): run \
+             `bash scripts/build-wasm.sh` first (the test command does)",
+            problems.join("; ")
+        ))
+    }
+}
+
+/// The first source listed in a Make-style dep-info file (`target: dep dep
+/// ...`, spaces in paths escaped with `\`) that was modified after `t`.
+fn newer_source(dep_info: &str, t: std::time::SystemTime) -> Option<PathBuf> {
+    let (_, deps) = dep_info.lines().next()?.split_once(": ")?;
+    let mut paths = Vec::new();
+    let mut cur = String::new();
+    let mut chars = deps.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' => cur.extend(chars.next()),
+            ' ' => paths.push(std::mem::take(&mut cur)),
+            _ => cur.push(ch),
         }
-    })
-    .clone()
+    }
+    paths.push(cur);
+    paths
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .find(|p| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m > t)
+        })
 }
 
 /// Resolves a `wasm:` value: an artifact name, or a path (relative to the
@@ -330,6 +369,10 @@ pub struct Session {
     round_robin: usize,
 }
 
+/// The seed of a scenario without `seed:`: scenario runs are reproducible
+/// by default.
+pub const DEFAULT_SEED: u64 = 0;
+
 /// How long the runner waits, in virtual time, for a paused stream.
 pub const MAX_WAIT_NS: i64 = 600 * 1_000_000_000;
 
@@ -357,6 +400,16 @@ impl Session {
         } else {
             HostShared::new(clock.clone(), level)
         };
+        if let Some(v) = &s.verify_signature {
+            host.set_verify_signature(
+                crate::abi::foreign::VerifySignatureMode::parse(v).ok_or_else(|| {
+                    format!(
+                        "verify_signature: `{v}` is not `native`, `off`, `accept_all` or `reject_all`"
+                    )
+                })?,
+            );
+        }
+        host.set_seed(s.seed.unwrap_or(DEFAULT_SEED));
         for name in s.clusters.keys() {
             host.add_cluster(name);
         }

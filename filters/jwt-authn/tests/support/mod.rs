@@ -209,12 +209,30 @@ pub fn fill(template: &str, vars: &[(&str, &str)]) -> String {
     s
 }
 
-/// Runs a scenario given as YAML text; panics with the harness report if it fails.
+/// The host options every scenario of these tests runs under: with Envoy's
+/// `verify_signature` (RS*/ES* verified by the host) and without it
+/// (everything in wasm). Verdicts must be identical.
+pub const HOST_MODES: [&str; 2] = ["native", "off"];
+
+/// Runs a scenario given as YAML text once per [`HOST_MODES`] entry; panics
+/// with the harness report if it fails.
 pub fn run(yaml: &str) {
+    for mode in HOST_MODES {
+        run_as_is(&format!("verify_signature: {mode}\n{yaml}"));
+    }
+}
+
+/// Runs a scenario given as YAML text as it is (it may set
+/// `verify_signature` itself); panics with the harness report if it fails.
+pub fn run_as_is(yaml: &str) {
     let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let s = wasmesh::scenario::Scenario::from_yaml_str(yaml, &base)
         .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     let report = wasmesh::scenario::run(&s, &wasmesh::scenario::RunOptions::default())
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(report.passed(), "{report}");
+    assert!(
+        report.passed(),
+        "{}\n{report}",
+        yaml.lines().next().unwrap_or_default()
+    );
 }
