@@ -67,16 +67,36 @@ pub struct Resolver<'a, H: StreamHost> {
 impl<'a, H: StreamHost> Resolver<'a, H> {
     /// A resolver for one stream; `inflight` is the VM's in-flight count.
     pub fn new(host: &'a mut H, cfg: &'a Compiled, inflight: i64) -> Self {
+        Self::with_memo(host, cfg, inflight, Vec::new())
+    }
+
+    /// A resolver whose per-slot values live in `memo` (cleared first): a
+    /// buffer the caller keeps from one stream to the next, so that a
+    /// request allocates no slot table. [`Resolver::into_memo`] gives it
+    /// back.
+    pub fn with_memo(
+        host: &'a mut H,
+        cfg: &'a Compiled,
+        inflight: i64,
+        mut memo: Vec<Option<Value>>,
+    ) -> Self {
+        memo.clear();
+        memo.resize(cfg.attributes.len(), None);
         Resolver {
             host,
             cfg,
-            memo: vec![None; cfg.attributes.len()],
+            memo,
             inflight,
             peer_present: [None, None],
             cluster: None,
             service_host: None,
             mtls: None,
         }
+    }
+
+    /// The per-slot values buffer, for the next stream.
+    pub fn into_memo(self) -> Vec<Option<Value>> {
+        self.memo
     }
 
     /// The value of attribute slot `slot`.
