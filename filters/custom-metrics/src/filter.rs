@@ -23,10 +23,42 @@ fn raw_property(path: &[u8]) -> Option<HostBuf> {
     hostcalls::get_property(path).ok().flatten()
 }
 
-/// A header map; empty when the stream does not have it.
-fn raw_map(map: MapType) -> HeaderMap {
-    let buf = hostcalls::get_map(map).unwrap_or_else(|_| HostBuf::empty());
-    HeaderMap::from_pairs(crate::pairs::deserialize(&buf))
+/// A header map as the host serialized it (one `proxy_get_header_map_pairs`
+/// call), answered in place: a lookup borrows the value from the buffer, and
+/// the owned [`HeaderMap`] is built only if something needs every pair.
+struct RawMap {
+    buf: HostBuf,
+    full: Option<HeaderMap>,
+}
+
+impl RawMap {
+    /// The stream's map; empty when the stream does not have it.
+    fn read(map: MapType) -> RawMap {
+        RawMap {
+            buf: hostcalls::get_map(map).unwrap_or_else(|_| HostBuf::empty()),
+            full: None,
+        }
+    }
+
+    /// The first value of `name` (case-insensitive).
+    fn get(&mut self, name: &str) -> Option<&str> {
+        match crate::pairs::find(&self.buf, name.as_bytes())? {
+            Ok(range) => std::str::from_utf8(&self.buf[range]).ok(),
+            // Not UTF-8: as the owned map reads it (invalid bytes replaced).
+            Err(()) => self.pairs().get(name),
+        }
+    }
+
+    fn pairs(&mut self) -> &HeaderMap {
+        let buf = &self.buf;
+        self.full
+            .get_or_insert_with(|| HeaderMap::from_pairs(crate::pairs::deserialize(buf)))
+    }
+
+    /// Envoy's `byteSize`: names and values of every pair.
+    fn byte_size(&self) -> i64 {
+        crate::pairs::byte_size(&self.buf)
+    }
 }
 
 const FILTER: &str = "custom_metrics";
@@ -192,9 +224,9 @@ impl Drop for Stream {
 
 /// The stream as the resolver reads it, fetching each map once.
 struct HostView {
-    request: Option<HeaderMap>,
-    response: Option<HeaderMap>,
-    trailers: Option<HeaderMap>,
+    request: Option<RawMap>,
+    response: Option<RawMap>,
+    trailers: Option<RawMap>,
     identity: Option<Option<Json>>,
     /// Reused buffer for property paths.
     path: Vec<u8>,
@@ -203,18 +235,45 @@ struct HostView {
     response_body: Option<u64>,
 }
 
+impl HostView {
+    fn request(&mut self) -> &mut RawMap {
+        self.request
+            .get_or_insert_with(|| RawMap::read(MapType::HttpRequestHeaders))
+    }
+    fn response(&mut self) -> &mut RawMap {
+        self.response
+            .get_or_insert_with(|| RawMap::read(MapType::HttpResponseHeaders))
+    }
+    fn trailers(&mut self) -> &mut RawMap {
+        self.trailers
+            .get_or_insert_with(|| RawMap::read(MapType::HttpResponseTrailers))
+    }
+}
+
 impl StreamHost for HostView {
     fn request_headers(&mut self) -> &HeaderMap {
-        self.request
-            .get_or_insert_with(|| raw_map(MapType::HttpRequestHeaders))
+        self.request().pairs()
     }
     fn response_headers(&mut self) -> &HeaderMap {
-        self.response
-            .get_or_insert_with(|| raw_map(MapType::HttpResponseHeaders))
+        self.response().pairs()
     }
     fn response_trailers(&mut self) -> &HeaderMap {
-        self.trailers
-            .get_or_insert_with(|| raw_map(MapType::HttpResponseTrailers))
+        self.trailers().pairs()
+    }
+    fn request_header(&mut self, name: &str) -> Option<&str> {
+        self.request().get(name)
+    }
+    fn response_header(&mut self, name: &str) -> Option<&str> {
+        self.response().get(name)
+    }
+    fn response_trailer(&mut self, name: &str) -> Option<&str> {
+        self.trailers().get(name)
+    }
+    fn request_headers_size(&mut self) -> i64 {
+        self.request().byte_size()
+    }
+    fn response_headers_size(&mut self) -> i64 {
+        self.response().byte_size() + self.trailers().byte_size()
     }
     fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
         self.path.clear();

@@ -291,7 +291,7 @@ fn resolve_ids<'s, H: StreamHost>(
     vkey.clear();
     for l in &g.labels {
         if let LabelSource::Slot(slot) = l.source {
-            push_value_key(vkey, res.slot(slot));
+            res.push_key(slot, vkey);
         }
     }
     if let Some(&i) = state.by_values.get(vkey.as_slice()) {
@@ -328,28 +328,6 @@ fn resolve_ids<'s, H: StreamHost>(
         }
     };
     &state.ids[i as usize]
-}
-
-/// Appends a value to a label-set key: a tag byte, then the value (strings
-/// with their length), so that distinct value lists give distinct keys.
-fn push_value_key(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::Missing => out.push(0),
-        Value::Str(s) => {
-            out.push(1);
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            out.extend_from_slice(s.as_bytes());
-        }
-        Value::Int(n) => {
-            out.push(2);
-            out.extend_from_slice(&n.to_le_bytes());
-        }
-        Value::Bool(b) => out.extend_from_slice(&[3, u8::from(*b)]),
-        Value::Time(t) => {
-            out.push(4);
-            out.extend_from_slice(&t.to_le_bytes());
-        }
-    }
 }
 
 fn insert(state: &mut GroupState, g: &GroupDef, key: &str, sink: &mut dyn MetricSink) -> u32 {
