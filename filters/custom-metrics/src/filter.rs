@@ -73,6 +73,8 @@ wasmesh_common::proxy_filter!(
 struct Shared {
     cfg: Compiled,
     recorder: RefCell<Recorder>,
+    /// Property path buffer, reused by every stream.
+    path: RefCell<Vec<u8>>,
 }
 
 struct MetricsRoot {
@@ -91,7 +93,11 @@ impl wasmesh_common::abi::Root for MetricsRoot {
         match Compiled::from_json(&bytes, node_info()) {
             Ok(cfg) => {
                 let recorder = RefCell::new(Recorder::new(&cfg));
-                self.shared = Some(Rc::new(Shared { cfg, recorder }));
+                self.shared = Some(Rc::new(Shared {
+                    cfg,
+                    recorder,
+                    path: RefCell::new(Vec::with_capacity(64)),
+                }));
                 true
             }
             Err(e) => {
@@ -150,13 +156,15 @@ struct Stream {
 }
 
 impl Stream {
-    fn view(&self) -> HostView {
+    /// The stream as the resolver reads it; `path` is the VM's reused
+    /// property path buffer (given back with [`HostView::done`]).
+    fn view(&self, shared: &Shared) -> HostView {
         HostView {
             request: None,
             response: None,
             trailers: None,
             identity: None,
-            path: Vec::with_capacity(64),
+            path: std::mem::take(&mut *shared.path.borrow_mut()),
             start_ns: self.start_ns,
             request_body: self.request_body,
             response_body: self.response_body,
@@ -169,12 +177,13 @@ impl Http for Stream {
         self.start_ns = Some(host::now_nanos());
         if let Some(shared) = self.shared.clone() {
             if shared.cfg.uses_inflight() {
-                let mut view = self.view();
+                let mut view = self.view(&shared);
                 self.started = shared.recorder.borrow_mut().on_request_start(
                     &shared.cfg,
                     &mut view,
                     &mut HostSink,
                 );
+                view.done(&shared);
             }
         }
         Action::Continue
@@ -194,13 +203,14 @@ impl Http for Stream {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let mut view = self.view();
+        let mut view = self.view(&shared);
         let line = shared.recorder.borrow_mut().on_log(
             &shared.cfg,
             &mut view,
             &mut HostSink,
             &self.started,
         );
+        view.done(&shared);
         self.logged = true;
         if let Some(line) = line {
             let _ = hostcalls::log(LogLevel::Info, &line);
@@ -236,6 +246,11 @@ struct HostView {
 }
 
 impl HostView {
+    /// Gives the path buffer back to the VM.
+    fn done(self, shared: &Shared) {
+        *shared.path.borrow_mut() = self.path;
+    }
+
     fn request(&mut self) -> &mut RawMap {
         self.request
             .get_or_insert_with(|| RawMap::read(MapType::HttpRequestHeaders))

@@ -4,7 +4,7 @@
 
 use crate::attribute::{rfc3339, Value};
 use crate::config::{Compiled, GroupDef, LabelDef, LabelSource, ValueSource};
-use crate::resolver::{Resolver, StreamHost};
+use crate::resolver::{Resolver, SlotCache, StreamHost};
 use crate::tags::{self, MetricKind};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -113,11 +113,11 @@ pub struct Recorder {
     inflight_states: Vec<GroupState>,
     inflight: i64,
     /// Reused buffers: the stat-name key, a label rendering, the value key,
-    /// the resolver's per-slot values.
+    /// the resolver's slot values (and the VM's constant ones).
     key: String,
     scratch: String,
     vkey: Vec<u8>,
-    memo: Vec<Option<Value>>,
+    cache: SlotCache,
 }
 
 /// What the filter remembers between request start and stream end.
@@ -152,7 +152,7 @@ impl Recorder {
             key: String::with_capacity(512),
             scratch: String::with_capacity(64),
             vkey: Vec::with_capacity(256),
-            memo: Vec::with_capacity(cfg.attributes.len()),
+            cache: SlotCache::default(),
         }
     }
 
@@ -184,8 +184,8 @@ impl Recorder {
             return Started::default();
         }
         self.inflight += 1;
-        let memo = std::mem::take(&mut self.memo);
-        let mut res = Resolver::with_memo(host, cfg, self.inflight, memo);
+        let cache = std::mem::take(&mut self.cache);
+        let mut res = Resolver::with_cache(host, cfg, self.inflight, cache);
         let mut ids = Vec::with_capacity(cfg.inflight_groups.len());
         for (gi, g) in self.inflight_groups.groups.iter().enumerate() {
             let state = &mut self.inflight_states[gi];
@@ -204,7 +204,7 @@ impl Recorder {
                 ids.push(*id);
             }
         }
-        self.memo = res.into_memo();
+        self.cache = res.into_cache();
         Started {
             counted: true,
             gauge_ids: ids,
@@ -222,8 +222,8 @@ impl Recorder {
         started: &Started,
     ) -> Option<String> {
         let line = {
-            let memo = std::mem::take(&mut self.memo);
-            let mut res = Resolver::with_memo(host, cfg, self.inflight, memo);
+            let cache = std::mem::take(&mut self.cache);
+            let mut res = Resolver::with_cache(host, cfg, self.inflight, cache);
             for (gi, g) in self.groups.groups.iter().enumerate() {
                 let state = &mut self.states[gi];
                 let ids = resolve_ids(
@@ -256,7 +256,7 @@ impl Recorder {
                 .access_log
                 .as_ref()
                 .map(|fields| access_log_line(fields, &mut res));
-            self.memo = res.into_memo();
+            self.cache = res.into_cache();
             line
         };
         self.on_stream_gone(started, sink);
@@ -289,6 +289,7 @@ fn resolve_ids<'s, H: StreamHost>(
     vkey: &mut Vec<u8>,
 ) -> &'s [Option<u32>] {
     vkey.clear();
+    res.begin_key();
     for l in &g.labels {
         if let LabelSource::Slot(slot) = l.source {
             res.push_key(slot, vkey);
@@ -737,6 +738,126 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
         let name = sink.named("istio_requests_total")[0].to_string();
         assert!(name.contains(";.;response_code=.=0;.;"), "{name}");
         assert!(name.contains(";.;response_flags=.=DC;.;"), "{name}");
+    }
+
+    /// The issue 7 benchmark configuration: standard metrics and three
+    /// user metrics of six labels.
+    const BENCH_3X6: &str = r#"{"pathTemplates": ["/users/{id}"], "metrics": [
+        {"name": "api_requests_total", "type": "COUNTER", "dimensions": {"method": "request.method",
+         "code": "response.code", "route": "request.path_template", "plan": "request.headers[x-plan]",
+         "tenant": "request.headers[x-tenant]", "cluster": "xds.cluster_name"}},
+        {"name": "api_latency_ms", "type": "HISTOGRAM", "value": "request.duration_ms", "dimensions": {"method": "request.method",
+         "code": "response.code", "route": "request.path_template", "plan": "request.headers[x-plan]",
+         "tenant": "request.headers[x-tenant]", "cluster": "xds.cluster_name"}},
+        {"name": "api_response_bytes", "type": "HISTOGRAM", "value": "response.size", "dimensions": {"method": "request.method",
+         "code": "response.code", "route": "request.path_template", "plan": "request.headers[x-plan]",
+         "tenant": "request.headers[x-tenant]", "cluster": "xds.cluster_name"}},
+        {"name": "by_node", "type": "COUNTER", "dimensions": {"node": "node.metadata.CLUSTER_ID"}}]}"#;
+
+    fn mesh_stream(tenant: &str) -> FakeStream {
+        let mut s = FakeStream::get("/users/42")
+            .str(
+                "xds.cluster_name",
+                "inbound|9080||reviews.prod.svc.cluster.local",
+            )
+            .boolean("connection.mtls", true)
+            .str(
+                "connection.uri_san_peer_certificate",
+                "spiffe://cluster.local/ns/prod/sa/web",
+            )
+            .str(
+                "connection.uri_san_local_certificate",
+                "spiffe://cluster.local/ns/prod/sa/reviews",
+            )
+            .str("downstream_peer.workload", "web-v1")
+            .str("node.metadata.CLUSTER_ID", "Kubernetes")
+            .int("response.code", 200)
+            .int("response.flags", 0)
+            .int("request.duration", 12_000_000)
+            .int("request.total_size", 300)
+            .int("response.total_size", 400)
+            .int("response.size", 2);
+        s.req.add("x-plan", "pro");
+        s.req.add("x-tenant", tenant);
+        s
+    }
+
+    #[test]
+    fn each_property_is_read_at_most_once_per_request() {
+        let c = cfg(BENCH_3X6);
+        let mut r = Recorder::new(&c);
+        let mut sink = FakeSink::default();
+        let mut first = mesh_stream("acme");
+        run(&mut r, &c, &mut sink, &mut first);
+        let mut paths = first.read_paths.clone();
+        paths.sort();
+        let n = paths.len();
+        paths.dedup();
+        assert_eq!(
+            paths.len(),
+            n,
+            "a property read twice: {:?}",
+            first.read_paths
+        );
+        assert!(first
+            .read_paths
+            .contains(&"node.metadata.CLUSTER_ID".to_string()));
+        // The node's metadata is read once per VM, not per request; the
+        // rest of what the first request read, the second reads again.
+        let mut second = mesh_stream("acme");
+        run(&mut r, &c, &mut sink, &mut second);
+        let mut want = first.read_paths.clone();
+        want.retain(|p| p != "node.metadata.CLUSTER_ID");
+        assert_eq!(second.read_paths, want);
+        // Both recorded on the same series; a new tenant is a new series.
+        let series = |sink: &FakeSink| sink.named("api_requests_total").len();
+        assert_eq!(series(&sink), 1);
+        run(&mut r, &c, &mut sink, &mut mesh_stream("other-co"));
+        assert_eq!(series(&sink), 2);
+        assert_eq!(
+            sink.value("cluster=.=inbound|9080||reviews.prod.svc.cluster.local;.;code=.=200;.;method=.=GET;.;\
+plan=.=pro;.;route=.=/users/{id};.;tenant=.=acme;.;api_requests_total"),
+            2
+        );
+        assert_eq!(sink.value("node=.=Kubernetes;.;by_node"), 3);
+        // Without mutual TLS the certificates are not read.
+        let mut plain = mesh_stream("acme").boolean("connection.mtls", false);
+        run(&mut r, &c, &mut sink, &mut plain);
+        assert!(!plain.read_paths.iter().any(|p| p.contains("certificate")));
+    }
+
+    #[test]
+    fn values_with_the_same_stat_name_are_one_label_set() {
+        // `a;b` and `a_b` are both written `a_b`: one label set for the
+        // cardinality guard, as when the cache was keyed by the stat name.
+        let c = cfg(
+            r#"{"standardMetrics": false, "maxLabelValues": 2, "metrics": [
+                 {"name": "m", "type": "COUNTER", "dimensions": {"plan": "request.headers[x-plan]"}}]}"#,
+        );
+        let mut r = Recorder::new(&c);
+        let mut sink = FakeSink::default();
+        for plan in ["a;b", "a_b", "a;b", "a_b", "c", "d", "a;b"] {
+            let mut s = FakeStream::get("/");
+            s.req.add("x-plan", plan);
+            run(&mut r, &c, &mut sink, &mut s);
+        }
+        assert_eq!(r.admitted(), vec![2]);
+        assert_eq!(sink.value("plan=.=a_b;.;m"), 5);
+        assert_eq!(sink.value("plan=.=c;.;m"), 1);
+        assert_eq!(sink.value("plan=.=other;.;m"), 1);
+        assert_eq!(
+            sink.value("metric=.=m;.;wasmesh_metrics_label_overflow_total"),
+            1
+        );
+    }
+
+    #[test]
+    fn metrics_with_the_same_labels_share_one_lookup() {
+        let c = cfg(BENCH_3X6);
+        let r = Recorder::new(&c);
+        // Standard metrics, the three user metrics, by_node.
+        assert_eq!(r.groups.groups.len(), 3);
+        assert_eq!(r.admitted().len(), c.groups.len());
     }
 
     #[test]

@@ -73,11 +73,39 @@ pub fn decode(bytes: Vec<u8>, kind: PropKind) -> Value {
     }
 }
 
+/// Slot values a [`Resolver`] keeps: this stream's, and those that cannot
+/// change during the VM's life (the node's metadata, the plugin's names),
+/// read once per VM. The recorder keeps one from stream to stream, so a
+/// request allocates no slot table.
+#[derive(Debug, Default)]
+pub struct SlotCache {
+    memo: Vec<Option<Value>>,
+    vm: Vec<Option<Value>>,
+}
+
+/// Whether an attribute is the same for every request of the VM: the node
+/// (`node.id`, `node.cluster`, `node.metadata...`) and the plugin's own
+/// names.
+pub fn is_vm_constant(attr: &Attribute) -> bool {
+    match attr {
+        Attribute::Property(path, _) => matches!(
+            path.first().map(String::as_str),
+            Some("node" | "plugin_name" | "plugin_root_id" | "plugin_vm_id")
+        ),
+        _ => false,
+    }
+}
+
 /// Per-stream attribute evaluation with memoisation by slot.
 pub struct Resolver<'a, H: StreamHost> {
     host: &'a mut H,
     cfg: &'a Compiled,
     memo: Vec<Option<Value>>,
+    vm: Vec<Option<Value>>,
+    /// Whether the key being built already holds the service inputs.
+    service_in_key: bool,
+    /// Whether the cluster is an Istio cluster name with a host.
+    istio_cluster: Option<bool>,
     inflight: i64,
     peer_present: [Option<bool>; 2],
     /// The routed cluster and the service host, read once per stream.
@@ -93,25 +121,24 @@ pub struct Resolver<'a, H: StreamHost> {
 impl<'a, H: StreamHost> Resolver<'a, H> {
     /// A resolver for one stream; `inflight` is the VM's in-flight count.
     pub fn new(host: &'a mut H, cfg: &'a Compiled, inflight: i64) -> Self {
-        Self::with_memo(host, cfg, inflight, Vec::new())
+        Self::with_cache(host, cfg, inflight, SlotCache::default())
     }
 
-    /// A resolver whose per-slot values live in `memo` (cleared first): a
-    /// buffer the caller keeps from one stream to the next, so that a
-    /// request allocates no slot table. [`Resolver::into_memo`] gives it
-    /// back.
-    pub fn with_memo(
-        host: &'a mut H,
-        cfg: &'a Compiled,
-        inflight: i64,
-        mut memo: Vec<Option<Value>>,
-    ) -> Self {
+    /// A resolver whose slot values live in `cache` (this stream's part
+    /// cleared first); [`Resolver::into_cache`] gives it back for the next
+    /// stream.
+    pub fn with_cache(host: &'a mut H, cfg: &'a Compiled, inflight: i64, cache: SlotCache) -> Self {
+        let SlotCache { mut memo, mut vm } = cache;
         memo.clear();
         memo.resize(cfg.attributes.len(), None);
+        vm.resize(cfg.attributes.len(), None);
         Resolver {
             host,
             cfg,
             memo,
+            vm,
+            service_in_key: false,
+            istio_cluster: None,
             inflight,
             peer_present: [None, None],
             cluster: None,
@@ -122,13 +149,24 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
         }
     }
 
-    /// The per-slot values buffer, for the next stream.
-    pub fn into_memo(self) -> Vec<Option<Value>> {
-        self.memo
+    /// The slot values, for the next stream.
+    pub fn into_cache(self) -> SlotCache {
+        SlotCache {
+            memo: self.memo,
+            vm: self.vm,
+        }
     }
 
     /// The value of attribute slot `slot`.
     pub fn slot(&mut self, slot: usize) -> &Value {
+        let cfg = self.cfg;
+        if is_vm_constant(&cfg.attributes[slot]) {
+            if self.vm[slot].is_none() {
+                let v = self.eval(&cfg.attributes[slot]);
+                self.vm[slot] = Some(v);
+            }
+            return self.vm[slot].as_ref().unwrap_or(&Value::Missing);
+        }
         if self.memo[slot].is_none() {
             let attr = &self.cfg.attributes[slot];
             let v = self.eval(attr);
@@ -443,6 +481,11 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
         (!host.is_empty()).then(|| host.to_string())
     }
 
+    /// Starts a new key (see [`Resolver::push_key`]).
+    pub fn begin_key(&mut self) {
+        self.service_in_key = false;
+    }
+
     /// Appends to `out` what decides the label value of slot `slot` — the
     /// raw inputs rather than the value where that saves work (a status code
     /// instead of its label, the flag bits instead of their names, the
@@ -503,11 +546,24 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
     }
 
     /// The inputs of the service host: the cluster, and the authority when
-    /// the cluster is not an Istio cluster name with a host.
+    /// the cluster is not an Istio cluster name with a host. Written once
+    /// per key: the service's host, name and namespace labels all follow
+    /// from them.
     fn push_service_key(&mut self, out: &mut Vec<u8>) {
-        let istio = match self.cluster_ref() {
-            Value::Str(c) => istio_cluster_host(c).is_some(),
-            _ => false,
+        if self.service_in_key {
+            return;
+        }
+        self.service_in_key = true;
+        let istio = match self.istio_cluster {
+            Some(b) => b,
+            None => {
+                let b = match self.cluster_ref() {
+                    Value::Str(c) => istio_cluster_host(c).is_some(),
+                    _ => false,
+                };
+                self.istio_cluster = Some(b);
+                b
+            }
         };
         push_value_key(out, self.cluster_ref());
         if !istio {
@@ -706,6 +762,8 @@ pub(crate) mod tests {
         pub req_body: Option<u64>,
         pub resp_body: Option<u64>,
         pub property_reads: usize,
+        /// Every property path read, in order.
+        pub read_paths: Vec<String>,
     }
 
     impl FakeStream {
@@ -748,6 +806,7 @@ pub(crate) mod tests {
         }
         fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
             self.property_reads += 1;
+            self.read_paths.push(path.join("."));
             self.props.get(&path.join(".")).cloned()
         }
         fn identity(&mut self) -> Option<&Json> {
