@@ -23,10 +23,42 @@ fn raw_property(path: &[u8]) -> Option<HostBuf> {
     hostcalls::get_property(path).ok().flatten()
 }
 
-/// A header map; empty when the stream does not have it.
-fn raw_map(map: MapType) -> HeaderMap {
-    let buf = hostcalls::get_map(map).unwrap_or_else(|_| HostBuf::empty());
-    HeaderMap::from_pairs(crate::pairs::deserialize(&buf))
+/// A header map as the host serialized it (one `proxy_get_header_map_pairs`
+/// call), answered in place: a lookup borrows the value from the buffer, and
+/// the owned [`HeaderMap`] is built only if something needs every pair.
+struct RawMap {
+    buf: HostBuf,
+    full: Option<HeaderMap>,
+}
+
+impl RawMap {
+    /// The stream's map; empty when the stream does not have it.
+    fn read(map: MapType) -> RawMap {
+        RawMap {
+            buf: hostcalls::get_map(map).unwrap_or_else(|_| HostBuf::empty()),
+            full: None,
+        }
+    }
+
+    /// The first value of `name` (case-insensitive).
+    fn get(&mut self, name: &str) -> Option<&str> {
+        match crate::pairs::find(&self.buf, name.as_bytes())? {
+            Ok(range) => std::str::from_utf8(&self.buf[range]).ok(),
+            // Not UTF-8: as the owned map reads it (invalid bytes replaced).
+            Err(()) => self.pairs().get(name),
+        }
+    }
+
+    fn pairs(&mut self) -> &HeaderMap {
+        let buf = &self.buf;
+        self.full
+            .get_or_insert_with(|| HeaderMap::from_pairs(crate::pairs::deserialize(buf)))
+    }
+
+    /// Envoy's `byteSize`: names and values of every pair.
+    fn byte_size(&self) -> i64 {
+        crate::pairs::byte_size(&self.buf)
+    }
 }
 
 const FILTER: &str = "custom_metrics";
@@ -41,6 +73,8 @@ wasmesh_common::proxy_filter!(
 struct Shared {
     cfg: Compiled,
     recorder: RefCell<Recorder>,
+    /// Property path buffer, reused by every stream.
+    path: RefCell<Vec<u8>>,
 }
 
 struct MetricsRoot {
@@ -59,7 +93,11 @@ impl wasmesh_common::abi::Root for MetricsRoot {
         match Compiled::from_json(&bytes, node_info()) {
             Ok(cfg) => {
                 let recorder = RefCell::new(Recorder::new(&cfg));
-                self.shared = Some(Rc::new(Shared { cfg, recorder }));
+                self.shared = Some(Rc::new(Shared {
+                    cfg,
+                    recorder,
+                    path: RefCell::new(Vec::with_capacity(64)),
+                }));
                 true
             }
             Err(e) => {
@@ -118,13 +156,15 @@ struct Stream {
 }
 
 impl Stream {
-    fn view(&self) -> HostView {
+    /// The stream as the resolver reads it; `path` is the VM's reused
+    /// property path buffer (given back with [`HostView::done`]).
+    fn view(&self, shared: &Shared) -> HostView {
         HostView {
             request: None,
             response: None,
             trailers: None,
             identity: None,
-            path: Vec::with_capacity(64),
+            path: std::mem::take(&mut *shared.path.borrow_mut()),
             start_ns: self.start_ns,
             request_body: self.request_body,
             response_body: self.response_body,
@@ -137,12 +177,13 @@ impl Http for Stream {
         self.start_ns = Some(host::now_nanos());
         if let Some(shared) = self.shared.clone() {
             if shared.cfg.uses_inflight() {
-                let mut view = self.view();
+                let mut view = self.view(&shared);
                 self.started = shared.recorder.borrow_mut().on_request_start(
                     &shared.cfg,
                     &mut view,
                     &mut HostSink,
                 );
+                view.done(&shared);
             }
         }
         Action::Continue
@@ -162,13 +203,14 @@ impl Http for Stream {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let mut view = self.view();
+        let mut view = self.view(&shared);
         let line = shared.recorder.borrow_mut().on_log(
             &shared.cfg,
             &mut view,
             &mut HostSink,
             &self.started,
         );
+        view.done(&shared);
         self.logged = true;
         if let Some(line) = line {
             let _ = hostcalls::log(LogLevel::Info, &line);
@@ -192,9 +234,9 @@ impl Drop for Stream {
 
 /// The stream as the resolver reads it, fetching each map once.
 struct HostView {
-    request: Option<HeaderMap>,
-    response: Option<HeaderMap>,
-    trailers: Option<HeaderMap>,
+    request: Option<RawMap>,
+    response: Option<RawMap>,
+    trailers: Option<RawMap>,
     identity: Option<Option<Json>>,
     /// Reused buffer for property paths.
     path: Vec<u8>,
@@ -203,18 +245,50 @@ struct HostView {
     response_body: Option<u64>,
 }
 
+impl HostView {
+    /// Gives the path buffer back to the VM.
+    fn done(self, shared: &Shared) {
+        *shared.path.borrow_mut() = self.path;
+    }
+
+    fn request(&mut self) -> &mut RawMap {
+        self.request
+            .get_or_insert_with(|| RawMap::read(MapType::HttpRequestHeaders))
+    }
+    fn response(&mut self) -> &mut RawMap {
+        self.response
+            .get_or_insert_with(|| RawMap::read(MapType::HttpResponseHeaders))
+    }
+    fn trailers(&mut self) -> &mut RawMap {
+        self.trailers
+            .get_or_insert_with(|| RawMap::read(MapType::HttpResponseTrailers))
+    }
+}
+
 impl StreamHost for HostView {
     fn request_headers(&mut self) -> &HeaderMap {
-        self.request
-            .get_or_insert_with(|| raw_map(MapType::HttpRequestHeaders))
+        self.request().pairs()
     }
     fn response_headers(&mut self) -> &HeaderMap {
-        self.response
-            .get_or_insert_with(|| raw_map(MapType::HttpResponseHeaders))
+        self.response().pairs()
     }
     fn response_trailers(&mut self) -> &HeaderMap {
-        self.trailers
-            .get_or_insert_with(|| raw_map(MapType::HttpResponseTrailers))
+        self.trailers().pairs()
+    }
+    fn request_header(&mut self, name: &str) -> Option<&str> {
+        self.request().get(name)
+    }
+    fn response_header(&mut self, name: &str) -> Option<&str> {
+        self.response().get(name)
+    }
+    fn response_trailer(&mut self, name: &str) -> Option<&str> {
+        self.trailers().get(name)
+    }
+    fn request_headers_size(&mut self) -> i64 {
+        self.request().byte_size()
+    }
+    fn response_headers_size(&mut self) -> i64 {
+        self.response().byte_size() + self.trailers().byte_size()
     }
     fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
         self.path.clear();

@@ -12,7 +12,8 @@
 //! * [`resolver`] — evaluates attributes for one stream through a
 //!   [`resolver::StreamHost`], reading each input at most once;
 //! * [`recorder`] — label sets → stat names → metric ids (defined once per
-//!   VM), the cardinality guard, `inflight` gauges, the access log line;
+//!   VM, then found by the label values without building the name), the
+//!   cardinality guard, `inflight` gauges, the access log line;
 //! * [`tags`] — the stat-name encoding of labels, Envoy's tag extraction and
 //!   Prometheus text, shared with the local data plane and the manifests;
 //! * [`flags`] — Envoy's response flags and gRPC status mapping;

@@ -42,6 +42,70 @@ pub fn deserialize(buf: &[u8]) -> Vec<(String, String)> {
     out
 }
 
+/// Where the first value of `name` (ASCII case-insensitive) is in a
+/// serialized map, without copying anything: `Ok(range)` for a UTF-8 value,
+/// `Err(())` when the value is not UTF-8, `None` when absent (or the buffer
+/// ends first). Finds what [`deserialize`] would give first.
+pub fn find(buf: &[u8], name: &[u8]) -> Option<Result<std::ops::Range<usize>, ()>> {
+    let mut found = None;
+    walk(buf, |k, v| {
+        if k.eq_ignore_ascii_case(name) {
+            found = Some(v);
+            return false;
+        }
+        true
+    });
+    // A key equal to the (UTF-8) name up to ASCII case is UTF-8 itself.
+    let v = found?;
+    Some(match std::str::from_utf8(&buf[v.clone()]) {
+        Ok(_) => Ok(v),
+        Err(_) => Err(()),
+    })
+}
+
+/// Envoy's `HeaderMap::byteSize` of a serialized map: the lengths of every
+/// name and value.
+pub fn byte_size(buf: &[u8]) -> i64 {
+    let mut n = 0i64;
+    walk(buf, |k, v| {
+        n += (k.len() + v.len()) as i64;
+        true
+    });
+    n
+}
+
+/// Calls `f(key, value range)` for each pair [`deserialize`] would read,
+/// in order, until it returns false.
+fn walk(buf: &[u8], mut f: impl FnMut(&[u8], std::ops::Range<usize>) -> bool) {
+    let u32_at = |at: usize| -> Option<usize> {
+        let b = buf.get(at..at + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let Some(count) = u32_at(0) else {
+        return;
+    };
+    if count > buf.len() / 8 {
+        return;
+    }
+    let mut data = 4 + count * 8;
+    for i in 0..count {
+        let (Some(kl), Some(vl)) = (u32_at(4 + i * 8), u32_at(8 + i * 8)) else {
+            return;
+        };
+        let Some(k) = buf.get(data..data.saturating_add(kl)) else {
+            return;
+        };
+        let vstart = data + kl + 1;
+        if buf.get(vstart..vstart.saturating_add(vl)).is_none() {
+            return;
+        }
+        if !f(k, vstart..vstart + vl) {
+            return;
+        }
+        data = vstart + vl + 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +139,30 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         assert!(deserialize(&serialize(&[])).is_empty());
+    }
+
+    #[test]
+    fn find_in_place() {
+        let buf = serialize(&[
+            (":status", "200"),
+            ("X-Plan", "pro"),
+            ("x-plan", "free"),
+            ("e", ""),
+        ]);
+        let at = |name: &str| find(&buf, name.as_bytes()).map(|r| r.map(|r| &buf[r]));
+        assert_eq!(at("x-plan"), Some(Ok(&b"pro"[..])), "first value, any case");
+        assert_eq!(at(":STATUS"), Some(Ok(&b"200"[..])));
+        assert_eq!(at("e"), Some(Ok(&b""[..])));
+        assert_eq!(at("none"), None);
+        assert_eq!(byte_size(&buf), (7 + 3 + 6 + 3 + 6 + 4 + 1) as i64);
+        let mut bad = serialize(&[("k", "v\u{e9}")]);
+        let n = bad.len();
+        bad[n - 3] = 0xff; // not UTF-8
+        assert_eq!(find(&bad, b"k"), Some(Err(())));
+        for cut in 0..buf.len() {
+            let _ = find(&buf[..cut], b"e");
+            assert!(byte_size(&buf[..cut]) <= byte_size(&buf));
+        }
     }
 
     #[test]

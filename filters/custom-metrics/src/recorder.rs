@@ -3,8 +3,8 @@
 //! `inflight` gauges and the access log line.
 
 use crate::attribute::{rfc3339, Value};
-use crate::config::{Compiled, GroupDef, LabelSource, ValueSource};
-use crate::resolver::{Resolver, StreamHost};
+use crate::config::{Compiled, GroupDef, LabelDef, LabelSource, ValueSource};
+use crate::resolver::{Resolver, SlotCache, StreamHost};
 use crate::tags::{self, MetricKind};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -51,8 +51,13 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 #[derive(Default)]
 struct GroupState {
-    /// Encoded label segments → index into `ids`.
-    cache: FxMap<Box<str>, u32>,
+    /// The label set as values ([`push_value_key`]) → index into `ids`:
+    /// the common path, a hash of the values and no string building.
+    by_values: FxMap<Box<[u8]>, u32>,
+    /// Encoded label segments → index into `ids`, consulted only when the
+    /// values are new: two value sets that encode to the same stat name (a
+    /// `;` made `_`) are one label set for the cardinality guard.
+    by_name: FxMap<Box<str>, u32>,
     /// Metric ids per label set (one per metric of the group).
     ids: Vec<Box<[Option<u32>]>>,
     /// Label sets admitted (the folded set is not counted).
@@ -61,13 +66,58 @@ struct GroupState {
     overflow: Vec<Option<Option<u32>>>,
 }
 
+/// Groups of the configuration with the same labels (same names, sources
+/// and rendering) merged into one, so that a request looks its label set up
+/// once for all of them: the three user metrics of one dimension list are
+/// one lookup. Every metric of a merged group sees every request with the
+/// same label set, so the admitted sets, the overflow counts and the stat
+/// names are those of separate groups.
+struct Merged {
+    groups: Vec<GroupDef>,
+    /// The merged group of each configuration group.
+    of_config_group: Vec<usize>,
+}
+
+fn merge(groups: &[GroupDef]) -> Merged {
+    let same = |a: &[LabelDef], b: &[LabelDef]| {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                x.name == y.name && x.source == y.source && x.unknown_if_empty == y.unknown_if_empty
+            })
+    };
+    let mut out: Vec<GroupDef> = Vec::new();
+    let mut of = Vec::with_capacity(groups.len());
+    for g in groups {
+        match out.iter().position(|m| same(&m.labels, &g.labels)) {
+            Some(i) => {
+                out[i].metrics.extend(g.metrics.iter().cloned());
+                of.push(i);
+            }
+            None => {
+                of.push(out.len());
+                out.push(g.clone());
+            }
+        }
+    }
+    Merged {
+        groups: out,
+        of_config_group: of,
+    }
+}
+
 /// Per-VM recording state.
 pub struct Recorder {
-    groups: Vec<GroupState>,
-    inflight_groups: Vec<GroupState>,
+    groups: Merged,
+    states: Vec<GroupState>,
+    inflight_groups: Merged,
+    inflight_states: Vec<GroupState>,
     inflight: i64,
+    /// Reused buffers: the stat-name key, a label rendering, the value key,
+    /// the resolver's slot values (and the VM's constant ones).
     key: String,
     scratch: String,
+    vkey: Vec<u8>,
+    cache: SlotCache,
 }
 
 /// What the filter remembers between request start and stream end.
@@ -82,8 +132,8 @@ pub struct Started {
 impl Recorder {
     /// Fresh state for `cfg`.
     pub fn new(cfg: &Compiled) -> Recorder {
-        let mk = |groups: &[GroupDef]| {
-            groups
+        let states = |m: &Merged| -> Vec<GroupState> {
+            m.groups
                 .iter()
                 .map(|g| GroupState {
                     overflow: vec![None; g.metrics.len()],
@@ -91,12 +141,18 @@ impl Recorder {
                 })
                 .collect()
         };
+        let groups = merge(&cfg.groups);
+        let inflight_groups = merge(&cfg.inflight_groups);
         Recorder {
-            groups: mk(&cfg.groups),
-            inflight_groups: mk(&cfg.inflight_groups),
+            states: states(&groups),
+            inflight_states: states(&inflight_groups),
+            groups,
+            inflight_groups,
             inflight: 0,
             key: String::with_capacity(512),
             scratch: String::with_capacity(64),
+            vkey: Vec::with_capacity(256),
+            cache: SlotCache::default(),
         }
     }
 
@@ -106,8 +162,14 @@ impl Recorder {
     }
 
     /// Distinct label sets admitted so far per group (tests, diagnostics).
+    /// (One entry per configuration group; merged groups report the same
+    /// count.)
     pub fn admitted(&self) -> Vec<usize> {
-        self.groups.iter().map(|g| g.admitted).collect()
+        self.groups
+            .of_config_group
+            .iter()
+            .map(|&m| self.states[m].admitted)
+            .collect()
     }
 
     /// A request starts (its headers reached this filter): count it in
@@ -122,10 +184,11 @@ impl Recorder {
             return Started::default();
         }
         self.inflight += 1;
-        let mut res = Resolver::new(host, cfg, self.inflight);
+        let cache = std::mem::take(&mut self.cache);
+        let mut res = Resolver::with_cache(host, cfg, self.inflight, cache);
         let mut ids = Vec::with_capacity(cfg.inflight_groups.len());
-        for (gi, g) in cfg.inflight_groups.iter().enumerate() {
-            let state = &mut self.inflight_groups[gi];
+        for (gi, g) in self.inflight_groups.groups.iter().enumerate() {
+            let state = &mut self.inflight_states[gi];
             let slot = resolve_ids(
                 state,
                 g,
@@ -134,12 +197,14 @@ impl Recorder {
                 sink,
                 &mut self.key,
                 &mut self.scratch,
+                &mut self.vkey,
             );
-            if let Some(Some(id)) = slot.first() {
+            for id in slot.iter().flatten() {
                 sink.increment(*id, 1);
                 ids.push(*id);
             }
         }
+        self.cache = res.into_cache();
         Started {
             counted: true,
             gauge_ids: ids,
@@ -157,9 +222,10 @@ impl Recorder {
         started: &Started,
     ) -> Option<String> {
         let line = {
-            let mut res = Resolver::new(host, cfg, self.inflight);
-            for (gi, g) in cfg.groups.iter().enumerate() {
-                let state = &mut self.groups[gi];
+            let cache = std::mem::take(&mut self.cache);
+            let mut res = Resolver::with_cache(host, cfg, self.inflight, cache);
+            for (gi, g) in self.groups.groups.iter().enumerate() {
+                let state = &mut self.states[gi];
                 let ids = resolve_ids(
                     state,
                     g,
@@ -168,6 +234,7 @@ impl Recorder {
                     sink,
                     &mut self.key,
                     &mut self.scratch,
+                    &mut self.vkey,
                 );
                 for (m, id) in g.metrics.iter().zip(ids.iter()) {
                     let Some(id) = *id else { continue };
@@ -185,9 +252,12 @@ impl Recorder {
                     }
                 }
             }
-            cfg.access_log
+            let line = cfg
+                .access_log
                 .as_ref()
-                .map(|fields| access_log_line(fields, &mut res))
+                .map(|fields| access_log_line(fields, &mut res));
+            self.cache = res.into_cache();
+            line
         };
         self.on_stream_gone(started, sink);
         line
@@ -207,6 +277,7 @@ impl Recorder {
 
 /// The ids of `g`'s metrics for this stream's label set, defining them on
 /// first use and applying the cardinality guard.
+#[allow(clippy::too_many_arguments)]
 fn resolve_ids<'s, H: StreamHost>(
     state: &'s mut GroupState,
     g: &GroupDef,
@@ -215,14 +286,29 @@ fn resolve_ids<'s, H: StreamHost>(
     sink: &mut dyn MetricSink,
     key: &mut String,
     scratch: &mut String,
+    vkey: &mut Vec<u8>,
 ) -> &'s [Option<u32>] {
+    vkey.clear();
+    res.begin_key();
+    for l in &g.labels {
+        if let LabelSource::Slot(slot) = l.source {
+            res.push_key(slot, vkey);
+        }
+    }
+    if let Some(&i) = state.by_values.get(vkey.as_slice()) {
+        return &state.ids[i as usize];
+    }
     build_key(g, res, false, key, scratch);
-    if let Some(&i) = state.cache.get(key.as_str()) {
+    if let Some(&i) = state.by_name.get(key.as_str()) {
+        // New values for an admitted stat name: not remembered by value, so
+        // that the cache stays bounded by the admitted sets.
         return &state.ids[i as usize];
     }
     let i = if state.admitted < cfg.max_label_values {
         state.admitted += 1;
-        insert(state, g, key, sink)
+        let i = insert(state, g, key, sink);
+        state.by_values.insert(vkey.as_slice().into(), i);
+        i
     } else {
         for (mi, m) in g.metrics.iter().enumerate() {
             let id = *state.overflow[mi].get_or_insert_with(|| {
@@ -237,7 +323,7 @@ fn resolve_ids<'s, H: StreamHost>(
             }
         }
         build_key(g, res, true, key, scratch);
-        match state.cache.get(key.as_str()) {
+        match state.by_name.get(key.as_str()) {
             Some(&i) => i,
             None => insert(state, g, key, sink),
         }
@@ -248,7 +334,7 @@ fn resolve_ids<'s, H: StreamHost>(
 fn insert(state: &mut GroupState, g: &GroupDef, key: &str, sink: &mut dyn MetricSink) -> u32 {
     let i = state.ids.len() as u32;
     state.ids.push(define_all(g, key, sink));
-    state.cache.insert(key.into(), i);
+    state.by_name.insert(key.into(), i);
     i
 }
 
@@ -652,6 +738,126 @@ response_code=.=200;.;grpc_response_status=.=;.;response_flags=.=-;.;connection_
         let name = sink.named("istio_requests_total")[0].to_string();
         assert!(name.contains(";.;response_code=.=0;.;"), "{name}");
         assert!(name.contains(";.;response_flags=.=DC;.;"), "{name}");
+    }
+
+    /// The issue 7 benchmark configuration: standard metrics and three
+    /// user metrics of six labels.
+    const BENCH_3X6: &str = r#"{"pathTemplates": ["/users/{id}"], "metrics": [
+        {"name": "api_requests_total", "type": "COUNTER", "dimensions": {"method": "request.method",
+         "code": "response.code", "route": "request.path_template", "plan": "request.headers[x-plan]",
+         "tenant": "request.headers[x-tenant]", "cluster": "xds.cluster_name"}},
+        {"name": "api_latency_ms", "type": "HISTOGRAM", "value": "request.duration_ms", "dimensions": {"method": "request.method",
+         "code": "response.code", "route": "request.path_template", "plan": "request.headers[x-plan]",
+         "tenant": "request.headers[x-tenant]", "cluster": "xds.cluster_name"}},
+        {"name": "api_response_bytes", "type": "HISTOGRAM", "value": "response.size", "dimensions": {"method": "request.method",
+         "code": "response.code", "route": "request.path_template", "plan": "request.headers[x-plan]",
+         "tenant": "request.headers[x-tenant]", "cluster": "xds.cluster_name"}},
+        {"name": "by_node", "type": "COUNTER", "dimensions": {"node": "node.metadata.CLUSTER_ID"}}]}"#;
+
+    fn mesh_stream(tenant: &str) -> FakeStream {
+        let mut s = FakeStream::get("/users/42")
+            .str(
+                "xds.cluster_name",
+                "inbound|9080||reviews.prod.svc.cluster.local",
+            )
+            .boolean("connection.mtls", true)
+            .str(
+                "connection.uri_san_peer_certificate",
+                "spiffe://cluster.local/ns/prod/sa/web",
+            )
+            .str(
+                "connection.uri_san_local_certificate",
+                "spiffe://cluster.local/ns/prod/sa/reviews",
+            )
+            .str("downstream_peer.workload", "web-v1")
+            .str("node.metadata.CLUSTER_ID", "Kubernetes")
+            .int("response.code", 200)
+            .int("response.flags", 0)
+            .int("request.duration", 12_000_000)
+            .int("request.total_size", 300)
+            .int("response.total_size", 400)
+            .int("response.size", 2);
+        s.req.add("x-plan", "pro");
+        s.req.add("x-tenant", tenant);
+        s
+    }
+
+    #[test]
+    fn each_property_is_read_at_most_once_per_request() {
+        let c = cfg(BENCH_3X6);
+        let mut r = Recorder::new(&c);
+        let mut sink = FakeSink::default();
+        let mut first = mesh_stream("acme");
+        run(&mut r, &c, &mut sink, &mut first);
+        let mut paths = first.read_paths.clone();
+        paths.sort();
+        let n = paths.len();
+        paths.dedup();
+        assert_eq!(
+            paths.len(),
+            n,
+            "a property read twice: {:?}",
+            first.read_paths
+        );
+        assert!(first
+            .read_paths
+            .contains(&"node.metadata.CLUSTER_ID".to_string()));
+        // The node's metadata is read once per VM, not per request; the
+        // rest of what the first request read, the second reads again.
+        let mut second = mesh_stream("acme");
+        run(&mut r, &c, &mut sink, &mut second);
+        let mut want = first.read_paths.clone();
+        want.retain(|p| p != "node.metadata.CLUSTER_ID");
+        assert_eq!(second.read_paths, want);
+        // Both recorded on the same series; a new tenant is a new series.
+        let series = |sink: &FakeSink| sink.named("api_requests_total").len();
+        assert_eq!(series(&sink), 1);
+        run(&mut r, &c, &mut sink, &mut mesh_stream("other-co"));
+        assert_eq!(series(&sink), 2);
+        assert_eq!(
+            sink.value("cluster=.=inbound|9080||reviews.prod.svc.cluster.local;.;code=.=200;.;method=.=GET;.;\
+plan=.=pro;.;route=.=/users/{id};.;tenant=.=acme;.;api_requests_total"),
+            2
+        );
+        assert_eq!(sink.value("node=.=Kubernetes;.;by_node"), 3);
+        // Without mutual TLS the certificates are not read.
+        let mut plain = mesh_stream("acme").boolean("connection.mtls", false);
+        run(&mut r, &c, &mut sink, &mut plain);
+        assert!(!plain.read_paths.iter().any(|p| p.contains("certificate")));
+    }
+
+    #[test]
+    fn values_with_the_same_stat_name_are_one_label_set() {
+        // `a;b` and `a_b` are both written `a_b`: one label set for the
+        // cardinality guard, as when the cache was keyed by the stat name.
+        let c = cfg(
+            r#"{"standardMetrics": false, "maxLabelValues": 2, "metrics": [
+                 {"name": "m", "type": "COUNTER", "dimensions": {"plan": "request.headers[x-plan]"}}]}"#,
+        );
+        let mut r = Recorder::new(&c);
+        let mut sink = FakeSink::default();
+        for plan in ["a;b", "a_b", "a;b", "a_b", "c", "d", "a;b"] {
+            let mut s = FakeStream::get("/");
+            s.req.add("x-plan", plan);
+            run(&mut r, &c, &mut sink, &mut s);
+        }
+        assert_eq!(r.admitted(), vec![2]);
+        assert_eq!(sink.value("plan=.=a_b;.;m"), 5);
+        assert_eq!(sink.value("plan=.=c;.;m"), 1);
+        assert_eq!(sink.value("plan=.=other;.;m"), 1);
+        assert_eq!(
+            sink.value("metric=.=m;.;wasmesh_metrics_label_overflow_total"),
+            1
+        );
+    }
+
+    #[test]
+    fn metrics_with_the_same_labels_share_one_lookup() {
+        let c = cfg(BENCH_3X6);
+        let r = Recorder::new(&c);
+        // Standard metrics, the three user metrics, by_node.
+        assert_eq!(r.groups.groups.len(), 3);
+        assert_eq!(r.admitted().len(), c.groups.len());
     }
 
     #[test]

@@ -19,6 +19,28 @@ pub trait StreamHost {
     fn response_headers(&mut self) -> &HeaderMap;
     /// Response trailers (fetched at most once).
     fn response_trailers(&mut self) -> &HeaderMap;
+    /// The first value of a request header (names case-insensitive),
+    /// borrowed from the stream: the glue answers from the serialized map
+    /// without copying it into a [`HeaderMap`].
+    fn request_header(&mut self, name: &str) -> Option<&str> {
+        self.request_headers().get(name)
+    }
+    /// The first value of a response header.
+    fn response_header(&mut self, name: &str) -> Option<&str> {
+        self.response_headers().get(name)
+    }
+    /// The first value of a response trailer.
+    fn response_trailer(&mut self, name: &str) -> Option<&str> {
+        self.response_trailers().get(name)
+    }
+    /// Envoy's `byteSize` of the request headers (names and values).
+    fn request_headers_size(&mut self) -> i64 {
+        header_bytes(self.request_headers())
+    }
+    /// Envoy's `byteSize` of the response headers plus the trailers.
+    fn response_headers_size(&mut self) -> i64 {
+        header_bytes(self.response_headers()) + header_bytes(self.response_trailers())
+    }
     /// A property's raw bytes (`proxy_get_property`).
     fn property(&mut self, path: &[&str]) -> Option<Vec<u8>>;
     /// The verified identity the JWT filter left in filter state
@@ -51,36 +73,100 @@ pub fn decode(bytes: Vec<u8>, kind: PropKind) -> Value {
     }
 }
 
+/// Slot values a [`Resolver`] keeps: this stream's, and those that cannot
+/// change during the VM's life (the node's metadata, the plugin's names),
+/// read once per VM. The recorder keeps one from stream to stream, so a
+/// request allocates no slot table.
+#[derive(Debug, Default)]
+pub struct SlotCache {
+    memo: Vec<Option<Value>>,
+    vm: Vec<Option<Value>>,
+}
+
+/// Whether an attribute is the same for every request of the VM: the node
+/// (`node.id`, `node.cluster`, `node.metadata...`) and the plugin's own
+/// names.
+pub fn is_vm_constant(attr: &Attribute) -> bool {
+    match attr {
+        Attribute::Property(path, _) => matches!(
+            path.first().map(String::as_str),
+            Some("node" | "plugin_name" | "plugin_root_id" | "plugin_vm_id")
+        ),
+        _ => false,
+    }
+}
+
 /// Per-stream attribute evaluation with memoisation by slot.
 pub struct Resolver<'a, H: StreamHost> {
     host: &'a mut H,
     cfg: &'a Compiled,
     memo: Vec<Option<Value>>,
+    vm: Vec<Option<Value>>,
+    /// Whether the key being built already holds the service inputs.
+    service_in_key: bool,
+    /// Whether the cluster is an Istio cluster name with a host.
+    istio_cluster: Option<bool>,
     inflight: i64,
     peer_present: [Option<bool>; 2],
     /// The routed cluster and the service host, read once per stream.
     cluster: Option<Value>,
     service_host: Option<Option<String>>,
     mtls: Option<Value>,
+    /// `response.code` (or `:status`) and the response flags (Envoy's and
+    /// the fault filter's marks), read once per stream.
+    code: Option<Value>,
+    flags: Option<u64>,
 }
 
 impl<'a, H: StreamHost> Resolver<'a, H> {
     /// A resolver for one stream; `inflight` is the VM's in-flight count.
     pub fn new(host: &'a mut H, cfg: &'a Compiled, inflight: i64) -> Self {
+        Self::with_cache(host, cfg, inflight, SlotCache::default())
+    }
+
+    /// A resolver whose slot values live in `cache` (this stream's part
+    /// cleared first); [`Resolver::into_cache`] gives it back for the next
+    /// stream.
+    pub fn with_cache(host: &'a mut H, cfg: &'a Compiled, inflight: i64, cache: SlotCache) -> Self {
+        let SlotCache { mut memo, mut vm } = cache;
+        memo.clear();
+        memo.resize(cfg.attributes.len(), None);
+        vm.resize(cfg.attributes.len(), None);
         Resolver {
             host,
             cfg,
-            memo: vec![None; cfg.attributes.len()],
+            memo,
+            vm,
+            service_in_key: false,
+            istio_cluster: None,
             inflight,
             peer_present: [None, None],
             cluster: None,
             service_host: None,
             mtls: None,
+            code: None,
+            flags: None,
+        }
+    }
+
+    /// The slot values, for the next stream.
+    pub fn into_cache(self) -> SlotCache {
+        SlotCache {
+            memo: self.memo,
+            vm: self.vm,
         }
     }
 
     /// The value of attribute slot `slot`.
     pub fn slot(&mut self, slot: usize) -> &Value {
+        let cfg = self.cfg;
+        if is_vm_constant(&cfg.attributes[slot]) {
+            if self.vm[slot].is_none() {
+                let v = self.eval(&cfg.attributes[slot]);
+                self.vm[slot] = Some(v);
+            }
+            return self.vm[slot].as_ref().unwrap_or(&Value::Missing);
+        }
         if self.memo[slot].is_none() {
             let attr = &self.cfg.attributes[slot];
             let v = self.eval(attr);
@@ -98,9 +184,21 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
 
     fn req_header(&mut self, name: &str) -> Value {
         self.host
-            .request_headers()
-            .get(name)
+            .request_header(name)
             .map_or(Value::Missing, |v| Value::Str(v.to_string()))
+    }
+
+    /// `request.url_path`: `:path` without query or fragment.
+    fn url_path(&mut self) -> Option<&str> {
+        self.host.request_header(":path").map(url_path_of)
+    }
+
+    /// `:authority` (or `host` from an HTTP/1.0 client), `""` if neither.
+    fn authority(&mut self) -> &str {
+        if self.host.request_header(":authority").is_some() {
+            return self.host.request_header(":authority").unwrap_or("");
+        }
+        self.host.request_header("host").unwrap_or("")
     }
 
     /// Evaluates an attribute without memoisation.
@@ -110,13 +208,11 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
             RequestHeader(h) => self.req_header(h),
             ResponseHeader(h) => self
                 .host
-                .response_headers()
-                .get(h)
+                .response_header(h)
                 .map_or(Value::Missing, |v| Value::Str(v.to_string())),
             ResponseTrailer(h) => self
                 .host
-                .response_trailers()
-                .get(h)
+                .response_trailer(h)
                 .map_or(Value::Missing, |v| Value::Str(v.to_string())),
             Claim(path) => {
                 let mut v = self.host.identity().and_then(|id| id.get("claims"));
@@ -133,12 +229,11 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
             AuthPresenter => self.identity_string("azp"),
             Method => self.req_header(":method"),
             Path => self.req_header(":path"),
-            UrlPath => match self.host.request_headers().get(":path") {
-                Some(_) => Value::Str(self.host.request_headers().url_path().to_string()),
-                None => Value::Missing,
-            },
+            UrlPath => self
+                .url_path()
+                .map_or(Value::Missing, |p| Value::Str(p.to_string())),
             Host => {
-                let a = self.host.request_headers().authority();
+                let a = self.authority();
                 if a.is_empty() {
                     Value::Missing
                 } else {
@@ -146,24 +241,20 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
                 }
             }
             Scheme => self.req_header(":scheme"),
-            Query => match self.host.request_headers().query() {
+            Query => match self.host.request_header(":path").and_then(query_of) {
                 Some(q) => Value::Str(q.to_string()),
                 None => Value::Missing,
             },
             UserAgent => self.req_header("user-agent"),
             Referer => self.req_header("referer"),
             RequestId => self.req_header("x-request-id"),
-            PathTemplate => {
-                let cfg = self.cfg;
-                let path = self.host.request_headers().url_path();
-                Value::Str(cfg.templates.template_for(path).to_string())
-            }
+            PathTemplate => Value::Str(self.path_template().to_string()),
             DurationMs => self.duration_ms(),
             RequestSize => Value::Int(self.request_size()),
             RequestTotalSize => match self.prop(&["request", "total_size"], PropKind::Int) {
                 Value::Int(n) => Value::Int(n),
                 _ => {
-                    let h = header_bytes(self.host.request_headers());
+                    let h = self.host.request_headers_size();
                     Value::Int(h + self.request_size())
                 }
             },
@@ -171,8 +262,7 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
             ResponseTotalSize => match self.prop(&["response", "total_size"], PropKind::Int) {
                 Value::Int(n) => Value::Int(n),
                 _ => {
-                    let h = header_bytes(self.host.response_headers())
-                        + header_bytes(self.host.response_trailers());
+                    let h = self.host.response_headers_size();
                     Value::Int(h + self.response_size())
                 }
             },
@@ -183,17 +273,7 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
                 _ => Value::Missing,
             },
             GrpcStatus => self.grpc_status(),
-            ResponseFlags => {
-                let bits = match self.prop(&["response", "flags"], PropKind::Int) {
-                    Value::Int(b) => b as u64,
-                    _ => 0,
-                };
-                let marks = match self.prop(&["wasmesh.fault"], PropKind::Str) {
-                    Value::Str(s) => flags::parse_flags(&s),
-                    _ => 0,
-                };
-                Value::Str(flags::render_flags(bits | marks))
-            }
+            ResponseFlags => Value::Str(flags::render_flags(self.flag_bits())),
             Cluster => self.cluster(),
             Peer(side, field) => self.peer(*side, field),
             Property(path, kind) => {
@@ -202,6 +282,31 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
             }
             Derived(d) => self.derived(*d),
         }
+    }
+
+    /// The matching `pathTemplates` entry (or `other`), borrowed from the
+    /// configuration.
+    fn path_template(&mut self) -> &'a str {
+        let cfg = self.cfg;
+        let path = self.url_path().unwrap_or("");
+        cfg.templates.template_for(path)
+    }
+
+    /// Envoy's response flags plus the fault filter's marks, read once.
+    fn flag_bits(&mut self) -> u64 {
+        if let Some(b) = self.flags {
+            return b;
+        }
+        let bits = match self.prop(&["response", "flags"], PropKind::Int) {
+            Value::Int(b) => b as u64,
+            _ => 0,
+        };
+        let marks = match self.prop(&["wasmesh.fault"], PropKind::Str) {
+            Value::Str(s) => flags::parse_flags(&s),
+            _ => 0,
+        };
+        self.flags = Some(bits | marks);
+        bits | marks
     }
 
     fn identity_string(&mut self, key: &str) -> Value {
@@ -234,7 +339,7 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
         if let Value::Int(n) = self.prop(&["request", "size"], PropKind::Int) {
             return n;
         }
-        if let Some(n) = content_length(self.host.request_headers()) {
+        if let Some(n) = content_length(self.host.request_header("content-length")) {
             return n;
         }
         self.host.request_body_bytes().unwrap_or(0) as i64
@@ -246,31 +351,35 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
         }
         match self.host.response_body_bytes() {
             Some(n) if n > 0 => n as i64,
-            _ => content_length(self.host.response_headers()).unwrap_or(0),
+            _ => content_length(self.host.response_header("content-length")).unwrap_or(0),
         }
     }
 
+    /// `response.code`, else `:status`; read once per stream.
     fn response_code(&mut self) -> Value {
-        match self.prop(&["response", "code"], PropKind::Int) {
+        if let Some(c) = &self.code {
+            return c.clone();
+        }
+        let c = match self.prop(&["response", "code"], PropKind::Int) {
             Value::Int(c) if c > 0 => Value::Int(c),
             _ => match self
                 .host
-                .response_headers()
-                .get(":status")
+                .response_header(":status")
                 .and_then(|s| s.trim().parse::<i64>().ok())
             {
                 Some(c) => Value::Int(c),
                 None => Value::Missing,
             },
-        }
+        };
+        self.code = Some(c.clone());
+        c
     }
 
     /// Envoy's `hasGrpcContentType`: `application/grpc` exactly or
     /// `application/grpc+<codec>` (gRPC-Web is not gRPC).
     fn is_grpc(&mut self) -> bool {
         self.host
-            .request_headers()
-            .get("content-type")
+            .request_header("content-type")
             .and_then(|c| c.strip_prefix("application/grpc"))
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('+'))
     }
@@ -279,14 +388,11 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
         if let Value::Int(s) = self.prop(&["response", "grpc_status"], PropKind::Int) {
             return Value::Int(s);
         }
-        let parse = |m: &HeaderMap| {
-            m.get("grpc-status")
-                .and_then(|s| s.trim().parse::<i64>().ok())
-        };
-        if let Some(s) = parse(self.host.response_trailers()) {
+        let parse = |v: Option<&str>| v.and_then(|s| s.trim().parse::<i64>().ok());
+        if let Some(s) = parse(self.host.response_trailer("grpc-status")) {
             return Value::Int(s);
         }
-        if let Some(s) = parse(self.host.response_headers()) {
+        if let Some(s) = parse(self.host.response_header("grpc-status")) {
             return Value::Int(s);
         }
         if self.is_grpc() {
@@ -300,12 +406,16 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
     }
 
     fn cluster(&mut self) -> Value {
-        if let Some(c) = &self.cluster {
-            return c.clone();
+        self.cluster_ref().clone()
+    }
+
+    /// The routed cluster, read once per stream, borrowed.
+    fn cluster_ref(&mut self) -> &Value {
+        if self.cluster.is_none() {
+            let c = self.read_cluster();
+            self.cluster = Some(c);
         }
-        let c = self.read_cluster();
-        self.cluster = Some(c.clone());
-        c
+        self.cluster.as_ref().unwrap_or(&Value::Missing)
     }
 
     fn read_cluster(&mut self) -> Value {
@@ -362,15 +472,104 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
     }
 
     fn read_service_host(&mut self) -> Option<String> {
-        if let Value::Str(c) = self.cluster() {
-            let parts: Vec<&str> = c.split('|').collect();
-            if parts.len() == 4 && !parts[3].is_empty() {
-                return Some(parts[3].to_string());
+        if let Value::Str(c) = self.cluster_ref() {
+            if let Some(h) = istio_cluster_host(c) {
+                return Some(h.to_string());
             }
         }
-        let a = self.host.request_headers().authority();
-        let host = strip_port(a);
+        let host = strip_port(self.authority());
         (!host.is_empty()).then(|| host.to_string())
+    }
+
+    /// Starts a new key (see [`Resolver::push_key`]).
+    pub fn begin_key(&mut self) {
+        self.service_in_key = false;
+    }
+
+    /// Appends to `out` what decides the label value of slot `slot` — the
+    /// raw inputs rather than the value where that saves work (a status code
+    /// instead of its label, the flag bits instead of their names, the
+    /// cluster instead of the service host and name), borrowed from the
+    /// stream: the label-set cache key. The encoding depends only on the
+    /// slot's attribute, so equal keys always mean equal label values.
+    pub fn push_key(&mut self, slot: usize, out: &mut Vec<u8>) {
+        use Attribute::*;
+        let cfg = self.cfg;
+        match &cfg.attributes[slot] {
+            RequestHeader(h) => push_opt_str(out, self.host.request_header(h)),
+            Method => push_opt_str(out, self.host.request_header(":method")),
+            Path => push_opt_str(out, self.host.request_header(":path")),
+            Scheme => push_opt_str(out, self.host.request_header(":scheme")),
+            UserAgent => push_opt_str(out, self.host.request_header("user-agent")),
+            Referer => push_opt_str(out, self.host.request_header("referer")),
+            RequestId => push_opt_str(out, self.host.request_header("x-request-id")),
+            UrlPath => {
+                let p = self.url_path();
+                push_opt_str(out, p)
+            }
+            PathTemplate => {
+                let t = self.path_template();
+                push_opt_str(out, Some(t))
+            }
+            Cluster => {
+                let c = self.cluster_ref();
+                push_value_key(out, c)
+            }
+            ResponseCode => push_value_key(out, &self.response_code()),
+            ResponseFlags => {
+                out.push(5);
+                out.extend_from_slice(&self.flag_bits().to_le_bytes());
+            }
+            Derived(d) => match d {
+                self::Derived::Protocol => out.extend_from_slice(&[6, u8::from(self.is_grpc())]),
+                self::Derived::CodeLabel => push_value_key(out, &self.response_code()),
+                self::Derived::GrpcLabel => {
+                    if self.is_grpc() {
+                        push_value_key(out, &self.grpc_status())
+                    } else {
+                        out.push(7)
+                    }
+                }
+                self::Derived::SecurityPolicy => push_value_key(out, &self.mtls()),
+                self::Derived::DestinationService | self::Derived::DestinationServiceName => {
+                    self.push_service_key(out)
+                }
+                self::Derived::DestinationServiceNamespace
+                    if cfg.reporter == Reporter::Destination =>
+                {
+                    self.push_service_key(out)
+                }
+                _ => push_value_key(out, self.slot(slot)),
+            },
+            _ => push_value_key(out, self.slot(slot)),
+        }
+    }
+
+    /// The inputs of the service host: the cluster, and the authority when
+    /// the cluster is not an Istio cluster name with a host. Written once
+    /// per key: the service's host, name and namespace labels all follow
+    /// from them.
+    fn push_service_key(&mut self, out: &mut Vec<u8>) {
+        if self.service_in_key {
+            return;
+        }
+        self.service_in_key = true;
+        let istio = match self.istio_cluster {
+            Some(b) => b,
+            None => {
+                let b = match self.cluster_ref() {
+                    Value::Str(c) => istio_cluster_host(c).is_some(),
+                    _ => false,
+                };
+                self.istio_cluster = Some(b);
+                b
+            }
+        };
+        push_value_key(out, self.cluster_ref());
+        if !istio {
+            let a = self.authority();
+            push_opt_str(out, Some(a));
+        }
     }
 
     fn derived(&mut self, d: Derived) -> Value {
@@ -438,6 +637,55 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
     }
 }
 
+/// Appends a value to a label-set key: a tag byte, then the value (strings
+/// with their length), so that distinct value lists give distinct keys.
+pub fn push_value_key(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Missing => out.push(0),
+        Value::Str(s) => push_opt_str(out, Some(s)),
+        Value::Int(n) => {
+            out.push(2);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        Value::Bool(b) => out.extend_from_slice(&[3, u8::from(*b)]),
+        Value::Time(t) => {
+            out.push(4);
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+    }
+}
+
+/// A string (tag 1, length, bytes) or a missing value (tag 0) in a key.
+fn push_opt_str(out: &mut Vec<u8>, v: Option<&str>) {
+    match v {
+        None => out.push(0),
+        Some(s) => {
+            out.push(1);
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+}
+
+/// The host of an Istio cluster name (`inbound|9080||reviews.prod.svc...`:
+/// four `|`-separated parts, the last non-empty).
+fn istio_cluster_host(cluster: &str) -> Option<&str> {
+    let mut it = cluster.split('|');
+    let (_, _, _, host) = (it.next()?, it.next()?, it.next()?, it.next()?);
+    (it.next().is_none() && !host.is_empty()).then_some(host)
+}
+
+/// `:path` without its query string or fragment.
+fn url_path_of(p: &str) -> &str {
+    &p[..p.find(['?', '#']).unwrap_or(p.len())]
+}
+
+/// The query string of a `:path` (after `?`, before `#`), if any.
+fn query_of(p: &str) -> Option<&str> {
+    let rest = &p[p.find('?')? + 1..];
+    Some(&rest[..rest.find('#').unwrap_or(rest.len())])
+}
+
 /// A claim as a label: a string as is, a number as written, a boolean as
 /// `true`/`false`, a list as its scalar elements joined with `,` (as
 /// `wasmesh_common::identity::claim_strings`); objects and nulls are missing.
@@ -481,8 +729,8 @@ fn strip_port(authority: &str) -> &str {
     }
 }
 
-fn content_length(h: &HeaderMap) -> Option<i64> {
-    h.get("content-length").and_then(|v| v.trim().parse().ok())
+fn content_length(v: Option<&str>) -> Option<i64> {
+    v.and_then(|v| v.trim().parse().ok())
 }
 
 /// Envoy's `HeaderMap::byteSize`: names and values of every header.
@@ -514,6 +762,8 @@ pub(crate) mod tests {
         pub req_body: Option<u64>,
         pub resp_body: Option<u64>,
         pub property_reads: usize,
+        /// Every property path read, in order.
+        pub read_paths: Vec<String>,
     }
 
     impl FakeStream {
@@ -556,6 +806,7 @@ pub(crate) mod tests {
         }
         fn property(&mut self, path: &[&str]) -> Option<Vec<u8>> {
             self.property_reads += 1;
+            self.read_paths.push(path.join("."));
             self.props.get(&path.join(".")).cloned()
         }
         fn identity(&mut self) -> Option<&Json> {
