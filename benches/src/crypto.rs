@@ -132,7 +132,7 @@ impl JoseWasm {
 
 /// Where `jose_bench.wasm` is.
 pub fn jose_bench_path() -> std::path::PathBuf {
-    wasmesh::scenario::runner::default_wasm_dir().join("jose_bench.wasm")
+    wasmesh::scenario::default_wasm_dir().join("jose_bench.wasm")
 }
 
 /// Verification figures per algorithm; the wasm column is `None` when

@@ -6,7 +6,7 @@ use crate::cases::{Case, Plugin};
 use std::path::Path;
 use wasmesh::properties::PropertyMap;
 use wasmesh::scenario::model::RequestSpec;
-use wasmesh::scenario::runner::typed_properties;
+use wasmesh::scenario::typed_properties;
 use wasmesh::scenario::{RunOptions, Scenario, Session};
 
 /// A session running one case's chain.

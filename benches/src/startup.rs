@@ -22,7 +22,7 @@ pub const FILTERS: &[(&str, u64)] = &[
 
 /// Path of an artifact.
 pub fn artifact(name: &str) -> PathBuf {
-    wasmesh::scenario::runner::default_wasm_dir().join(format!("{name}.wasm"))
+    wasmesh::scenario::default_wasm_dir().join(format!("{name}.wasm"))
 }
 
 /// Size of one artifact.
@@ -199,7 +199,7 @@ fn node_properties() -> Vec<(String, wasmesh::properties::Value)> {
     ] {
         m.insert(k.to_string(), serde_yaml_str(v));
     }
-    wasmesh::scenario::runner::typed_properties(&m)
+    wasmesh::scenario::typed_properties(&m)
         .map(|p| p.into_iter().collect())
         .unwrap_or_default()
 }

@@ -7,7 +7,7 @@ use wasmesh_benchmarks::timing::Timing;
 
 #[test]
 fn jwt_scale_runs_once_on_the_intended_paths() {
-    wasmesh::scenario::runner::ensure_artifacts().expect("wasm artifacts");
+    wasmesh::scenario::ensure_artifacts().expect("wasm artifacts");
     let (rows, version) = run(&Timing::smoke(), 200, None, &|_| {}).expect("benchmark runs");
     let algs: Vec<&str> = rows.iter().map(|r| r.alg.as_str()).collect();
     assert_eq!(algs, ["RS256", "ES256", "EdDSA"]);

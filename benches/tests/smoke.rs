@@ -6,7 +6,7 @@ use wasmesh_benchmarks::report::{run, Mode, Options};
 
 #[test]
 fn every_benchmark_runs_once() {
-    wasmesh::scenario::runner::ensure_artifacts().expect("wasm artifacts");
+    wasmesh::scenario::ensure_artifacts().expect("wasm artifacts");
     // jose_bench.wasm (signature verification inside wasm) is built by
     // scripts/build-wasm.sh with the filters; the test never builds it.
     let path = wasmesh_benchmarks::crypto::jose_bench_path();

@@ -55,8 +55,8 @@ fn measure(
     let Some(req) = &step.request else {
         return Ok(Vec::new());
     };
-    let mut props = crate::scenario::runner::typed_properties(&spec.properties)?;
-    props.extend(crate::scenario::runner::typed_properties(&step.properties)?);
+    let mut props = crate::scenario::typed_properties(&spec.properties)?;
+    props.extend(crate::scenario::typed_properties(&step.properties)?);
     // Warm up (caches, lazily defined metrics, JIT'd code paths).
     for _ in 0..(iterations / 10).max(10) {
         session.request(step.worker, req, props.clone(), step.upstream.clone())?;

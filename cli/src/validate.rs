@@ -40,7 +40,7 @@ use crate::chain::{ChainConfig, PluginConfig, Worker};
 use crate::host::{Clock, HostShared};
 use crate::package::Filter;
 use crate::runtime::Runtime;
-use crate::scenario::runner::yaml_to_json;
+use crate::scenario::yaml_to_json;
 use crate::scenario::{default_wasm_dir, RunOptions};
 use crate::types::LogLevel;
 use serde_json::Value as Json;

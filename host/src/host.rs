@@ -177,7 +177,7 @@ impl HostShared {
     /// from it (and from the VM id / worker number), so a run with the same
     /// seed and the same inputs draws the same numbers. 0 unless set, so
     /// that every run of a test is the same; scenarios set it (`seed:`,
-    /// default [`crate::scenario::runner::DEFAULT_SEED`]), `wasmesh serve`
+    /// default [`crate::scenario::DEFAULT_SEED`]), `wasmesh serve`
     /// sets a random one unless `--seed` is given.
     pub fn seed(&self) -> u64 {
         self.seed.load(Ordering::Relaxed)

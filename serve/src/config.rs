@@ -6,7 +6,7 @@
 use crate::chain::{ChainConfig, Route};
 use crate::properties::PropertyMap;
 use crate::scenario::model::{PluginSpec, Scenario as ScenarioModel, WeightedCluster};
-use crate::scenario::runner::{chain_config, typed_properties, RunOptions};
+use crate::scenario::{chain_config, typed_properties, RunOptions};
 use crate::types::LogLevel;
 use serde::Deserialize;
 use std::collections::BTreeMap;

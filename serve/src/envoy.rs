@@ -15,8 +15,8 @@ use super::config::{
 };
 use crate::chain::{FailurePolicy, PluginConfig, Route, RouteAction};
 use crate::properties::typed;
-use crate::scenario::runner::{default_wasm_dir, yaml_to_json};
 use crate::scenario::RunOptions;
+use crate::scenario::{default_wasm_dir, yaml_to_json};
 use serde_yaml::{Mapping, Value};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -117,9 +117,8 @@ fn native_core_work_per_request() {
     }
 
     let s = bench_scenario();
-    let config =
-        wasmesh::scenario::runner::yaml_to_json(s.spec.chain[0].config.as_ref().expect("config"))
-            .expect("json");
+    let config = wasmesh::scenario::yaml_to_json(s.spec.chain[0].config.as_ref().expect("config"))
+        .expect("json");
     let cfg =
         Compiled::from_json(config.to_string().as_bytes(), NodeInfo::default()).expect("config");
     let mut recorder = Recorder::new(&cfg);

@@ -7,7 +7,7 @@
 use custom_metrics::config::stats_tags_for_config;
 use custom_metrics::tags::{self, HistogramData, Stat, StatValue, TagProducer};
 use std::path::Path;
-use wasmesh::scenario::runner::{typed_properties, yaml_to_json};
+use wasmesh::scenario::{typed_properties, yaml_to_json};
 use wasmesh::scenario::{RunOptions, Scenario, Session};
 use wasmesh::types::MetricKind;
 

@@ -23,7 +23,7 @@ fn cpu_ns() -> u64 {
 fn per_request(session: &mut Session, s: &Scenario, step: usize, n: usize) -> f64 {
     let st = &s.spec.requests[step];
     let req = st.request.as_ref().expect("request step");
-    let props = wasmesh::scenario::runner::typed_properties(&st.properties).expect("properties");
+    let props = wasmesh::scenario::typed_properties(&st.properties).expect("properties");
     for _ in 0..n / 10 {
         session
             .request(st.worker, req, props.clone(), st.upstream.clone())

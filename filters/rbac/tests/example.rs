@@ -3,7 +3,7 @@
 //! configuration compiles natively too.
 
 use std::path::Path;
-use wasmesh::scenario::runner::yaml_to_json;
+use wasmesh::scenario::yaml_to_json;
 use wasmesh::scenario::Scenario;
 
 #[test]

@@ -8,13 +8,17 @@
 //! assert!(report.passed(), "{report}");
 //! ```
 
+mod artifacts;
+mod convert;
 pub mod model;
 pub mod runner;
 
-pub use model::Scenario as ScenarioSpec;
-pub use runner::{
-    default_wasm_dir, ensure_artifacts, resolve_wasm, workspace_root, Observed, RunOptions, Session,
+pub use artifacts::{
+    default_wasm_dir, ensure_artifacts, resolve_wasm, workspace_root, RunOptions, WASM_CRATES,
 };
+pub use convert::{chain_config, request_headers, typed_properties, yaml_to_json};
+pub use model::Scenario as ScenarioSpec;
+pub use runner::{Observed, Session, DEFAULT_SEED, MAX_WAIT_NS};
 
 use crate::host::LogLine;
 use model::*;
@@ -230,8 +234,8 @@ fn run_step(
     session.advance(step.advance_ms);
     let mut obs = None;
     if let Some(req) = &step.request {
-        let mut props = runner::typed_properties(&spec.properties)?;
-        props.extend(runner::typed_properties(&step.properties)?);
+        let mut props = typed_properties(&spec.properties)?;
+        props.extend(typed_properties(&step.properties)?);
         for _ in 0..step.repeat.unwrap_or(1).max(1) {
             obs = Some(session.request(step.worker, req, props.clone(), step.upstream.clone())?);
         }

@@ -18,7 +18,7 @@ pub struct Scenario {
     pub verify_signature: Option<String>,
     /// Seed of the random sources (the VMs' random numbers, weighted route
     /// picks): the same seed replays the same draws. Default
-    /// [`crate::scenario::runner::DEFAULT_SEED`]; `wasmesh test --seed` overrides it.
+    /// [`crate::scenario::DEFAULT_SEED`]; `wasmesh test --seed` overrides it.
     pub seed: Option<u64>,
     /// VMs per plugin (Envoy worker threads).
     pub workers: Option<usize>,
