@@ -51,6 +51,9 @@ pub struct ServeFile {
     pub server_name: Option<String>,
     /// Envoy's HTTP connection manager `stat_prefix` (default `ingress_http`).
     pub stat_prefix: Option<String>,
+    /// The connection manager's timeouts and limits, with Envoy's names
+    /// (`per_connection_buffer_limit_bytes`, `stream_idle_timeout`, ...).
+    pub limits: Option<super::limits::LimitsSpec>,
 }
 
 /// The admin listener: an address, or `{listen: address}`.
@@ -176,6 +179,8 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     pub server_name: String,
     pub stat_prefix: String,
+    /// Timeouts, buffer and connection limits.
+    pub limits: super::limits::Limits,
     /// Parts of the input that were ignored (printed at start).
     pub warnings: Vec<String>,
 }
@@ -204,6 +209,7 @@ impl ServeConfig {
             drain_timeout: Duration::from_secs(10),
             server_name: "envoy".into(),
             stat_prefix: "ingress_http".into(),
+            limits: Default::default(),
             warnings: Vec::new(),
         }
     }
@@ -349,6 +355,9 @@ impl ServeConfig {
         }
         if let Some(s) = &f.stat_prefix {
             c.stat_prefix = s.clone();
+        }
+        if let Some(l) = &f.limits {
+            l.apply(&mut c.limits)?;
         }
         c.finish()?;
         Ok(c)

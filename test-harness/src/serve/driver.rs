@@ -6,6 +6,8 @@
 //! only touched from this thread, one call at a time.
 
 use super::access_log::Entry;
+use super::flow_control::Watermark;
+use super::limits::LimitStats;
 use super::upstream::{self, ChannelBody, Failure, Pool, Sender};
 use super::Shared;
 use crate::chain::{Callout, GrpcAnswer, StreamEvent, Worker};
@@ -43,6 +45,10 @@ struct StreamRec {
     log: Entry,
     started: Instant,
     reset: bool,
+    /// Request body handed to the upstream request, not yet sent.
+    up_flow: Rc<Watermark>,
+    /// Response body handed to the client, not yet sent.
+    down_flow: Rc<Watermark>,
 }
 
 struct Inner {
@@ -164,19 +170,21 @@ impl Driver {
                 } else {
                     let (tx, rx) = unbounded_channel();
                     rec.up = Some(tx);
-                    ChannelBody::new(rx)
+                    ChannelBody::new(rx).with_flow(rec.up_flow.clone())
                 };
                 let d = self.clone();
                 let busy = Outstanding::new(self);
+                let down = rec.down_flow.clone();
                 let h = spawn_local(async move {
                     let _busy = busy;
-                    upstream_request(&d, sid, headers, body, cluster, timeout).await;
+                    upstream_request(&d, sid, headers, body, cluster, timeout, down).await;
                 });
                 rec.up_task = Some(h.abort_handle());
             }
             StreamEvent::UpstreamData { data, end_stream } => {
                 if let Some(tx) = &rec.up {
                     if !data.is_empty() {
+                        rec.up_flow.add(data.len());
                         let _ = tx.send(Frame::data(Bytes::from(data)));
                     }
                 }
@@ -202,6 +210,7 @@ impl Driver {
             }
             StreamEvent::DownstreamData { data, end_stream } => {
                 rec.log.bytes_sent += data.len() as u64;
+                rec.down_flow.add(data.len());
                 let _ = rec
                     .down
                     .send(DownEvent::Data(Bytes::from(data), end_stream));
@@ -221,6 +230,8 @@ impl Driver {
                 if let Some(h) = rec.up_task.take() {
                     h.abort();
                 }
+                rec.up_flow.close();
+                rec.down_flow.close();
                 self.complete(rec, info);
             }
         }
@@ -229,6 +240,13 @@ impl Driver {
     fn complete(&self, mut rec: StreamRec, info: Option<&crate::chain::StreamInfo>) {
         let stats = &self.shared.stats;
         stats.downstream_rq_active.fetch_sub(1, Ordering::Relaxed);
+        match info.and_then(|i| i.code_details.as_deref()) {
+            Some("request_payload_too_large") => {
+                LimitStats::inc(&stats.limits.downstream_rq_too_large)
+            }
+            Some("response_payload_too_large") => LimitStats::inc(&stats.limits.rs_too_large),
+            _ => {}
+        }
         if rec.reset && rec.log.status == 0 {
             stats.downstream_rq_tx_reset.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -272,6 +290,7 @@ impl Driver {
         down: UnboundedSender<DownEvent>,
         log: Entry,
         done: Rc<Cell<bool>>,
+        (up_flow, down_flow): (Rc<Watermark>, Rc<Watermark>),
     ) -> u64 {
         let stats = &self.shared.stats;
         stats.downstream_rq_total.fetch_add(1, Ordering::Relaxed);
@@ -294,6 +313,8 @@ impl Driver {
                 log,
                 started: Instant::now(),
                 reset: false,
+                up_flow,
+                down_flow,
             },
         );
         self.pump(&mut inner);
@@ -516,6 +537,7 @@ impl Drop for StreamGuard {
 pub struct DownBody {
     rx: UnboundedReceiver<DownEvent>,
     end: bool,
+    flow: Rc<Watermark>,
     _guard: Rc<StreamGuard>,
 }
 
@@ -541,6 +563,7 @@ impl Body for DownBody {
             };
             match ev {
                 DownEvent::Data(b, eos) => {
+                    self.flow.sub(b.len());
                     if eos {
                         self.end = true;
                     }
@@ -671,7 +694,18 @@ async fn handle_request(
     let eos = body.is_end_stream();
     let (tx, mut rx) = unbounded_channel();
     let done = Rc::new(Cell::new(false));
-    let sid = driver.start_stream(headers, eos, props, tx, log, done.clone());
+    let limit = driver.shared.config.limits.buffer_limit();
+    let up_flow = Rc::new(Watermark::new(limit));
+    let down_flow = Rc::new(Watermark::new(limit));
+    let sid = driver.start_stream(
+        headers,
+        eos,
+        props,
+        tx,
+        log,
+        done.clone(),
+        (up_flow.clone(), down_flow.clone()),
+    );
     let guard = Rc::new(StreamGuard {
         driver: driver.clone(),
         sid,
@@ -681,7 +715,7 @@ async fn handle_request(
         let d = driver.clone();
         let g = guard.clone();
         spawn_local(async move {
-            read_request_body(&d, sid, body).await;
+            read_request_body(&d, sid, body, &up_flow, &g.done).await;
             drop(g);
         });
     }
@@ -699,6 +733,7 @@ async fn handle_request(
     let mut resp = http::Response::new(DownBody {
         rx,
         end,
+        flow: down_flow,
         _guard: guard,
     });
     *resp.status_mut() = status;
@@ -720,7 +755,14 @@ async fn handle_request(
     Ok(resp)
 }
 
-async fn read_request_body(driver: &Rc<Driver>, sid: u64, mut body: Incoming) {
+async fn read_request_body(
+    driver: &Rc<Driver>,
+    sid: u64,
+    mut body: Incoming,
+    flow: &Watermark,
+    done: &Cell<bool>,
+) {
+    let stats = &driver.shared.stats.limits;
     loop {
         match body.frame().await {
             Some(Ok(f)) => match f.into_data() {
@@ -730,6 +772,14 @@ async fn read_request_body(driver: &Rc<Driver>, sid: u64, mut body: Incoming) {
                     driver.with(|w| w.downstream_data(sid, data.to_vec(), eos));
                     if eos {
                         return;
+                    }
+                    // Above the high watermark: stop reading the client
+                    // until the upstream took half of it (Envoy's
+                    // readDisable on the downstream connection).
+                    if flow.above_high() {
+                        LimitStats::inc(&stats.downstream_flow_control_paused_reading_total);
+                        flow.wait_for_drain(|| done.get()).await;
+                        LimitStats::inc(&stats.downstream_flow_control_resumed_reading_total);
                     }
                 }
                 Err(f) => {
@@ -846,6 +896,7 @@ async fn upstream_request(
     body: ChannelBody,
     cluster_name: String,
     timeout: Option<Duration>,
+    down_flow: Rc<Watermark>,
 ) {
     let shared = driver.shared.clone();
     let Some(cluster) = shared.config.clusters.get(&cluster_name) else {
@@ -924,6 +975,33 @@ async fn upstream_request(
                     driver.with(|w| w.upstream_data(sid, data.to_vec(), eos));
                     if eos {
                         return;
+                    }
+                    // The client is slower: stop reading the upstream until
+                    // it took half of what is queued.
+                    if down_flow.above_high() {
+                        if let Some(s) = stats {
+                            s.upstream_flow_control_paused_reading_total
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        let wait = down_flow.wait_for_drain(|| false);
+                        match deadline {
+                            Some(d) => {
+                                if tokio::time::timeout_at(d, wait).await.is_err() {
+                                    if let Some(s) = stats {
+                                        s.upstream_rq_timeout.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    fail(driver, sid, Failure::Timeout);
+                                    return;
+                                }
+                            }
+                            None => {
+                                wait.await;
+                            }
+                        }
+                        if let Some(s) = stats {
+                            s.upstream_flow_control_resumed_reading_total
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
                 Err(f) => {

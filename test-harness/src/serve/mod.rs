@@ -30,6 +30,8 @@ pub mod config;
 pub mod demo;
 pub mod driver;
 pub mod envoy;
+pub mod flow_control;
+pub mod limits;
 pub mod stats;
 pub mod upstream;
 
@@ -130,7 +132,8 @@ impl Server {
             None => None,
         };
         let admin = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
-        let stats = stats::Stats::new(&config.stat_prefix, config.clusters.keys());
+        let stats =
+            stats::Stats::new(&config.stat_prefix, config.clusters.keys()).with_listener(listen);
         let shared = Arc::new(Shared {
             config,
             host,
@@ -338,7 +341,10 @@ fn worker_main(
             shared.host.clone(),
             shared.config.chain.clone(),
         ) {
-            Ok(w) => w,
+            Ok(mut w) => {
+                w.set_buffer_limit(shared.config.limits.buffer_limit());
+                w
+            }
             Err(e) => {
                 let _ = ready.send(Err(e));
                 return;

@@ -21,6 +21,8 @@ pub struct ChannelBody {
     rx: Option<UnboundedReceiver<Frame<Bytes>>>,
     /// The body is known to be empty (headers-only request).
     empty: bool,
+    /// The stream's watermark buffer: data taken from here leaves it.
+    flow: Option<std::rc::Rc<super::flow_control::Watermark>>,
 }
 
 impl ChannelBody {
@@ -28,12 +30,20 @@ impl ChannelBody {
         ChannelBody {
             rx: Some(rx),
             empty: false,
+            flow: None,
         }
+    }
+    /// Data polled from this body leaves `flow` (the request body of an
+    /// upstream request).
+    pub fn with_flow(mut self, flow: std::rc::Rc<super::flow_control::Watermark>) -> ChannelBody {
+        self.flow = Some(flow);
+        self
     }
     pub fn empty() -> ChannelBody {
         ChannelBody {
             rx: None,
             empty: true,
+            flow: None,
         }
     }
     /// A body of one chunk (callouts).
@@ -64,7 +74,12 @@ impl Body for ChannelBody {
             return Poll::Ready(None);
         };
         match rx.poll_recv(cx) {
-            Poll::Ready(Some(f)) => Poll::Ready(Some(Ok(f))),
+            Poll::Ready(Some(f)) => {
+                if let (Some(flow), Some(d)) = (&self.flow, f.data_ref()) {
+                    flow.sub(d.len());
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
             Poll::Ready(None) => {
                 self.rx = None;
                 Poll::Ready(None)
