@@ -26,12 +26,15 @@
 
 pub mod access_log;
 pub mod admin;
+mod callout;
 pub mod config;
+pub mod connection_manager;
 pub mod demo;
 pub mod driver;
 pub mod envoy;
 pub mod flow_control;
 pub mod limits;
+mod router;
 pub mod stats;
 pub mod upstream;
 
@@ -371,8 +374,12 @@ fn worker_main(
             tokio::select! {
                 a = listener.accept() => match a {
                     Ok((s, peer)) => {
+                        if !connection_manager::admit(&shared) {
+                            drop(s);
+                            continue;
+                        }
                         conn_id += 1;
-                        tokio::task::spawn_local(driver::serve_connection(
+                        tokio::task::spawn_local(connection_manager::serve_connection(
                             driver.clone(),
                             s,
                             peer,

@@ -426,7 +426,7 @@ pub const UPSTREAM_CONNECTION_TERMINATION: u64 = 0x40;
 
 /// Envoy's short names of response flags, in Envoy's order.
 pub fn response_flags_string(flags: u64) -> String {
-    const NAMES: [(u64, &str); 10] = [
+    const NAMES: [(u64, &str); 11] = [
         (0x2, "UH"),
         (0x4, "UT"),
         (0x8, "LR"),
@@ -436,7 +436,8 @@ pub fn response_flags_string(flags: u64) -> String {
         (0x200, "DI"),
         (0x400, "FI"),
         (0x4000, "DC"),
-        (0x800000, "NC"),
+        (0x10000, "SI"),
+        (0x1000000, "NC"),
     ];
     let s: Vec<&str> = NAMES
         .iter()
