@@ -119,6 +119,9 @@ enum Cmd {
         /// Do not print plugin log lines.
         #[arg(long, short)]
         quiet: bool,
+        /// Reload the plugin chain when the file or a `.wasm` changes.
+        #[arg(long)]
+        watch: bool,
     },
     /// The demo: an identity provider, echo upstreams and `wasmesh serve` with
     /// the five filters (examples/demo/serve.yaml); drives a tour of requests,
@@ -239,6 +242,7 @@ fn main() -> ExitCode {
             workers,
             access_log,
             quiet,
+            watch,
         } => {
             let overrides = wasmesh::serve::CliOverrides {
                 listen,
@@ -246,6 +250,7 @@ fn main() -> ExitCode {
                 workers,
                 access_log,
                 quiet,
+                watch,
             };
             match wasmesh::serve::run_cli(&config, wasm_dir, overrides) {
                 Ok(()) => ExitCode::SUCCESS,

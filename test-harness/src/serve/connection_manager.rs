@@ -9,7 +9,7 @@
 //! [`Driver`]; its body flows through [`Watermark`] buffers.
 
 use super::access_log::Entry;
-use super::driver::{DownEvent, Driver, StreamDone};
+use super::driver::{CurrentDriver, DownEvent, Driver, StreamDone};
 use super::flow_control::Watermark;
 use super::limits::LimitStats;
 use super::upstream;
@@ -74,12 +74,13 @@ pub struct ConnInfo {
 /// Serves one downstream connection (already counted by [`admit`]) until
 /// it closes, a connection timer drains it, or the server drains.
 pub async fn serve_connection(
-    driver: Rc<Driver>,
+    current: CurrentDriver,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
     id: u64,
 ) {
+    let driver = current.borrow().clone();
     let stats = &driver.shared.stats;
     let limits = &driver.shared.config.limits;
     driver.connections.set(driver.connections.get() + 1);
@@ -96,10 +97,10 @@ pub async fn serve_connection(
         premature: Cell::new(0),
         abort: Notify::new(),
     });
-    let d = driver.clone();
     let c = conn.clone();
     let svc = hyper::service::service_fn(move |req| {
-        let d = d.clone();
+        // Each stream runs on the chain current when it starts.
+        let d = current.borrow().clone();
         let c = c.clone();
         async move { handle_request(d, c, req).await }
     });

@@ -84,6 +84,9 @@ struct Inner {
     timer_due: Option<i64>,
 }
 
+/// The driver new streams of a worker thread go to (replaced on reload).
+pub type CurrentDriver = Rc<RefCell<Rc<Driver>>>;
+
 /// The per-thread driver of a worker.
 pub struct Driver {
     pub shared: Arc<Shared>,
@@ -95,8 +98,13 @@ pub struct Driver {
     rng: Cell<u64>,
     /// Callouts and upstream requests in flight (shutdown waits for them).
     pub outstanding: Cell<usize>,
-    pub connections: Cell<usize>,
-    pub idle: Notify,
+    /// Downstream connections of this worker thread (shared by the
+    /// drivers of successive chains after a reload).
+    pub connections: Rc<Cell<usize>>,
+    pub idle: Rc<Notify>,
+    /// Replaced by a reloaded chain: no new stream comes here; its timers
+    /// stop once its plugins were shut down.
+    pub retired: Cell<bool>,
     /// Open gRPC streams: the request-body side of each.
     pub(super) grpc_streams: RefCell<crate::FastMap<StreamKey, UnboundedSender<Frame<Bytes>>>>,
 }
@@ -116,8 +124,9 @@ impl Driver {
             rr: Cell::new(0),
             rng: Cell::new(seed()),
             outstanding: Cell::new(0),
-            connections: Cell::new(0),
-            idle: Notify::new(),
+            connections: Rc::new(Cell::new(0)),
+            idle: Rc::new(Notify::new()),
+            retired: Cell::new(false),
             grpc_streams: RefCell::new(Default::default()),
         })
     }
@@ -394,9 +403,28 @@ impl Driver {
         Some(endpoints[i % endpoints.len()])
     }
 
-    /// Fires due timers until shutdown.
+    /// The driver of a reloaded chain on the same thread: it shares the
+    /// thread's connection count.
+    pub fn successor(self: &Rc<Self>, worker: Worker) -> Rc<Driver> {
+        let d = Driver::new(worker, self.shared.clone());
+        let mut n =
+            Rc::try_unwrap(d).unwrap_or_else(|_| unreachable!("a new driver is not shared"));
+        n.connections = self.connections.clone();
+        n.idle = self.idle.clone();
+        Rc::new(n)
+    }
+
+    /// Streams in flight on this driver's chain.
+    pub fn active_streams(&self) -> usize {
+        self.inner.borrow().streams.len()
+    }
+
+    /// Fires due timers until shutdown (or until the driver was retired).
     pub async fn timer_loop(self: Rc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
+            if self.retired.get() {
+                return;
+            }
             let due = self.inner.borrow().worker.next_timer_ns();
             let now = self.shared.host.clock.now_ns();
             match due {
@@ -421,6 +449,20 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// A reload replaced this chain: once its last stream and callout
+    /// finished, its plugins are shut down and its timers stop.
+    pub async fn retire(self: Rc<Self>) {
+        while self.active_streams() > 0 || self.outstanding.get() > 0 {
+            tokio::select! {
+                _ = self.idle.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        self.shutdown_plugins(Duration::from_secs(1)).await;
+        self.retired.set(true);
+        self.timer_changed.notify_one();
     }
 
     /// Plugin shutdown, then a short wait for callouts it started.

@@ -88,6 +88,8 @@ pub struct Stats {
     pub wasm_failed_streams: AtomicU64,
     /// Flow control, timeouts and limits.
     pub limits: super::limits::LimitStats,
+    /// Live reloads of the chain.
+    pub reload: super::reload::ReloadStats,
     /// Envoy's listener stat prefix (`listener.127.0.0.1_10000`).
     pub listener_prefix: String,
 }
@@ -114,6 +116,7 @@ impl Stats {
                 .collect(),
             wasm_failed_streams: AtomicU64::new(0),
             limits: Default::default(),
+            reload: Default::default(),
             listener_prefix: String::new(),
         }
     }
@@ -200,6 +203,9 @@ impl Stats {
             "wasmesh.wasm_failed_streams".to_string(),
             &self.wasm_failed_streams,
         ));
+        for (name, v) in self.reload.entries() {
+            out.push(c(name.to_string(), v));
+        }
         for (name, listener, v) in self.limits.entries() {
             let full = if listener {
                 format!("{}.{name}", self.listener_prefix)

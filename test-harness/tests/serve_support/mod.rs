@@ -88,6 +88,7 @@ pub struct Spawned {
     pub listen: SocketAddr,
     pub admin: Option<SocketAddr>,
     pub stderr: Arc<Mutex<Vec<String>>>,
+    lines_rx: std::sync::mpsc::Receiver<String>,
     _dir: PathBuf,
 }
 
@@ -121,15 +122,22 @@ impl Spawned {
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if line.contains("listening on http://") {
-                    let _ = tx.send(line.clone());
-                }
-                keep.lock().unwrap().push(line);
+                keep.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
             }
         });
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(l) => l,
-            Err(_) => {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let found = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains("listening on http://") => break Some(l),
+                Ok(_) => continue,
+                Err(_) => break None,
+            }
+        };
+        let line = match found {
+            Some(l) => l,
+            None => {
                 let _ = child.kill();
                 panic!(
                     "wasmesh serve did not start:\n{}",
@@ -149,6 +157,7 @@ impl Spawned {
             admin: addr("admin on http://"),
             child,
             stderr: lines,
+            lines_rx: rx,
             _dir: dir,
         }
     }
@@ -187,6 +196,19 @@ impl Spawned {
             }
             assert!(Instant::now() < deadline, "wasmesh serve did not exit");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the next stderr line containing `pat` (bounded).
+    pub fn wait_line(&self, pat: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines_rx.recv_timeout(left) {
+                Ok(l) if l.contains(pat) => return l,
+                Ok(_) => continue,
+                Err(_) => panic!("no line with `{pat}`; stderr:\n{}", self.stderr_text()),
+            }
         }
     }
 
