@@ -383,3 +383,99 @@ fn past_the_global_connection_limit_new_connections_are_refused() {
         stop(server);
     });
 }
+
+#[test]
+fn an_envoy_bootstrap_sets_the_limits() {
+    let yaml = r#"
+static_resources:
+  listeners:
+  - name: main
+    per_connection_buffer_limit_bytes: 32768
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          request_headers_timeout: 2s
+          request_timeout: 30s
+          stream_idle_timeout: 0s
+          max_request_headers_kb: 96
+          common_http_protocol_options:
+            idle_timeout: 600s
+            max_connection_duration: {seconds: 3600}
+            max_headers_count: 50
+          http2_protocol_options: {max_concurrent_streams: 64}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes: [{match: {prefix: /}, route: {cluster: upstream}}]
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - name: upstream
+    load_assignment:
+      cluster_name: upstream
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 1}}}}]}]
+overload_manager:
+  resource_monitors:
+  - name: envoy.resource_monitors.global_downstream_max_connections
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
+      max_active_downstream_connections: 1000
+layered_runtime:
+  layers:
+  - name: static
+    static_layer:
+      overload.premature_reset_total_stream_count: 200
+      overload.premature_reset_min_stream_lifetime_seconds: 2
+"#;
+    let c = wasmesh::serve::ServeConfig::from_yaml_str(
+        yaml,
+        std::path::Path::new("."),
+        &Default::default(),
+    )
+    .unwrap();
+    let l = &c.limits;
+    assert_eq!(l.per_connection_buffer_limit_bytes, 32768);
+    assert_eq!(l.request_headers_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(l.request_timeout, Some(Duration::from_secs(30)));
+    assert_eq!(l.stream_idle_timeout, None);
+    assert_eq!(l.max_request_headers_kb, 96);
+    assert_eq!(l.idle_timeout, Some(Duration::from_secs(600)));
+    assert_eq!(l.max_connection_duration, Some(Duration::from_secs(3600)));
+    assert_eq!(l.max_headers_count, 50);
+    assert_eq!(l.max_concurrent_streams, 64);
+    assert_eq!(l.max_downstream_connections, Some(1000));
+    assert_eq!(l.premature_reset_total_stream_count, 200);
+    assert_eq!(
+        l.premature_reset_min_stream_lifetime,
+        Duration::from_secs(2)
+    );
+    // Envoy's defaults otherwise; a bad value names its field.
+    let d = wasmesh::serve::limits::Limits::default();
+    assert_eq!(d.stream_idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(d.idle_timeout, Some(Duration::from_secs(3600)));
+    assert_eq!((d.max_request_headers_kb, d.max_headers_count), (60, 100));
+    assert_eq!(d.per_connection_buffer_limit_bytes, 1024 * 1024);
+    let e = wasmesh::serve::ServeConfig::from_yaml_str(
+        &yaml.replace("max_request_headers_kb: 96", "max_request_headers_kb: 9000"),
+        std::path::Path::new("."),
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("max_request_headers_kb: must be between 1 and 8192"),
+        "{e}"
+    );
+    let e = wasmesh::serve::ServeConfig::from_yaml_str(
+        "limits: {stream_idle_timeout: soon}\nclusters: {upstream: {endpoints: [\"127.0.0.1:1\"]}}",
+        std::path::Path::new("."),
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert!(e.contains("limits.stream_idle_timeout"), "{e}");
+}

@@ -36,21 +36,21 @@ struct Reader<'a> {
     opts: &'a RunOptions,
 }
 
-fn map<'v>(v: &'v Value, path: &str) -> R<&'v Mapping> {
+pub(super) fn map<'v>(v: &'v Value, path: &str) -> R<&'v Mapping> {
     v.as_mapping()
         .ok_or_else(|| format!("{path}: expected a mapping"))
 }
 
-fn seq<'v>(v: &'v Value, path: &str) -> R<&'v Vec<Value>> {
+pub(super) fn seq<'v>(v: &'v Value, path: &str) -> R<&'v Vec<Value>> {
     v.as_sequence()
         .ok_or_else(|| format!("{path}: expected a list"))
 }
 
-fn get<'v>(m: &'v Mapping, key: &str) -> Option<&'v Value> {
+pub(super) fn get<'v>(m: &'v Mapping, key: &str) -> Option<&'v Value> {
     m.get(key)
 }
 
-fn string(v: &Value, path: &str) -> R<String> {
+pub(super) fn string(v: &Value, path: &str) -> R<String> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
@@ -67,7 +67,7 @@ fn boolean(v: &Value, path: &str) -> R<bool> {
     }
 }
 
-fn duration(v: &Value, path: &str) -> R<Duration> {
+pub(super) fn duration(v: &Value, path: &str) -> R<Duration> {
     match v {
         Value::String(s) => parse_duration(s).map_err(|e| format!("{path}: {e}")),
         Value::Mapping(m) => {
@@ -485,6 +485,12 @@ impl Reader<'_> {
                 "server_name",
                 "normalize_path",
                 "merge_slashes",
+                "request_headers_timeout",
+                "request_timeout",
+                "stream_idle_timeout",
+                "max_request_headers_kb",
+                "common_http_protocol_options",
+                "http2_protocol_options",
             ],
             &[
                 "access_log",
@@ -494,11 +500,7 @@ impl Reader<'_> {
                 "preserve_external_request_id",
                 "always_set_request_id_in_response",
                 "tracing",
-                "common_http_protocol_options",
                 "http_protocol_options",
-                "http2_protocol_options",
-                "stream_idle_timeout",
-                "request_timeout",
                 "drain_timeout",
                 "delayed_close_timeout",
                 "internal_address_config",
@@ -515,6 +517,7 @@ impl Reader<'_> {
         if let Some(s) = get(tc, "server_name") {
             c.server_name = string(s, &format!("{path}.server_name"))?;
         }
+        super::envoy_limits::hcm(tc, path, &mut c.limits, &mut self.warnings)?;
         for k in ["normalize_path", "merge_slashes"] {
             if let Some(v) = get(tc, k) {
                 if boolean(v, &format!("{path}.{k}"))? {
@@ -647,14 +650,15 @@ impl Reader<'_> {
         self.keys(
             m,
             path,
-            &["name", "address", "filter_chains"],
             &[
+                "name",
+                "address",
+                "filter_chains",
                 "per_connection_buffer_limit_bytes",
-                "traffic_direction",
-                "access_log",
-                "stat_prefix",
             ],
+            &["traffic_direction", "access_log", "stat_prefix"],
         )?;
+        super::envoy_limits::listener(m, path, &mut c.limits)?;
         c.listen = self.listen_address(
             get(m, "address").ok_or_else(|| format!("{path}.address: required"))?,
             &format!("{path}.address"),
@@ -892,12 +896,17 @@ pub fn from_bootstrap(v: &Value, base: &Path, opts: &RunOptions) -> R<ServeConfi
     r.keys(
         top,
         "",
-        &["static_resources", "admin", "stats_config", "node"],
         &[
+            "static_resources",
+            "admin",
+            "stats_config",
+            "node",
             "layered_runtime",
+            "overload_manager",
+        ],
+        &[
             "stats_sinks",
             "stats_flush_interval",
-            "overload_manager",
             "watchdog",
             "watchdogs",
             "cluster_manager",
@@ -992,6 +1001,12 @@ pub fn from_bootstrap(v: &Value, base: &Path, opts: &RunOptions) -> R<ServeConfi
     }
     if let Some(n) = get(top, "node") {
         r.node(n, &mut c)?;
+    }
+    if let Some(o) = get(top, "overload_manager") {
+        super::envoy_limits::overload_manager(o, &mut c.limits, &mut r.warnings)?;
+    }
+    if let Some(l) = get(top, "layered_runtime") {
+        super::envoy_limits::runtime(l, &mut c.limits, &mut r.warnings)?;
     }
     c.access_log = super::config::AccessLogTarget::Stdout;
     c.warnings = r.warnings;

@@ -32,6 +32,7 @@ pub mod connection_manager;
 pub mod demo;
 pub mod driver;
 pub mod envoy;
+mod envoy_limits;
 pub mod flow_control;
 pub mod limits;
 pub mod reload;
