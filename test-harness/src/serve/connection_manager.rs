@@ -9,7 +9,7 @@
 //! [`Driver`]; its body flows through [`Watermark`] buffers.
 
 use super::access_log::Entry;
-use super::driver::{CurrentDriver, DownEvent, Driver, StreamDone};
+use super::driver::{CurrentDriver, DownEvent, Driver, StreamDone, StreamEnds};
 use super::flow_control::Watermark;
 use super::limits::LimitStats;
 use super::upstream;
@@ -495,10 +495,13 @@ async fn handle_request(
         headers,
         eos,
         props,
-        tx,
         log,
-        done.clone(),
-        (up_flow.clone(), down_flow.clone()),
+        StreamEnds {
+            down: tx,
+            done: done.clone(),
+            up_flow: up_flow.clone(),
+            down_flow: down_flow.clone(),
+        },
     );
     let now = Instant::now();
     let guard = Rc::new(StreamGuard {

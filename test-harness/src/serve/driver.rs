@@ -64,6 +64,17 @@ impl StreamDone {
     }
 }
 
+/// The client side of a new stream, as the driver keeps it.
+pub struct StreamEnds {
+    /// Where the response goes.
+    pub down: UnboundedSender<DownEvent>,
+    pub done: Rc<StreamDone>,
+    /// Request body queued for the upstream.
+    pub up_flow: Rc<Watermark>,
+    /// Response body queued for the client.
+    pub down_flow: Rc<Watermark>,
+}
+
 struct StreamRec {
     down: UnboundedSender<DownEvent>,
     up: Option<UnboundedSender<Frame<Bytes>>>,
@@ -323,11 +334,15 @@ impl Driver {
         headers: HeaderMap,
         end_stream: bool,
         props: PropertyMap,
-        down: UnboundedSender<DownEvent>,
         log: Entry,
-        done: Rc<StreamDone>,
-        (up_flow, down_flow): (Rc<Watermark>, Rc<Watermark>),
+        ends: StreamEnds,
     ) -> u64 {
+        let StreamEnds {
+            down,
+            done,
+            up_flow,
+            down_flow,
+        } = ends;
         let stats = &self.shared.stats;
         stats.downstream_rq_total.fetch_add(1, Ordering::Relaxed);
         stats.downstream_rq_active.fetch_add(1, Ordering::Relaxed);

@@ -12,7 +12,17 @@
 //!   clusters for real, with Envoy's answers for failures and timeouts.
 //! * An admin listener with Envoy's `/stats`, `/stats/prometheus`,
 //!   `/ready` and `/config_dump`; an access log line per request.
-//! * Graceful shutdown on SIGINT/SIGTERM (or `POST /quitquitquit`).
+//! * Envoy's flow control ([`flow_control`]), timeouts and limits
+//!   ([`limits`], enforced by the [`connection_manager`]).
+//! * Graceful shutdown on SIGINT/SIGTERM (or `POST /quitquitquit`), and
+//!   live reload of the chain ([`reload`], `--watch`).
+//!
+//! Files: `connection_manager` (downstream connections and streams),
+//! `driver` (a worker thread's chain and its events), `router` (upstream
+//! requests), `callout` (HTTP/gRPC callouts), `upstream` (client
+//! connections, Envoy's failure answers), `flow_control`, `limits`,
+//! `reload`, `config` / `envoy` / `envoy_limits` (configuration), `admin`,
+//! `stats`, `access_log`, `demo`.
 //!
 //! ```no_run
 //! use wasmesh::serve::{ServeConfig, Server};

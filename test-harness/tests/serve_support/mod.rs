@@ -23,13 +23,11 @@ pub fn wasm_dir() -> PathBuf {
     wasmesh::scenario::default_wasm_dir()
 }
 
-/// A fresh directory under the target's tmp dir.
+/// A fresh directory under the system's temp dir.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "wasmesh-{name}-{}-{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    ));
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("wasmesh-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -147,9 +145,7 @@ impl Spawned {
         };
         let addr = |after: &str| -> Option<SocketAddr> {
             let rest = &line[line.find(after)? + after.len()..];
-            let end = rest
-                .find(|c: char| c == ' ' || c == ',' || c == ')')
-                .unwrap_or(rest.len());
+            let end = rest.find([' ', ',', ')']).unwrap_or(rest.len());
             rest[..end].parse().ok()
         };
         Spawned {
@@ -221,6 +217,7 @@ impl Drop for Spawned {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
     }
 }
 
