@@ -40,6 +40,7 @@ mod callout;
 pub mod config;
 pub mod connection_manager;
 pub mod demo;
+mod demo_tour;
 pub mod driver;
 pub mod envoy;
 mod envoy_cluster;
