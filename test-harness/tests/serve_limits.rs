@@ -455,6 +455,13 @@ layered_runtime:
         l.premature_reset_min_stream_lifetime,
         Duration::from_secs(2)
     );
+    let dump = c.to_json();
+    assert_eq!(dump["limits"]["max_concurrent_streams"], 64);
+    assert_eq!(
+        dump["limits"]["stream_idle_timeout"],
+        serde_json::Value::Null
+    );
+    assert_eq!(dump["limits"]["request_timeout"], "30s");
     // Envoy's defaults otherwise; a bad value names its field.
     let d = wasmesh::serve::limits::Limits::default();
     assert_eq!(d.stream_idle_timeout, Some(Duration::from_secs(300)));

@@ -510,6 +510,7 @@ impl ServeConfig {
                 StatsTags::Auto => json!("auto"),
                 StatsTags::Configured(t) => json!(t),
             },
+            "limits": self.limits.to_json(),
             "warnings": self.warnings,
         })
     }

@@ -78,6 +78,26 @@ impl Limits {
     pub fn buffer_limit(&self) -> usize {
         (self.per_connection_buffer_limit_bytes as usize).max(1)
     }
+
+    /// The effective limits for `/config_dump` (`null`: disabled).
+    pub fn to_json(&self) -> serde_json::Value {
+        let t = |d: Option<Duration>| d.map(|d| format!("{}s", d.as_secs_f64()));
+        serde_json::json!({
+            "per_connection_buffer_limit_bytes": self.per_connection_buffer_limit_bytes,
+            "request_headers_timeout": t(self.request_headers_timeout),
+            "request_timeout": t(self.request_timeout),
+            "stream_idle_timeout": t(self.stream_idle_timeout),
+            "idle_timeout": t(self.idle_timeout),
+            "max_connection_duration": t(self.max_connection_duration),
+            "max_request_headers_kb": self.max_request_headers_kb,
+            "max_headers_count": self.max_headers_count,
+            "max_concurrent_streams": self.max_concurrent_streams,
+            "premature_reset_total_stream_count": self.premature_reset_total_stream_count,
+            "premature_reset_min_stream_lifetime":
+                format!("{}s", self.premature_reset_min_stream_lifetime.as_secs_f64()),
+            "max_downstream_connections": self.max_downstream_connections,
+        })
+    }
 }
 
 /// The `limits:` section of the native file (every field optional; Envoy's
