@@ -128,6 +128,9 @@ enum Cmd {
         /// numbers. Random by default.
         #[arg(long)]
         seed: Option<u64>,
+        /// Reload the plugin chain when the file or a `.wasm` changes.
+        #[arg(long)]
+        watch: bool,
     },
     /// The demo: an identity provider, echo upstreams and `wasmesh serve` with
     /// the five filters (examples/demo/serve.yaml); drives a tour of requests,
@@ -253,6 +256,7 @@ fn main() -> ExitCode {
             access_log,
             quiet,
             seed,
+            watch,
         } => {
             let overrides = wasmesh_serve::CliOverrides {
                 listen,
@@ -261,6 +265,7 @@ fn main() -> ExitCode {
                 access_log,
                 quiet,
                 seed,
+                watch,
             };
             match wasmesh_serve::run_cli(&config, wasm_dir, overrides) {
                 Ok(()) => ExitCode::SUCCESS,

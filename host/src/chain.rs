@@ -298,6 +298,9 @@ pub struct Worker {
     timers: crate::FastMap<(usize, u32), (u32, i64)>,
     outbox: Vec<Callout>,
     route_rng: u64,
+    /// A filter's buffered body beyond this gets Envoy's 413 / 500
+    /// ([`Worker::set_buffer_limit`]).
+    buffer_limit: usize,
 }
 
 impl Worker {
@@ -326,6 +329,7 @@ impl Worker {
             timers: Default::default(),
             outbox: Vec::new(),
             route_rng,
+            buffer_limit: usize::MAX,
         };
         for (i, pc) in config.plugins.iter().enumerate() {
             let module = w.runtime.load(&pc.wasm)?;
@@ -1015,15 +1019,19 @@ impl Worker {
             return;
         }
         let i = self.filter_index(dir, k);
+        let limit = self.buffer_limit;
         {
             let Some(d) = self.dirs(sid, dir) else { return };
             let f = &mut d[k];
             if !f.headers_done || f.stopped_trailers {
                 // Stopped in headers: hold the body until the filter continues.
-                f.pending
-                    .get_or_insert_with(Vec::new)
-                    .extend_from_slice(&data);
+                let held = f.pending.get_or_insert_with(Vec::new);
+                held.extend_from_slice(&data);
+                let over = held.len() > limit;
                 f.pending_eos |= eos;
+                if over {
+                    self.buffer_too_large(sid, dir);
+                }
                 return;
             }
         }
@@ -1069,9 +1077,57 @@ impl Worker {
                 if let Some(d) = self.dirs(sid, dir) {
                     d[k].buffering = true;
                 }
+                let held = self.streams.get(&sid).map_or(0, |s| {
+                    let st = s.data.borrow();
+                    match dir {
+                        Dir::Req => st.slots[i].req_buf.len(),
+                        Dir::Resp => st.slots[i].resp_buf.len(),
+                    }
+                });
+                if held > self.buffer_limit {
+                    self.buffer_too_large(sid, dir);
+                }
             }
             Outcome::Gone => {}
         }
+    }
+
+    /// The buffer limit of a stream's filters (Envoy's
+    /// `per_connection_buffer_limit_bytes`; unlimited by default).
+    pub fn set_buffer_limit(&mut self, bytes: usize) {
+        self.buffer_limit = bytes;
+    }
+
+    /// A filter holds more body than the buffer limit: Envoy's filter
+    /// manager answers `413 Payload Too Large` (`request_payload_too_large`)
+    /// for a request body and `500 Internal Server Error`
+    /// (`response_payload_too_large`) for a response body, or resets the
+    /// stream when the response headers already went out.
+    fn buffer_too_large(&mut self, sid: u64, dir: Dir) {
+        let (status, body, details) = match dir {
+            Dir::Req => (413, "Payload Too Large", "request_payload_too_large"),
+            Dir::Resp => (500, "Internal Server Error", "response_payload_too_large"),
+        };
+        if let Some(s) = self.streams.get(&sid) {
+            if s.downstream_headers_sent {
+                // Envoy records the details, then can only reset.
+                s.data.borrow_mut().code_details = Some(details.into());
+                self.reset(sid, details);
+                return;
+            }
+        }
+        let n = self.plugins.len();
+        self.local_reply(
+            sid,
+            n,
+            LocalReply {
+                status,
+                body: body.as_bytes().to_vec(),
+                headers: Vec::new(),
+                grpc_status: None,
+                details: details.into(),
+            },
+        );
     }
 
     /// Passes a body on from position `k`; if the filter added trailers in

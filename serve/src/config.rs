@@ -54,6 +54,9 @@ pub struct ServeFile {
     /// Envoy's foreign function `verify_signature`: `native` (default,
     /// OpenSSL) or `off` (a proxy without it: `NOT_FOUND`).
     pub verify_signature: Option<String>,
+    /// The connection manager's timeouts and limits, with Envoy's names
+    /// (`per_connection_buffer_limit_bytes`, `stream_idle_timeout`, ...).
+    pub limits: Option<super::limits::LimitsSpec>,
 }
 
 /// The admin listener: an address, or `{listen: address}`.
@@ -181,6 +184,8 @@ pub struct ServeConfig {
     pub stat_prefix: String,
     /// What the foreign function `verify_signature` does.
     pub verify_signature: crate::abi::foreign::VerifySignatureMode,
+    /// Timeouts, buffer and connection limits.
+    pub limits: super::limits::Limits,
     /// Parts of the input that were ignored (printed at start).
     pub warnings: Vec<String>,
     /// Seed of the random sources (plugins' VMs, weighted route picks, load
@@ -214,6 +219,7 @@ impl ServeConfig {
             server_name: "envoy".into(),
             stat_prefix: "ingress_http".into(),
             verify_signature: Default::default(),
+            limits: Default::default(),
             warnings: Vec::new(),
         }
     }
@@ -367,6 +373,9 @@ impl ServeConfig {
         if let Some(s) = &f.stat_prefix {
             c.stat_prefix = s.clone();
         }
+        if let Some(l) = &f.limits {
+            l.apply(&mut c.limits)?;
+        }
         c.finish()?;
         Ok(c)
     }
@@ -519,6 +528,7 @@ impl ServeConfig {
                 StatsTags::Auto => json!("auto"),
                 StatsTags::Configured(t) => json!(t),
             },
+            "limits": self.limits.to_json(),
             "warnings": self.warnings,
         })
     }

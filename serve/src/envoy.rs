@@ -9,11 +9,8 @@
 //! on what a client or plugin sees (access log sinks, `stat_prefix`, stats
 //! sinks, ...) is ignored with a warning.
 
-use super::config::{
-    parse_duration, Cluster, ConfigSource, ServeConfig, StatsTagSpec, StatsTags,
-    DEFAULT_CONNECT_TIMEOUT,
-};
-use crate::chain::{FailurePolicy, PluginConfig, Route, RouteAction};
+use super::config::{parse_duration, ConfigSource, ServeConfig, StatsTagSpec, StatsTags};
+use crate::chain::{FailurePolicy, PluginConfig};
 use crate::properties::typed;
 use crate::scenario::RunOptions;
 use crate::scenario::{default_wasm_dir, yaml_to_json};
@@ -22,35 +19,35 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-type R<T> = Result<T, String>;
+pub(super) type R<T> = Result<T, String>;
 
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
 const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
-const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+pub(super) const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
-struct Reader<'a> {
-    warnings: Vec<String>,
-    base: &'a Path,
-    opts: &'a RunOptions,
+pub(super) struct Reader<'a> {
+    pub(super) warnings: Vec<String>,
+    pub(super) base: &'a Path,
+    pub(super) opts: &'a RunOptions,
 }
 
-fn map<'v>(v: &'v Value, path: &str) -> R<&'v Mapping> {
+pub(super) fn map<'v>(v: &'v Value, path: &str) -> R<&'v Mapping> {
     v.as_mapping()
         .ok_or_else(|| format!("{path}: expected a mapping"))
 }
 
-fn seq<'v>(v: &'v Value, path: &str) -> R<&'v Vec<Value>> {
+pub(super) fn seq<'v>(v: &'v Value, path: &str) -> R<&'v Vec<Value>> {
     v.as_sequence()
         .ok_or_else(|| format!("{path}: expected a list"))
 }
 
-fn get<'v>(m: &'v Mapping, key: &str) -> Option<&'v Value> {
+pub(super) fn get<'v>(m: &'v Mapping, key: &str) -> Option<&'v Value> {
     m.get(key)
 }
 
-fn string(v: &Value, path: &str) -> R<String> {
+pub(super) fn string(v: &Value, path: &str) -> R<String> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
@@ -59,7 +56,7 @@ fn string(v: &Value, path: &str) -> R<String> {
     }
 }
 
-fn boolean(v: &Value, path: &str) -> R<bool> {
+pub(super) fn boolean(v: &Value, path: &str) -> R<bool> {
     match v {
         Value::Bool(b) => Ok(*b),
         Value::String(s) if s == "true" || s == "false" => Ok(s == "true"),
@@ -67,7 +64,7 @@ fn boolean(v: &Value, path: &str) -> R<bool> {
     }
 }
 
-fn duration(v: &Value, path: &str) -> R<Duration> {
+pub(super) fn duration(v: &Value, path: &str) -> R<Duration> {
     match v {
         Value::String(s) => parse_duration(s).map_err(|e| format!("{path}: {e}")),
         Value::Mapping(m) => {
@@ -82,7 +79,13 @@ fn duration(v: &Value, path: &str) -> R<Duration> {
 impl Reader<'_> {
     /// Checks every key of `m`: `known` keys are handled by the caller,
     /// `ignored` keys are reported as warnings, anything else is an error.
-    fn keys(&mut self, m: &Mapping, path: &str, known: &[&str], ignored: &[&str]) -> R<()> {
+    pub(super) fn keys(
+        &mut self,
+        m: &Mapping,
+        path: &str,
+        known: &[&str],
+        ignored: &[&str],
+    ) -> R<()> {
         for k in m.keys() {
             let k = k.as_str().unwrap_or("");
             if known.contains(&k) {
@@ -109,7 +112,7 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn socket_address(&mut self, v: &Value, path: &str) -> R<SocketAddr> {
+    pub(super) fn socket_address(&mut self, v: &Value, path: &str) -> R<SocketAddr> {
         let m = map(v, path)?;
         self.keys(m, path, &["socket_address"], &[])?;
         let sa_path = format!("{path}.socket_address");
@@ -151,7 +154,7 @@ impl Reader<'_> {
     }
 
     /// A listening address: anything but loopback is served on 127.0.0.1.
-    fn listen_address(&mut self, v: &Value, path: &str) -> R<SocketAddr> {
+    pub(super) fn listen_address(&mut self, v: &Value, path: &str) -> R<SocketAddr> {
         let a = self.socket_address(v, path)?;
         if a.ip().is_loopback() {
             return Ok(a);
@@ -163,7 +166,7 @@ impl Reader<'_> {
         Ok(SocketAddr::from(([127, 0, 0, 1], a.port())))
     }
 
-    fn resolve_wasm(&mut self, filename: &str, path: &str) -> R<PathBuf> {
+    pub(super) fn resolve_wasm(&mut self, filename: &str, path: &str) -> R<PathBuf> {
         let p = Path::new(filename);
         let candidates = if p.is_absolute() {
             vec![p.to_path_buf()]
@@ -191,7 +194,7 @@ impl Reader<'_> {
         ))
     }
 
-    fn any_string(&mut self, v: &Value, path: &str) -> R<Vec<u8>> {
+    pub(super) fn any_string(&mut self, v: &Value, path: &str) -> R<Vec<u8>> {
         let m = map(v, path)?;
         self.keys(m, path, &["@type", "value"], &[])?;
         let t = get(m, "@type").map(|t| string(t, path)).transpose()?;
@@ -210,7 +213,7 @@ impl Reader<'_> {
         })
     }
 
-    fn wasm_filter(&mut self, tc: &Mapping, path: &str) -> R<PluginConfig> {
+    pub(super) fn wasm_filter(&mut self, tc: &Mapping, path: &str) -> R<PluginConfig> {
         self.keys(tc, path, &["@type", "config"], &[])?;
         let cpath = format!("{path}.config");
         let c = map(
@@ -341,137 +344,6 @@ impl Reader<'_> {
         Ok(pc)
     }
 
-    fn header_matcher(&mut self, v: &Value, path: &str) -> R<(String, Option<String>)> {
-        let m = map(v, path)?;
-        self.keys(
-            m,
-            path,
-            &["name", "exact_match", "string_match", "present_match"],
-            &[],
-        )?;
-        let name = string(
-            get(m, "name").ok_or_else(|| format!("{path}.name: required"))?,
-            &format!("{path}.name"),
-        )?
-        .to_ascii_lowercase();
-        if let Some(v) = get(m, "exact_match") {
-            return Ok((name, Some(string(v, &format!("{path}.exact_match"))?)));
-        }
-        if let Some(sm) = get(m, "string_match") {
-            let sp = format!("{path}.string_match");
-            let s = map(sm, &sp)?;
-            self.keys(s, &sp, &["exact"], &[])?;
-            let e = get(s, "exact").ok_or_else(|| format!("{sp}: only `exact` is supported"))?;
-            return Ok((name, Some(string(e, &format!("{sp}.exact"))?)));
-        }
-        if let Some(p) = get(m, "present_match") {
-            if !boolean(p, &format!("{path}.present_match"))? {
-                return Err(format!("{path}.present_match: only `true` is supported"));
-            }
-        }
-        Ok((name, None))
-    }
-
-    fn route(&mut self, v: &Value, path: &str) -> R<(Route, Option<Duration>)> {
-        let m = map(v, path)?;
-        self.keys(
-            m,
-            path,
-            &["name", "match", "route"],
-            &["metadata", "decorator"],
-        )?;
-        let mut r = Route::default();
-        if let Some(n) = get(m, "name") {
-            r.name = string(n, &format!("{path}.name"))?;
-        }
-        let mpath = format!("{path}.match");
-        let mm = map(
-            get(m, "match").ok_or_else(|| format!("{mpath}: required"))?,
-            &mpath,
-        )?;
-        self.keys(
-            mm,
-            &mpath,
-            &["prefix", "path", "headers", "case_sensitive"],
-            &[],
-        )?;
-        if let Some(cs) = get(mm, "case_sensitive") {
-            if !boolean(cs, &format!("{mpath}.case_sensitive"))? {
-                return Err(format!(
-                    "{mpath}.case_sensitive: only case-sensitive matching is supported"
-                ));
-            }
-        }
-        r.prefix = get(mm, "prefix")
-            .map(|p| string(p, &format!("{mpath}.prefix")))
-            .transpose()?;
-        r.path = get(mm, "path")
-            .map(|p| string(p, &format!("{mpath}.path")))
-            .transpose()?;
-        if r.prefix.is_none() && r.path.is_none() {
-            return Err(format!("{mpath}: one of prefix, path is required"));
-        }
-        if let Some(hs) = get(mm, "headers") {
-            for (i, h) in seq(hs, &format!("{mpath}.headers"))?.iter().enumerate() {
-                r.headers
-                    .push(self.header_matcher(h, &format!("{mpath}.headers[{i}]"))?);
-            }
-        }
-        let apath = format!("{path}.route");
-        let a = map(
-            get(m, "route").ok_or_else(|| {
-                format!(
-                    "{path}: only `route` actions are supported (not redirect or direct_response)"
-                )
-            })?,
-            &apath,
-        )?;
-        self.keys(
-            a,
-            &apath,
-            &["cluster", "cluster_header", "weighted_clusters", "timeout"],
-            &["hash_policy"],
-        )?;
-        r.action = if let Some(c) = get(a, "cluster") {
-            RouteAction::Cluster(string(c, &format!("{apath}.cluster"))?)
-        } else if let Some(h) = get(a, "cluster_header") {
-            RouteAction::ClusterHeader(
-                string(h, &format!("{apath}.cluster_header"))?.to_ascii_lowercase(),
-            )
-        } else if let Some(w) = get(a, "weighted_clusters") {
-            let wpath = format!("{apath}.weighted_clusters");
-            let wm = map(w, &wpath)?;
-            self.keys(wm, &wpath, &["clusters", "total_weight"], &[])?;
-            let mut out = Vec::new();
-            let list = get(wm, "clusters").ok_or_else(|| format!("{wpath}.clusters: required"))?;
-            for (i, c) in seq(list, &format!("{wpath}.clusters"))?.iter().enumerate() {
-                let cp = format!("{wpath}.clusters[{i}]");
-                let cm = map(c, &cp)?;
-                self.keys(cm, &cp, &["name", "weight"], &[])?;
-                let name = string(
-                    get(cm, "name").ok_or_else(|| format!("{cp}.name: required"))?,
-                    &format!("{cp}.name"),
-                )?;
-                let weight = get(cm, "weight")
-                    .and_then(|w| w.as_u64())
-                    .ok_or_else(|| format!("{cp}.weight: required"))?;
-                out.push((
-                    name,
-                    u32::try_from(weight).map_err(|_| format!("{cp}.weight: too large"))?,
-                ));
-            }
-            RouteAction::Weighted(out)
-        } else {
-            return Err(format!(
-                "{apath}: one of cluster, cluster_header, weighted_clusters is required"
-            ));
-        };
-        let timeout = get(a, "timeout")
-            .map(|t| duration(t, &format!("{apath}.timeout")))
-            .transpose()?;
-        Ok((r, timeout))
-    }
-
     fn hcm(&mut self, tc: &Mapping, path: &str, c: &mut ServeConfig) -> R<()> {
         self.keys(
             tc,
@@ -485,6 +357,12 @@ impl Reader<'_> {
                 "server_name",
                 "normalize_path",
                 "merge_slashes",
+                "request_headers_timeout",
+                "request_timeout",
+                "stream_idle_timeout",
+                "max_request_headers_kb",
+                "common_http_protocol_options",
+                "http2_protocol_options",
             ],
             &[
                 "access_log",
@@ -494,11 +372,7 @@ impl Reader<'_> {
                 "preserve_external_request_id",
                 "always_set_request_id_in_response",
                 "tracing",
-                "common_http_protocol_options",
                 "http_protocol_options",
-                "http2_protocol_options",
-                "stream_idle_timeout",
-                "request_timeout",
                 "drain_timeout",
                 "delayed_close_timeout",
                 "internal_address_config",
@@ -515,6 +389,7 @@ impl Reader<'_> {
         if let Some(s) = get(tc, "server_name") {
             c.server_name = string(s, &format!("{path}.server_name"))?;
         }
+        super::envoy_limits::hcm(tc, path, &mut c.limits, &mut self.warnings)?;
         for k in ["normalize_path", "merge_slashes"] {
             if let Some(v) = get(tc, k) {
                 if boolean(v, &format!("{path}.{k}"))? {
@@ -647,14 +522,15 @@ impl Reader<'_> {
         self.keys(
             m,
             path,
-            &["name", "address", "filter_chains"],
             &[
+                "name",
+                "address",
+                "filter_chains",
                 "per_connection_buffer_limit_bytes",
-                "traffic_direction",
-                "access_log",
-                "stat_prefix",
             ],
+            &["traffic_direction", "access_log", "stat_prefix"],
         )?;
+        super::envoy_limits::listener(m, path, &mut c.limits)?;
         c.listen = self.listen_address(
             get(m, "address").ok_or_else(|| format!("{path}.address: required"))?,
             &format!("{path}.address"),
@@ -700,147 +576,6 @@ impl Reader<'_> {
             ));
         }
         self.hcm(tc, &tp, c)
-    }
-
-    fn cluster(&mut self, v: &Value, path: &str) -> R<Cluster> {
-        let m = map(v, path)?;
-        self.keys(
-            m,
-            path,
-            &[
-                "name",
-                "type",
-                "connect_timeout",
-                "load_assignment",
-                "http2_protocol_options",
-                "typed_extension_protocol_options",
-                "lb_policy",
-            ],
-            &[
-                "circuit_breakers",
-                "dns_lookup_family",
-                "common_lb_config",
-                "per_connection_buffer_limit_bytes",
-                "upstream_connection_options",
-                "close_connections_on_host_health_failure",
-                "ignore_health_on_host_removal",
-                "respect_dns_ttl",
-                "dns_refresh_rate",
-            ],
-        )?;
-        let name = string(
-            get(m, "name").ok_or_else(|| format!("{path}.name: required"))?,
-            &format!("{path}.name"),
-        )?;
-        if let Some(t) = get(m, "type") {
-            let t = string(t, &format!("{path}.type"))?;
-            if !matches!(t.as_str(), "STATIC" | "STRICT_DNS" | "LOGICAL_DNS") {
-                return Err(format!("{path}.type: `{t}` is not supported (STATIC)"));
-            }
-        }
-        if let Some(lb) = get(m, "lb_policy") {
-            let lb = string(lb, &format!("{path}.lb_policy"))?;
-            if lb != "ROUND_ROBIN" {
-                self.warnings.push(format!(
-                    "{path}.lb_policy {lb}: endpoints are picked round robin"
-                ));
-            }
-        }
-        let connect_timeout = get(m, "connect_timeout")
-            .map(|t| duration(t, &format!("{path}.connect_timeout")))
-            .transpose()?
-            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let mut http2 = false;
-        if let Some(h) = get(m, "http2_protocol_options") {
-            map(h, &format!("{path}.http2_protocol_options"))?;
-            http2 = true;
-        }
-        if let Some(t) = get(m, "typed_extension_protocol_options") {
-            let tp = format!("{path}.typed_extension_protocol_options");
-            let tm = map(t, &tp)?;
-            self.keys(tm, &tp, &[HTTP_OPTIONS], &[])?;
-            if let Some(o) = get(tm, HTTP_OPTIONS) {
-                let op = format!("{tp}.{HTTP_OPTIONS}");
-                let om = map(o, &op)?;
-                self.keys(
-                    om,
-                    &op,
-                    &["@type", "explicit_http_config"],
-                    &["common_http_protocol_options"],
-                )?;
-                if let Some(e) = get(om, "explicit_http_config") {
-                    let ep = format!("{op}.explicit_http_config");
-                    let em = map(e, &ep)?;
-                    self.keys(
-                        em,
-                        &ep,
-                        &["http_protocol_options", "http2_protocol_options"],
-                        &[],
-                    )?;
-                    http2 = em.contains_key("http2_protocol_options");
-                }
-            }
-        }
-        let mut endpoints = Vec::new();
-        if let Some(la) = get(m, "load_assignment") {
-            let lp = format!("{path}.load_assignment");
-            let lm = map(la, &lp)?;
-            self.keys(lm, &lp, &["cluster_name", "endpoints"], &["policy"])?;
-            if let Some(eps) = get(lm, "endpoints") {
-                for (i, e) in seq(eps, &format!("{lp}.endpoints"))?.iter().enumerate() {
-                    let ep = format!("{lp}.endpoints[{i}]");
-                    let em = map(e, &ep)?;
-                    self.keys(
-                        em,
-                        &ep,
-                        &["lb_endpoints"],
-                        &["locality", "priority", "load_balancing_weight"],
-                    )?;
-                    let Some(lbs) = get(em, "lb_endpoints") else {
-                        continue;
-                    };
-                    for (j, lb) in seq(lbs, &format!("{ep}.lb_endpoints"))?.iter().enumerate() {
-                        let lbp = format!("{ep}.lb_endpoints[{j}]");
-                        let lbm = map(lb, &lbp)?;
-                        self.keys(
-                            lbm,
-                            &lbp,
-                            &["endpoint"],
-                            &["load_balancing_weight", "health_status", "metadata"],
-                        )?;
-                        let epp = format!("{lbp}.endpoint");
-                        let epm = map(
-                            get(lbm, "endpoint").ok_or_else(|| format!("{epp}: required"))?,
-                            &epp,
-                        )?;
-                        self.keys(
-                            epm,
-                            &epp,
-                            &["address"],
-                            &["hostname", "health_check_config"],
-                        )?;
-                        let addr = self.socket_address(
-                            get(epm, "address")
-                                .ok_or_else(|| format!("{epp}.address: required"))?,
-                            &format!("{epp}.address"),
-                        )?;
-                        if !addr.ip().is_loopback() {
-                            return Err(format!(
-                                "{epp}.address: {addr} is not a loopback address (wasmesh serve only talks to loopback endpoints)"
-                            ));
-                        }
-                        endpoints.push(addr);
-                    }
-                }
-            }
-        }
-        Ok(Cluster {
-            name,
-            endpoints,
-            connect_timeout,
-            timeout: Some(super::config::DEFAULT_REQUEST_TIMEOUT),
-            http2,
-        })
     }
 
     fn node(&mut self, v: &Value, c: &mut ServeConfig) -> R<()> {
@@ -892,12 +627,17 @@ pub fn from_bootstrap(v: &Value, base: &Path, opts: &RunOptions) -> R<ServeConfi
     r.keys(
         top,
         "",
-        &["static_resources", "admin", "stats_config", "node"],
         &[
+            "static_resources",
+            "admin",
+            "stats_config",
+            "node",
             "layered_runtime",
+            "overload_manager",
+        ],
+        &[
             "stats_sinks",
             "stats_flush_interval",
-            "overload_manager",
             "watchdog",
             "watchdogs",
             "cluster_manager",
@@ -992,6 +732,12 @@ pub fn from_bootstrap(v: &Value, base: &Path, opts: &RunOptions) -> R<ServeConfi
     }
     if let Some(n) = get(top, "node") {
         r.node(n, &mut c)?;
+    }
+    if let Some(o) = get(top, "overload_manager") {
+        super::envoy_limits::overload_manager(o, &mut c.limits, &mut r.warnings)?;
+    }
+    if let Some(l) = get(top, "layered_runtime") {
+        super::envoy_limits::runtime(l, &mut c.limits, &mut r.warnings)?;
     }
     c.access_log = super::config::AccessLogTarget::Stdout;
     c.warnings = r.warnings;

@@ -12,7 +12,17 @@
 //!   clusters for real, with Envoy's answers for failures and timeouts.
 //! * An admin listener with Envoy's `/stats`, `/stats/prometheus`,
 //!   `/ready` and `/config_dump`; an access log line per request.
-//! * Graceful shutdown on SIGINT/SIGTERM (or `POST /quitquitquit`).
+//! * Envoy's flow control ([`flow_control`]), timeouts and limits
+//!   ([`limits`], enforced by the [`connection_manager`]).
+//! * Graceful shutdown on SIGINT/SIGTERM (or `POST /quitquitquit`), and
+//!   live reload of the chain ([`reload`], `--watch`).
+//!
+//! Files: `connection_manager` (downstream connections and streams),
+//! `driver` (a worker thread's chain and its events), `router` (upstream
+//! requests), `callout` (HTTP/gRPC callouts), `upstream` (client
+//! connections, Envoy's failure answers), `flow_control`, `limits`,
+//! `reload`, `config` / `envoy` / `envoy_limits` (configuration), `admin`,
+//! `stats`, `access_log`.
 //!
 //! ```no_run
 //! use wasmesh_serve::{ServeConfig, Server};
@@ -26,9 +36,18 @@
 
 pub mod access_log;
 pub mod admin;
+mod callout;
 pub mod config;
+pub mod connection_manager;
 pub mod driver;
 pub mod envoy;
+mod envoy_cluster;
+mod envoy_limits;
+mod envoy_route;
+pub mod flow_control;
+pub mod limits;
+pub mod reload;
+mod router;
 pub mod stats;
 pub mod upstream;
 
@@ -40,7 +59,9 @@ use wasmesh::{abi, chain, headers, host, properties, runtime, scenario, types, F
 
 use crate::host::{Clock, HostShared};
 use crate::runtime::Runtime;
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -139,7 +160,8 @@ impl Server {
             None => None,
         };
         let admin = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
-        let stats = stats::Stats::new(&config.stat_prefix, config.clusters.keys());
+        let stats =
+            stats::Stats::new(&config.stat_prefix, config.clusters.keys()).with_listener(listen);
         let shared = Arc::new(Shared {
             config,
             host,
@@ -150,6 +172,7 @@ impl Server {
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shutdown_tx = Arc::new(shutdown_tx);
+        let (reload_tx, reload_rx) = watch::channel(None);
         let mut handle = ServerHandle {
             listen,
             admin,
@@ -159,6 +182,8 @@ impl Server {
             admin_stop: None,
             workers: Vec::new(),
             admin_thread: None,
+            runtime: runtime.clone(),
+            reload_tx,
         };
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         for id in 0..shared.config.workers {
@@ -167,9 +192,10 @@ impl Server {
             let runtime = runtime.clone();
             let ready = ready_tx.clone();
             let rx = shutdown_rx.clone();
+            let reloads = reload_rx.clone();
             let t = std::thread::Builder::new()
                 .name(format!("wasmesh-worker-{id}"))
-                .spawn(move || worker_main(id, shared, runtime, l, ready, rx))
+                .spawn(move || worker_main(id, shared, runtime, l, ready, rx, reloads))
                 .map_err(|e| format!("worker thread: {e}"))?;
             handle.workers.push(t);
         }
@@ -232,9 +258,92 @@ pub struct ServerHandle {
     admin_stop: Option<watch::Sender<bool>>,
     workers: Vec<JoinHandle<()>>,
     admin_thread: Option<JoinHandle<()>>,
+    runtime: Arc<Runtime>,
+    reload_tx: watch::Sender<Option<Arc<reload::Reload>>>,
 }
 
 impl ServerHandle {
+    /// Replaces the plugins of the chain (routes and clusters stay): the
+    /// modules are compiled and the chain started once on a trial worker;
+    /// if that works every worker thread switches to it for new streams,
+    /// streams in flight finish on the old chain. On an error the old
+    /// chain keeps serving (`wasmesh.reload.update_rejected`).
+    pub fn reload(&self, plugins: Vec<crate::chain::PluginConfig>) -> Result<(), String> {
+        let stats = &self.shared.stats.reload;
+        reload::ReloadStats::inc(&stats.update_attempt);
+        let r = self.try_reload(plugins);
+        reload::ReloadStats::inc(if r.is_ok() {
+            &stats.update_success
+        } else {
+            &stats.update_rejected
+        });
+        r
+    }
+
+    fn try_reload(&self, plugins: Vec<crate::chain::PluginConfig>) -> Result<(), String> {
+        let mut chain = self.shared.config.chain.clone();
+        chain.plugins = plugins;
+        for p in &chain.plugins {
+            self.runtime.load(&p.wasm)?;
+        }
+        // A trial start: the module instantiates and the plugins accept
+        // their configuration.
+        crate::chain::Worker::new(
+            4095,
+            self.runtime.clone(),
+            self.shared.host.clone(),
+            chain.clone(),
+        )?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _ = self.reload_tx.send(Some(Arc::new(reload::Reload {
+            chain,
+            acks: std::sync::Mutex::new(tx),
+        })));
+        let mut errors = Vec::new();
+        for _ in 0..self.workers.len() {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(e),
+                Err(_) => errors.push("a worker did not answer".into()),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    /// One `--watch` poll: applies a changed configuration or module.
+    fn apply_changes(&self, w: &mut reload::Watcher) {
+        let new = match w.poll() {
+            Ok(None) => return,
+            Ok(Some(c)) => c,
+            Err(e) => {
+                let stats = &self.shared.stats.reload;
+                reload::ReloadStats::inc(&stats.update_attempt);
+                reload::ReloadStats::inc(&stats.update_rejected);
+                eprintln!("wasmesh serve: update rejected (the running chain stays): {e}");
+                return;
+            }
+        };
+        if w.unapplied(&new) {
+            eprintln!(
+                "wasmesh serve: warning: only `chain` is reloaded; other changes need a restart"
+            );
+        }
+        let n = new.chain.plugins.len();
+        match self.reload(new.chain.plugins.clone()) {
+            Ok(()) => {
+                eprintln!("wasmesh serve: reloaded the chain ({n} plugin(s))");
+                w.config.chain.plugins = new.chain.plugins;
+            }
+            Err(e) => {
+                eprintln!("wasmesh serve: update rejected (the running chain stays): {e}")
+            }
+        }
+    }
+
     /// The bound address of the HTTP listener.
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen
@@ -274,12 +383,19 @@ impl ServerHandle {
 
     /// Blocks until SIGINT, SIGTERM or `POST /quitquitquit`, then shuts
     /// down gracefully.
-    pub fn wait(mut self) {
+    pub fn wait(self) {
+        self.wait_watching(None);
+    }
+
+    /// [`ServerHandle::wait`], applying changes to the configuration file
+    /// and its modules as they happen (`--watch`).
+    pub fn wait_watching(mut self, mut watcher: Option<reload::Watcher>) {
         if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
             let mut rx = self.shutdown_rx.clone();
+            let this = &self;
             rt.block_on(async move {
                 let term = async {
                     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -290,10 +406,20 @@ impl ServerHandle {
                         Err(_) => std::future::pending::<()>().await,
                     }
                 };
+                let poll = async {
+                    let Some(w) = watcher.as_mut() else {
+                        return std::future::pending::<()>().await;
+                    };
+                    loop {
+                        tokio::time::sleep(reload::POLL_INTERVAL).await;
+                        this.apply_changes(w);
+                    }
+                };
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => eprintln!("wasmesh serve: SIGINT, draining"),
                     _ = term => eprintln!("wasmesh serve: SIGTERM, draining"),
                     _ = rx.wait_for(|v| *v) => eprintln!("wasmesh serve: quit requested, draining"),
+                    _ = poll => {}
                 }
             });
         }
@@ -328,6 +454,7 @@ fn worker_main(
     listener: std::net::TcpListener,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
     shutdown: watch::Receiver<bool>,
+    mut reloads: watch::Receiver<Option<Arc<reload::Reload>>>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -343,11 +470,14 @@ fn worker_main(
     local.block_on(&rt, async move {
         let worker = match crate::chain::Worker::new(
             id,
-            runtime,
+            runtime.clone(),
             shared.host.clone(),
             shared.config.chain.clone(),
         ) {
-            Ok(w) => w,
+            Ok(mut w) => {
+                w.set_buffer_limit(shared.config.limits.buffer_limit());
+                w
+            }
             Err(e) => {
                 let _ = ready.send(Err(e));
                 return;
@@ -365,6 +495,39 @@ fn worker_main(
         driver.with(|_| ());
         let _ = ready.send(Ok(()));
         tokio::task::spawn_local(driver.clone().timer_loop(shutdown.clone()));
+        let current: driver::CurrentDriver = Rc::new(RefCell::new(driver));
+        {
+            // Reloads: a new chain for new streams; the old one retires
+            // once its streams finished.
+            let current = current.clone();
+            let shared = shared.clone();
+            let shutdown = shutdown.clone();
+            tokio::task::spawn_local(async move {
+                while reloads.changed().await.is_ok() {
+                    let Some(r) = reloads.borrow_and_update().clone() else {
+                        continue;
+                    };
+                    let res = crate::chain::Worker::new(
+                        id,
+                        runtime.clone(),
+                        shared.host.clone(),
+                        r.chain.clone(),
+                    )
+                    .map(|mut w| {
+                        w.set_buffer_limit(shared.config.limits.buffer_limit());
+                        let new = current.borrow().successor(w);
+                        new.with(|_| ());
+                        tokio::task::spawn_local(new.clone().timer_loop(shutdown.clone()));
+                        let old = current.replace(new);
+                        tokio::task::spawn_local(old.retire());
+                    });
+                    let acks = r.acks.lock().map(|a| a.clone());
+                    if let Ok(acks) = acks {
+                        let _ = acks.send(res);
+                    }
+                }
+            });
+        }
         let mut sd = shutdown.clone();
         let mut conn_id = (id as u64) << 40;
         loop {
@@ -374,9 +537,13 @@ fn worker_main(
             tokio::select! {
                 a = listener.accept() => match a {
                     Ok((s, peer)) => {
+                        if !connection_manager::admit(&shared) {
+                            drop(s);
+                            continue;
+                        }
                         conn_id += 1;
-                        tokio::task::spawn_local(driver::serve_connection(
-                            driver.clone(),
+                        tokio::task::spawn_local(connection_manager::serve_connection(
+                            current.clone(),
                             s,
                             peer,
                             shutdown.clone(),
@@ -393,6 +560,7 @@ fn worker_main(
             }
         }
         drop(listener);
+        let driver = current.borrow().clone();
         let deadline = tokio::time::Instant::now() + shared.config.drain_timeout;
         while driver.connections.get() > 0 && tokio::time::Instant::now() < deadline {
             tokio::select! {
@@ -415,6 +583,9 @@ pub fn run_cli(
         echo_logs: false,
     };
     let mut config = ServeConfig::from_file(config_path, &opts)?;
+    let watcher = overrides
+        .watch
+        .then(|| reload::Watcher::new(config_path, opts.clone(), config.clone()));
     if let Some(l) = overrides.listen {
         config.listen = config::parse_address(&l).map_err(|e| format!("--listen: {e}"))?;
     }
@@ -453,7 +624,13 @@ pub fn run_cli(
             .map(|a| format!(", admin on http://{a}"))
             .unwrap_or_default()
     );
-    handle.wait();
+    if watcher.is_some() {
+        eprintln!(
+            "wasmesh serve: watching {} and its modules",
+            config_path.display()
+        );
+    }
+    handle.wait_watching(watcher);
     eprintln!("wasmesh serve: stopped");
     Ok(())
 }
@@ -468,4 +645,6 @@ pub struct CliOverrides {
     pub quiet: bool,
     /// `--seed`: reproducible random draws.
     pub seed: Option<u64>,
+    /// Reload the chain when the file or a module changes (`--watch`).
+    pub watch: bool,
 }

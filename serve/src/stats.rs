@@ -33,6 +33,8 @@ pub struct ClusterStats {
     pub upstream_rq_pending_failure_eject: AtomicU64,
     pub upstream_cx_none_healthy: AtomicU64,
     pub upstream_rq_active: AtomicI64,
+    pub upstream_flow_control_paused_reading_total: AtomicU64,
+    pub upstream_flow_control_resumed_reading_total: AtomicU64,
     /// Per status code 100..=599.
     codes: Vec<AtomicU64>,
 }
@@ -49,6 +51,8 @@ impl ClusterStats {
             upstream_rq_pending_failure_eject: AtomicU64::new(0),
             upstream_cx_none_healthy: AtomicU64::new(0),
             upstream_rq_active: AtomicI64::new(0),
+            upstream_flow_control_paused_reading_total: AtomicU64::new(0),
+            upstream_flow_control_resumed_reading_total: AtomicU64::new(0),
             codes: (0..500).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -82,6 +86,12 @@ pub struct Stats {
     pub clusters: BTreeMap<String, ClusterStats>,
     /// Plugin failures (`wasm_fail_stream` replies).
     pub wasm_failed_streams: AtomicU64,
+    /// Flow control, timeouts and limits.
+    pub limits: super::limits::LimitStats,
+    /// Live reloads of the chain.
+    pub reload: super::reload::ReloadStats,
+    /// Envoy's listener stat prefix (`listener.127.0.0.1_10000`).
+    pub listener_prefix: String,
 }
 
 impl Stats {
@@ -105,7 +115,17 @@ impl Stats {
                 .map(|c| (c.clone(), ClusterStats::new()))
                 .collect(),
             wasm_failed_streams: AtomicU64::new(0),
+            limits: Default::default(),
+            reload: Default::default(),
+            listener_prefix: String::new(),
         }
+    }
+
+    /// Sets the listener's stat prefix from its address (Envoy's
+    /// `listener.<ip>_<port>`).
+    pub fn with_listener(mut self, addr: std::net::SocketAddr) -> Stats {
+        self.listener_prefix = format!("listener.{}_{}", addr.ip(), addr.port());
+        self
     }
 
     /// A downstream response with `code` was completed.
@@ -183,9 +203,28 @@ impl Stats {
             "wasmesh.wasm_failed_streams".to_string(),
             &self.wasm_failed_streams,
         ));
+        for (name, v) in self.reload.entries() {
+            out.push(c(name.to_string(), v));
+        }
+        for (name, listener, v) in self.limits.entries() {
+            let full = if listener {
+                format!("{}.{name}", self.listener_prefix)
+            } else {
+                format!("http.{p}.{name}")
+            };
+            out.push(c(full, v));
+        }
         for (name, s) in &self.clusters {
             let n = |stat: &str| format!("cluster.{name}.{stat}");
             out.push(c(n("upstream_rq_total"), &s.upstream_rq_total));
+            out.push(c(
+                n("upstream_flow_control_paused_reading_total"),
+                &s.upstream_flow_control_paused_reading_total,
+            ));
+            out.push(c(
+                n("upstream_flow_control_resumed_reading_total"),
+                &s.upstream_flow_control_resumed_reading_total,
+            ));
             out.push(c(n("upstream_rq_completed"), &s.upstream_rq_completed));
             out.push(c(n("upstream_rq_timeout"), &s.upstream_rq_timeout));
             out.push(c(n("upstream_cx_total"), &s.upstream_cx_total));

@@ -21,6 +21,8 @@ pub struct ChannelBody {
     rx: Option<UnboundedReceiver<Frame<Bytes>>>,
     /// The body is known to be empty (headers-only request).
     empty: bool,
+    /// The stream's watermark buffer: data taken from here leaves it.
+    flow: Option<std::rc::Rc<super::flow_control::Watermark>>,
 }
 
 impl ChannelBody {
@@ -28,12 +30,20 @@ impl ChannelBody {
         ChannelBody {
             rx: Some(rx),
             empty: false,
+            flow: None,
         }
+    }
+    /// Data polled from this body leaves `flow` (the request body of an
+    /// upstream request).
+    pub fn with_flow(mut self, flow: std::rc::Rc<super::flow_control::Watermark>) -> ChannelBody {
+        self.flow = Some(flow);
+        self
     }
     pub fn empty() -> ChannelBody {
         ChannelBody {
             rx: None,
             empty: true,
+            flow: None,
         }
     }
     /// A body of one chunk (callouts).
@@ -64,7 +74,12 @@ impl Body for ChannelBody {
             return Poll::Ready(None);
         };
         match rx.poll_recv(cx) {
-            Poll::Ready(Some(f)) => Poll::Ready(Some(Ok(f))),
+            Poll::Ready(Some(f)) => {
+                if let (Some(flow), Some(d)) = (&self.flow, f.data_ref()) {
+                    flow.sub(d.len());
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
             Poll::Ready(None) => {
                 self.rx = None;
                 Poll::Ready(None)
@@ -411,7 +426,7 @@ pub const UPSTREAM_CONNECTION_TERMINATION: u64 = 0x40;
 
 /// Envoy's short names of response flags, in Envoy's order.
 pub fn response_flags_string(flags: u64) -> String {
-    const NAMES: [(u64, &str); 10] = [
+    const NAMES: [(u64, &str); 11] = [
         (0x2, "UH"),
         (0x4, "UT"),
         (0x8, "LR"),
@@ -421,7 +436,8 @@ pub fn response_flags_string(flags: u64) -> String {
         (0x200, "DI"),
         (0x400, "FI"),
         (0x4000, "DC"),
-        (0x800000, "NC"),
+        (0x10000, "SI"),
+        (0x1000000, "NC"),
     ];
     let s: Vec<&str> = NAMES
         .iter()
