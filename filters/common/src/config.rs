@@ -56,22 +56,184 @@ impl std::error::Error for ConfigError {}
 ///
 /// An empty (or all-whitespace) document is treated as `{}` so that a plugin
 /// deployed without `configuration` gets its defaults. Syntax errors keep
-/// serde_json's `at line L column C` (there is no field path to name yet);
-/// errors about a value name its path instead.
+/// serde_json's `at line L column C`; errors about a value name its path.
+///
+/// Reading happens in two steps, both path-tracked: the document is parsed
+/// into a JSON tree that refuses a repeated key in any object (`duplicate
+/// key `x``: a field given twice, or a user-chosen name such as a header
+/// given twice), then `T` is read from that tree by a deserializer that
+/// accepts a struct only from a JSON object (serde_json would also fill a
+/// struct from an array, positionally).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     let trimmed = bytes.trim_ascii();
     let doc: &[u8] = if trimmed.is_empty() { b"{}" } else { trimmed };
     let mut de = serde_json::Deserializer::from_slice(doc);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        ConfigError::at(
-            if path == "." { String::new() } else { path },
-            strip_position(&inner),
-        )
-    })?;
+    let Tree(tree) = serde_path_to_error::deserialize(&mut de).map_err(path_error)?;
     de.end().map_err(|e| ConfigError::at("", e))?;
-    Ok(value)
+    serde_path_to_error::deserialize(StrictDeserializer(&tree)).map_err(path_error)
+}
+
+fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    ConfigError::at(
+        if path == "." { String::new() } else { path },
+        strip_position(&inner),
+    )
+}
+
+/// A parsed document (repeated keys refused).
+struct Tree(Node);
+
+impl<'de> Deserialize<'de> for Tree {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StrictValue.deserialize(d).map(Tree)
+    }
+}
+
+/// Reads configuration types from a parsed tree; like `serde_json::Value`'s
+/// deserializer except that a struct must be a JSON object.
+struct StrictDeserializer<'a>(&'a Node);
+
+impl<'de> Deserializer<'de> for StrictDeserializer<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Node::Null => visitor.visit_unit(),
+            Node::Bool(b) => visitor.visit_bool(*b),
+            Node::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    visitor.visit_u64(u)
+                } else if let Some(i) = n.as_i64() {
+                    visitor.visit_i64(i)
+                } else {
+                    visitor.visit_f64(n.as_f64().unwrap_or(f64::NAN))
+                }
+            }
+            Node::String(s) => visitor.visit_borrowed_str(s),
+            Node::Array(items) => visitor.visit_seq(StrictSeq(items.iter())),
+            Node::Object(map) => visitor.visit_map(StrictMap {
+                entries: map.iter(),
+                value: None,
+            }),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Node::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Node::Object(_) => self.deserialize_any(visitor),
+            other => Err(serde::de::Error::invalid_type(unexpected(other), &visitor)),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Node::String(s) => {
+                visitor.visit_enum(serde::de::value::BorrowedStrDeserializer::new(s))
+            }
+            other => Err(serde::de::Error::invalid_type(unexpected(other), &visitor)),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier
+        ignored_any
+    }
+}
+
+fn unexpected(v: &Node) -> serde::de::Unexpected<'_> {
+    use serde::de::Unexpected;
+    match v {
+        Node::Null => Unexpected::Unit,
+        Node::Bool(b) => Unexpected::Bool(*b),
+        Node::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Unexpected::Unsigned(u),
+            (_, Some(i)) => Unexpected::Signed(i),
+            _ => Unexpected::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Node::String(s) => Unexpected::Str(s),
+        Node::Array(_) => Unexpected::Seq,
+        Node::Object(_) => Unexpected::Map,
+    }
+}
+
+struct StrictSeq<'a>(std::slice::Iter<'a, Node>);
+
+impl<'de> SeqAccess<'de> for StrictSeq<'de> {
+    type Error = serde_json::Error;
+    fn next_element_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<Option<S::Value>, Self::Error> {
+        self.0
+            .next()
+            .map(|v| seed.deserialize(StrictDeserializer(v)))
+            .transpose()
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+struct StrictMap<'a> {
+    entries: std::slice::Iter<'a, (String, Node)>,
+    value: Option<&'a Node>,
+}
+
+impl<'de> MapAccess<'de> for StrictMap<'de> {
+    type Error = serde_json::Error;
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        match self.entries.next() {
+            None => Ok(None),
+            Some((k, v)) => {
+                self.value = Some(v);
+                seed.deserialize(serde::de::value::BorrowedStrDeserializer::new(k))
+                    .map(Some)
+            }
+        }
+    }
+    fn next_value_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<S::Value, Self::Error> {
+        match self.value.take() {
+            Some(v) => seed.deserialize(StrictDeserializer(v)),
+            None => Err(serde::de::Error::custom("value read before its key")),
+        }
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
+    }
 }
 
 /// serde_json appends " at line X column Y"; for errors about a value the
@@ -149,15 +311,46 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
 }
 
 /// `deserialize_with` for a free-form JSON value (an inline JWKS, ...):
-/// like `serde_json::Value`, but an object with a repeated key is refused
-/// (`duplicate key `x``) at any depth; `null` reads as `None`.
+/// `null` reads as `None`. Repeated keys were already refused by
+/// [`parse_json`]; with any other deserializer they are refused here.
 pub fn strict_value<'de, D>(d: D) -> Result<Option<serde_json::Value>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    match StrictValue.deserialize(d)? {
+    match StrictValue.deserialize(d)?.into_value() {
         serde_json::Value::Null => Ok(None),
         v => Ok(Some(v)),
+    }
+}
+
+/// A parsed JSON value whose objects keep their members in document order
+/// (serde_json's `Map` sorts them unless `preserve_order` is on).
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Node>),
+    Object(Vec<(String, Node)>),
+}
+
+impl Node {
+    fn into_value(self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(b),
+            Node::Number(n) => Value::Number(n),
+            Node::String(s) => Value::String(s),
+            Node::Array(items) => Value::Array(items.into_iter().map(Node::into_value).collect()),
+            Node::Object(members) => Value::Object(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_value()))
+                    .collect(),
+            ),
+        }
     }
 }
 
@@ -165,63 +358,63 @@ where
 struct StrictValue;
 
 impl<'de> DeserializeSeed<'de> for StrictValue {
-    type Value = serde_json::Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+    type Value = Node;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for StrictValue {
-    type Value = serde_json::Value;
+    type Value = Node;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(v.into())
+    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(v.into())
+    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Number(v.into()))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(v.into())
+    fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::Number(v.into()))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Node::Null, Node::Number))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(v.into())
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::String(v.to_string()))
     }
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(v.into())
+    fn visit_string<E>(self, v: String) -> Result<Node, E> {
+        Ok(Node::String(v))
     }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(serde_json::Value::Null)
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
     }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(serde_json::Value::Null)
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
         self.deserialize(d)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
         let mut out = Vec::new();
         while let Some(v) = seq.next_element_seed(StrictValue)? {
             out.push(v);
         }
-        Ok(serde_json::Value::Array(out))
+        Ok(Node::Array(out))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = serde_json::Map::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut out: Vec<(String, Node)> = Vec::new();
         while let Some(k) = map.next_key::<String>()? {
-            if out.contains_key(&k) {
+            if out.iter().any(|(seen, _)| *seen == k) {
                 return Err(serde::de::Error::custom(format_args!(
                     "duplicate key `{k}`"
                 )));
             }
             let v = map.next_value_seed(StrictValue)?;
-            out.insert(k, v);
+            out.push((k, v));
         }
-        Ok(serde_json::Value::Object(out))
+        Ok(Node::Object(out))
     }
 }
 
@@ -331,7 +524,7 @@ mod tests {
     fn duplicate_field_is_refused_with_its_path() {
         let e = parse_json::<Cfg>(br#"{"jwtRules":[{"audiences":[], "audiences":["a"]}]}"#)
             .unwrap_err();
-        assert_eq!(e.to_string(), "jwtRules[0]: duplicate field `audiences`");
+        assert_eq!(e.to_string(), "jwtRules[0]: duplicate key `audiences`");
     }
 
     #[derive(Deserialize, Debug)]
@@ -343,6 +536,20 @@ mod tests {
         names: Vec<String>,
         #[serde(default, deserialize_with = "strict_value")]
         free: Option<serde_json::Value>,
+    }
+
+    #[test]
+    fn a_struct_is_only_read_from_an_object() {
+        let e = parse_json::<Cfg>(br#"{"jwtRules":[[["a"]]]}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "jwtRules[0]: invalid type: sequence, expected struct Rule"
+        );
+        let e = parse_json::<Cfg>(br#"[]"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "configuration: invalid type: sequence, expected struct Cfg"
+        );
     }
 
     #[test]

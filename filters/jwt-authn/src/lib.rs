@@ -19,7 +19,6 @@
 pub mod authenticator;
 pub mod config;
 pub mod extractor;
-pub mod json;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;

@@ -1075,17 +1075,17 @@ mod tests {
             (
                 r#"{"policies":[{"name":"p","action":"DENY","action":"ALLOW","rules":[{}]}]}"#,
                 "policies[0]",
-                "duplicate field `action`",
+                "duplicate key `action`",
             ),
             (
                 r#"{"policies":[],"policies":[{"name":"p"}]}"#,
                 "",
-                "duplicate field `policies`",
+                "duplicate key `policies`",
             ),
             (
                 r#"{"policies":[{"name":"p","rules":[{"to":[{"operation":{"paths":["/a"],"paths":["/b"]}}]}]}]}"#,
                 "policies[0].rules[0].to[0].operation",
-                "duplicate field `paths`",
+                "duplicate key `paths`",
             ),
             (
                 r#"{"denyResponse":{"headers":{"location":"/a","location":"/b"}}}"#,
