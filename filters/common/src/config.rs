@@ -59,11 +59,16 @@ impl std::error::Error for ConfigError {}
 /// serde_json's `at line L column C`; errors about a value name its path.
 ///
 /// Reading happens in two steps, both path-tracked: the document is parsed
-/// into a JSON tree that refuses a repeated key in any object (`duplicate
-/// key `x``: a field given twice, or a user-chosen name such as a header
-/// given twice), then `T` is read from that tree by a deserializer that
-/// accepts a struct only from a JSON object (serde_json would also fill a
-/// struct from an array, positionally).
+/// into a JSON tree that keeps every member of every object in document
+/// order, repeated ones included, then `T` is read from that tree by a
+/// deserializer that accepts a struct only from a JSON object (serde_json
+/// would also fill a struct from an array, positionally). A repeated key is
+/// thus seen by the type that reads it: a derived struct refuses it as
+/// `duplicate field `x``, a map of user-chosen names ([`unique_map`],
+/// [`UniqueMap`]) as `duplicate key `x``, a free-form value
+/// ([`strict_value`]) as `duplicate key `x``. The configuration types hold
+/// no `HashMap`/`BTreeMap`/`serde_json::Value` read any other way (those
+/// would keep one of the values silently).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     let trimmed = bytes.trim_ascii();
     let doc: &[u8] = if trimmed.is_empty() { b"{}" } else { trimmed };
@@ -76,10 +81,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
 fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
     let path = e.path().to_string();
     let inner = e.into_inner();
-    ConfigError::at(
-        if path == "." { String::new() } else { path },
-        strip_position(&inner),
-    )
+    // A syntax error is about the document: its line and column say where.
+    let path = if path == "." || inner.is_syntax() || inner.is_eof() {
+        String::new()
+    } else {
+        path
+    };
+    ConfigError::at(path, strip_position(&inner))
 }
 
 /// A parsed document (repeated keys refused).
@@ -87,7 +95,7 @@ struct Tree(Node);
 
 impl<'de> Deserialize<'de> for Tree {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        StrictValue.deserialize(d).map(Tree)
+        StrictValue(false).deserialize(d).map(Tree)
     }
 }
 
@@ -311,13 +319,13 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
 }
 
 /// `deserialize_with` for a free-form JSON value (an inline JWKS, ...):
-/// `null` reads as `None`. Repeated keys were already refused by
-/// [`parse_json`]; with any other deserializer they are refused here.
+/// like `serde_json::Value`, but an object with a repeated key is refused
+/// (`duplicate key `x``) at any depth; `null` reads as `None`.
 pub fn strict_value<'de, D>(d: D) -> Result<Option<serde_json::Value>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    match StrictValue.deserialize(d)?.into_value() {
+    match StrictValue(true).deserialize(d)?.into_value() {
         serde_json::Value::Null => Ok(None),
         v => Ok(Some(v)),
     }
@@ -354,8 +362,12 @@ impl Node {
     }
 }
 
-/// Reads any JSON value, refusing repeated object keys.
-struct StrictValue;
+/// Reads any JSON value; with `true`, a repeated object key is refused
+/// (with `false` it is kept, for the type read from the tree to refuse:
+/// serde's derived structs say `duplicate field`, [`UniqueMap`] says
+/// `duplicate key`).
+#[derive(Clone, Copy)]
+struct StrictValue(bool);
 
 impl<'de> DeserializeSeed<'de> for StrictValue {
     type Value = Node;
@@ -398,7 +410,7 @@ impl<'de> Visitor<'de> for StrictValue {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(StrictValue)? {
+        while let Some(v) = seq.next_element_seed(self)? {
             out.push(v);
         }
         Ok(Node::Array(out))
@@ -406,12 +418,12 @@ impl<'de> Visitor<'de> for StrictValue {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut out: Vec<(String, Node)> = Vec::new();
         while let Some(k) = map.next_key::<String>()? {
-            if out.iter().any(|(seen, _)| *seen == k) {
+            if self.0 && out.iter().any(|(seen, _)| *seen == k) {
                 return Err(serde::de::Error::custom(format_args!(
                     "duplicate key `{k}`"
                 )));
             }
-            let v = map.next_value_seed(StrictValue)?;
+            let v = map.next_value_seed(self)?;
             out.push((k, v));
         }
         Ok(Node::Object(out))
@@ -514,7 +526,7 @@ mod tests {
         let e = parse_json::<Cfg>(br#"{"jwtRules": }"#).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "jwtRules: expected value at line 1 column 14"
+            "configuration: expected value at line 1 column 14"
         );
         let e = parse_json::<Cfg>(b"{\"jwtRules\": [").unwrap_err();
         assert!(e.to_string().contains("EOF while parsing"), "{e}");
@@ -524,7 +536,7 @@ mod tests {
     fn duplicate_field_is_refused_with_its_path() {
         let e = parse_json::<Cfg>(br#"{"jwtRules":[{"audiences":[], "audiences":["a"]}]}"#)
             .unwrap_err();
-        assert_eq!(e.to_string(), "jwtRules[0]: duplicate key `audiences`");
+        assert_eq!(e.to_string(), "jwtRules[0]: duplicate field `audiences`");
     }
 
     #[derive(Deserialize, Debug)]

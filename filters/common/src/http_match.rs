@@ -1415,13 +1415,13 @@ mod tests {
     #[test]
     fn repeated_keys_are_refused() {
         let e = err(r#"[{"uri":{"exact":"/a"},"uri":{"prefix":"/"}}]"#);
-        assert_eq!(e.to_string(), "match[0]: duplicate key `uri`");
+        assert_eq!(e.to_string(), "match[0]: duplicate field `uri`");
         let e = err(r#"[{"headers":{"x-a":{"exact":"1"},"x-a":{"exact":"2"}}}]"#);
         assert_eq!(e.to_string(), "match[0].headers: duplicate key `x-a`");
         let e = err(r#"[{"claims":{"role":{},"role":{"exact":"admin"}}}]"#);
         assert_eq!(e.to_string(), "match[0].claims: duplicate key `role`");
         let e = err(r#"[{"uri":{"exact":"/a","exact":"/b"}}]"#);
-        assert_eq!(e.to_string(), "match[0].uri: duplicate key `exact`");
+        assert_eq!(e.to_string(), "match[0].uri: duplicate field `exact`");
         assert!(
             parse(r#"[{"name":null,"headers":null,"ignoreUriCase":null,"sourceIp":null}]"#).is_ok()
         );

@@ -169,6 +169,15 @@ pub struct RuleConfig {
     pub requires: Option<RequirementConfig>,
 }
 
+impl JwtAuthnConfig {
+    /// Reads the document (an empty document or `null` is `{}`; unknown
+    /// fields and repeated keys refused, errors with paths), without
+    /// compiling it.
+    pub fn parse(bytes: &[u8]) -> Result<JwtAuthnConfig, ConfigError> {
+        Ok(parse_json::<Option<JwtAuthnConfig>>(bytes)?.unwrap_or_default())
+    }
+}
+
 /// Audiences a token must name one of (`jwt_verify_lib`'s `CheckAudience`:
 /// `http://` / `https://` prefixes and a trailing `/` are ignored on both sides).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -284,10 +293,7 @@ pub struct FilterConfig {
 impl FilterConfig {
     /// Parses and compiles the plugin configuration.
     pub fn from_json(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
-        // `null` is the empty configuration too.
-        parse_json::<Option<JwtAuthnConfig>>(bytes)?
-            .unwrap_or_default()
-            .compile()
+        JwtAuthnConfig::parse(bytes)?.compile()
     }
 
     /// The index of the provider named `name`.
@@ -776,13 +782,13 @@ mod tests {
             err(&format!(
                 r#"{{"jwtRules":[{{"issuer":"a","issuer":"b","jwks":{k}}}]}}"#
             )),
-            "jwtRules[0]: duplicate key `issuer`"
+            "jwtRules[0]: duplicate field `issuer`"
         );
         assert_eq!(
             err(&format!(
                 r#"{{"jwtRules":[{{"issuer":"a","jwks":{k}}}],"rules":[{{"match":{{"prefix":"/"}},"requires":{{"provider":"a","provider":"b"}}}}]}}"#
             )),
-            "rules[0].requires: duplicate key `provider`"
+            "rules[0].requires: duplicate field `provider`"
         );
         assert_eq!(
             err(
@@ -794,7 +800,7 @@ mod tests {
             err(
                 r#"{"jwtRules":[{"issuer":"a","outputClaimToHeaders":[{"header":"x","claim":"sub","claim":"iss"}]}]}"#
             ),
-            "jwtRules[0].outputClaimToHeaders[0]: duplicate key `claim`"
+            "jwtRules[0].outputClaimToHeaders[0]: duplicate field `claim`"
         );
     }
 

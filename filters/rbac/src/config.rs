@@ -277,7 +277,15 @@ pub struct Config {
 impl Config {
     /// Parses and compiles a JSON configuration.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
-        parse_json::<RbacConfig>(bytes)?.compile()
+        RbacConfig::parse(bytes)?.compile()
+    }
+}
+
+impl RbacConfig {
+    /// Reads the document (an empty document is `{}`; unknown fields and
+    /// repeated keys refused, errors with paths), without compiling it.
+    pub fn parse(bytes: &[u8]) -> Result<RbacConfig, ConfigError> {
+        parse_json(bytes)
     }
 }
 
@@ -1075,17 +1083,17 @@ mod tests {
             (
                 r#"{"policies":[{"name":"p","action":"DENY","action":"ALLOW","rules":[{}]}]}"#,
                 "policies[0]",
-                "duplicate key `action`",
+                "duplicate field `action`",
             ),
             (
                 r#"{"policies":[],"policies":[{"name":"p"}]}"#,
                 "",
-                "duplicate key `policies`",
+                "duplicate field `policies`",
             ),
             (
                 r#"{"policies":[{"name":"p","rules":[{"to":[{"operation":{"paths":["/a"],"paths":["/b"]}}]}]}]}"#,
                 "policies[0].rules[0].to[0].operation",
-                "duplicate key `paths`",
+                "duplicate field `paths`",
             ),
             (
                 r#"{"denyResponse":{"headers":{"location":"/a","location":"/b"}}}"#,
