@@ -70,7 +70,11 @@ pub struct JwtAuthnConfig {
     rename_all = "camelCase",
     expecting = "struct JwtRule"
 )]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(extend("required" = ["issuer"]))
+)]
 pub struct JwtRuleConfig {
     /// Name used in `rules[].requires.provider`; defaults to `issuer`.
     pub name: Option<String>,
