@@ -302,8 +302,9 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out: Vec<(String, V)> = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                let mut seen = std::collections::BTreeSet::new();
                 while let Some(k) = map.next_key::<String>()? {
-                    if out.iter().any(|(seen, _)| *seen == k) {
+                    if !seen.insert(k.clone()) {
                         return Err(serde::de::Error::custom(format_args!(
                             "duplicate key `{k}`"
                         )));
@@ -417,8 +418,9 @@ impl<'de> Visitor<'de> for StrictValue {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut out: Vec<(String, Node)> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         while let Some(k) = map.next_key::<String>()? {
-            if self.0 && out.iter().any(|(seen, _)| *seen == k) {
+            if self.0 && !seen.insert(k.clone()) {
                 return Err(serde::de::Error::custom(format_args!(
                     "duplicate key `{k}`"
                 )));
