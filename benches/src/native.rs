@@ -303,7 +303,7 @@ struct MetricsHost<'a> {
     trailers: &'a HeaderMap,
     props: &'a Props,
     identity_json: Option<&'a str>,
-    identity: Option<custom_metrics::json::Json>,
+    identity: Option<serde_json::Value>,
 }
 
 impl custom_metrics::resolver::StreamHost for MetricsHost<'_> {
@@ -338,10 +338,10 @@ impl custom_metrics::resolver::StreamHost for MetricsHost<'_> {
             _ => None,
         }
     }
-    fn identity(&mut self) -> Option<&custom_metrics::json::Json> {
+    fn identity(&mut self) -> Option<&serde_json::Value> {
         if self.identity.is_none() {
             let j = self.identity_json?;
-            self.identity = custom_metrics::json::parse(j.as_bytes()).ok();
+            self.identity = serde_json::from_str(j).ok();
         }
         self.identity.as_ref()
     }

@@ -15,7 +15,8 @@
 //! `index.json`, `blobs/sha256/<hex>`), which `skopeo copy oci:DIR:TAG
 //! docker://REGISTRY/NAME:TAG` or `oras cp --from-oci-layout` pushes as is.
 //!
-//! **Reproducible**: the tar entry has fixed metadata (mode 0644, uid/gid 0,
+//! **Reproducible**: the tar entry (written and read with the `tar` crate)
+//! has fixed metadata (mode 0644, uid/gid 0,
 //! mtime 0, no user names), the gzip header has mtime 0 and no file name,
 //! the JSON documents have a fixed key order and no timestamps. The same
 //! `.wasm` always gives the same image digest.
@@ -215,45 +216,22 @@ fn descriptor(media_type: &str, blob: &[u8]) -> serde_json::Value {
     })
 }
 
-/// A ustar archive with one regular file and fixed metadata.
+/// A ustar archive with one regular file and fixed metadata (written by the
+/// `tar` crate).
 fn tar_single_file(name: &str, data: &[u8]) -> Result<Vec<u8>, String> {
-    if name.len() >= 100 {
-        return Err("file name too long for a tar header".into());
-    }
-    let mut h = [0u8; 512];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    put_octal(&mut h[100..108], 0o644);
-    put_octal(&mut h[108..116], 0);
-    put_octal(&mut h[116..124], 0);
-    if data.len() as u64 >= 0o77777777777 {
-        return Err("file too large for a ustar header".into());
-    }
-    put_octal(&mut h[124..136], data.len() as u64);
-    put_octal(&mut h[136..148], 0);
-    h[156] = b'0';
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    put_octal(&mut h[329..337], 0);
-    put_octal(&mut h[337..345], 0);
-    // The checksum is computed with its own field as eight spaces.
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    let field = format!("{sum:06o}\0 ");
-    h[148..156].copy_from_slice(field.as_bytes());
-    let mut out = Vec::with_capacity(512 + data.len() + 512 + 1024);
-    out.extend_from_slice(&h);
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out.resize(out.len() + 1024, 0); // end of archive: two zero blocks
-    Ok(out)
-}
-
-/// Writes `v` as zero-padded octal filling `field` but its last byte (NUL).
-fn put_octal(field: &mut [u8], v: u64) {
-    let digits = field.len() - 1;
-    let s = format!("{v:0digits$o}");
-    field[..digits].copy_from_slice(s.as_bytes());
-    field[digits] = 0;
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name).map_err(|e| format!("tar header: {e}"))?;
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::with_capacity(512 + data.len() + 512 + 1024));
+    b.mode(tar::HeaderMode::Deterministic);
+    b.append(&h, data).map_err(|e| format!("tar: {e}"))?;
+    b.into_inner().map_err(|e| format!("tar: {e}"))
 }
 
 fn gzip(data: &[u8]) -> Result<Vec<u8>, String> {
@@ -589,37 +567,28 @@ fn read_blob(dir: &Path, desc: &serde_json::Value) -> Result<Vec<u8>, String> {
     Ok(b)
 }
 
-/// Finds `plugin.wasm` in a tar+gzip layer (Istio's `extractWasmPluginBinary`).
+/// Finds `plugin.wasm` in a tar+gzip layer (Istio's `extractWasmPluginBinary`):
+/// the first regular file whose base name is `plugin.wasm`.
 pub fn extract_plugin_wasm(layer: &[u8]) -> Result<Vec<u8>, String> {
-    let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(layer)
-        .read_to_end(&mut tar)
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer));
+    let entries = archive
+        .entries()
         .map_err(|e| format!("failed to parse layer as tar.gz: {e}"))?;
-    let mut pos = 0;
-    while pos + 512 <= tar.len() {
-        let h = &tar[pos..pos + 512];
-        if h.iter().all(|&b| b == 0) {
-            break;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("failed to parse layer as tar.gz: {e}"))?;
+        let is_plugin = entry.header().entry_type().is_file()
+            && entry
+                .path()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n == PLUGIN_FILE))
+                .unwrap_or(false);
+        if is_plugin {
+            let mut out = Vec::with_capacity(entry.size() as usize);
+            entry
+                .read_to_end(&mut out)
+                .map_err(|e| format!("tar: {e}"))?;
+            return Ok(out);
         }
-        let name_end = h[..100].iter().position(|&b| b == 0).unwrap_or(100);
-        let mut name = String::from_utf8_lossy(&h[..name_end]).to_string();
-        let prefix_end = 345 + h[345..500].iter().position(|&b| b == 0).unwrap_or(155);
-        if &h[257..262] == b"ustar" && prefix_end > 345 {
-            name = format!("{}/{name}", String::from_utf8_lossy(&h[345..prefix_end]));
-        }
-        let size_field = String::from_utf8_lossy(&h[124..136]);
-        let size = u64::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
-            .map_err(|_| "tar: bad size field".to_string())? as usize;
-        let start = pos + 512;
-        let end = start
-            .checked_add(size)
-            .filter(|&e| e <= tar.len())
-            .ok_or("tar: entry runs past the archive")?;
-        let base = name.rsplit('/').next().unwrap_or(&name);
-        if base == PLUGIN_FILE && matches!(h[156], b'0' | 0) {
-            return Ok(tar[start..end].to_vec());
-        }
-        pos = start + size.div_ceil(512) * 512;
     }
     Err(format!("{PLUGIN_FILE} not found in the archive"))
 }
@@ -684,7 +653,8 @@ mod tests {
         assert_eq!(&tar[257..265], b"ustar\x0000");
         // The checksum field holds the sum of the header with it as spaces.
         let mut h = tar[..512].to_vec();
-        let stored = u32::from_str_radix(std::str::from_utf8(&h[148..154]).unwrap(), 8).unwrap();
+        let field = std::str::from_utf8(&h[148..156]).unwrap();
+        let stored = u32::from_str_radix(field.trim_matches(['\0', ' ']), 8).unwrap();
         h[148..156].copy_from_slice(b"        ");
         assert_eq!(stored, h.iter().map(|&b| u32::from(b)).sum::<u32>());
         assert_eq!(&tar[512..515], b"abc");

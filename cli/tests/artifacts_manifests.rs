@@ -160,6 +160,68 @@ fn a_refused_manifest_fails_with_the_field_path() {
 }
 
 #[test]
+fn validate_refuses_a_repeated_key_with_its_path() {
+    ensure_artifacts().expect("artifacts");
+    // Issue 16: a repeated key was read as its last value (a DENY policy that
+    // repeats `action: ALLOW` became an ALLOW policy). Every filter refuses
+    // it, naming the object and the key; so do maps of user-chosen names.
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "rbac",
+            r#"{"policies":[{"name":"p","action":"DENY","action":"ALLOW","rules":[{}]}]}"#,
+            "policies[0]: duplicate field `action`",
+        ),
+        (
+            "rbac",
+            r#"{"denyResponse":{"headers":{"location":"/a","location":"/b"}}}"#,
+            "denyResponse.headers: duplicate key `location`",
+        ),
+        (
+            "jwt-authn",
+            r#"{"jwtRules":[{"issuer":"https://a","issuer":"https://b","jwksUri":"https://a/keys"}]}"#,
+            "jwtRules[0]: duplicate field `issuer`",
+        ),
+        (
+            "header-router",
+            r#"{"routes":[{"match":[{"headers":{"x-a":{"exact":"1"},"x-a":{"exact":"2"}}}],"route":[{"destination":"a"}]}]}"#,
+            "routes[0].match[0].headers: duplicate key `x-a`",
+        ),
+        (
+            "fault-injection",
+            r#"{"faults":[{"abort":{"httpStatus":503,"httpStatus":200}}]}"#,
+            "faults[0].abort: duplicate field `httpStatus`",
+        ),
+        (
+            "custom-metrics",
+            r#"{"metrics":[{"name":"m","type":"COUNTER","dimensions":{"a":"request.method","a":"request.path"}}]}"#,
+            "metrics[0].dimensions: duplicate key `a`",
+        ),
+    ];
+    let dir = std::env::temp_dir().join(format!("wasmesh-duplicate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, (filter, config, expected)) in cases.iter().enumerate() {
+        let file = dir.join(format!("{i}.json"));
+        std::fs::write(&file, config).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmesh"))
+            .arg("validate")
+            .arg(filter)
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !out.status.success(),
+            "{filter} accepted {config}: {stdout}"
+        );
+        assert!(
+            stdout.contains("INVALID") && stdout.contains(expected),
+            "{filter}: expected `{expected}` in:\n{stdout}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn wasm_plugin_sha256_is_the_image_digest_of_the_current_build() {
     ensure_artifacts().expect("artifacts");
     let dir = root().join("manifests/istio");

@@ -24,14 +24,12 @@ use wasmesh_cli::package::FILTERS;
 type Reader = fn(&[u8]) -> Result<(), String>;
 
 fn read_jwt(b: &[u8]) -> Result<(), String> {
-    let v: Value = serde_json::from_slice(b).map_err(|e| e.to_string())?;
-    jwt_authn::config::JwtAuthnConfig::read(&v, Default::default())
+    jwt_authn::config::JwtAuthnConfig::parse(b)
         .map(drop)
         .map_err(|e| e.to_string())
 }
 fn read_rbac(b: &[u8]) -> Result<(), String> {
-    let v: Value = serde_json::from_slice(b).map_err(|e| e.to_string())?;
-    rbac::config::RbacConfig::read(&v)
+    rbac::config::RbacConfig::parse(b)
         .map(drop)
         .map_err(|e| e.to_string())
 }

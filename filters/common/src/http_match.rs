@@ -46,12 +46,14 @@ use std::net::IpAddr;
 
 /// One match item, as written in configuration (Istio's `HTTPMatchRequest`
 /// plus `claims` and `sourceIp`). All conditions must hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HttpMatchRequest {
     /// Name of the match item (documentation and logs only, as in Istio).
     pub name: Option<String>,
@@ -65,6 +67,7 @@ pub struct HttpMatchRequest {
     /// The `:scheme`.
     pub scheme: Option<StringMatch>,
     /// Request headers that must match; `{}` means the header is present.
+    #[serde(deserialize_with = "crate::config::unique_map")]
     #[cfg_attr(
         feature = "schema",
         schemars(with = "std::collections::BTreeMap<String, StringMatch>")
@@ -72,6 +75,7 @@ pub struct HttpMatchRequest {
     pub headers: Vec<(String, StringMatch)>,
     /// Request headers that must not match; a missing header counts as
     /// empty, and `{}` means the header must be absent.
+    #[serde(deserialize_with = "crate::config::unique_map")]
     #[cfg_attr(
         feature = "schema",
         schemars(with = "std::collections::BTreeMap<String, StringMatch>")
@@ -79,15 +83,18 @@ pub struct HttpMatchRequest {
     pub without_headers: Vec<(String, StringMatch)>,
     /// Query parameters (first value, not percent-decoded); `{}` means the
     /// parameter is present.
+    #[serde(deserialize_with = "crate::config::unique_map")]
     #[cfg_attr(
         feature = "schema",
         schemars(with = "std::collections::BTreeMap<String, StringMatch>")
     )]
     pub query_params: Vec<(String, StringMatch)>,
     /// Compare `uri` `exact` and `prefix` case-insensitively.
+    #[serde(deserialize_with = "crate::config::nullable")]
     pub ignore_uri_case: bool,
     /// Claims of the verified JWT identity (nested names joined with `.`); a
     /// list claim matches if any element does; `{}` means the claim exists.
+    #[serde(deserialize_with = "crate::config::unique_map")]
     #[cfg_attr(
         feature = "schema",
         schemars(with = "std::collections::BTreeMap<String, StringMatch>")
@@ -95,6 +102,7 @@ pub struct HttpMatchRequest {
     pub claims: Vec<(String, StringMatch)>,
     /// CIDR blocks (`10.0.0.0/8`, `2001:db8::/32`, or single addresses) one
     /// of which must contain the peer IP.
+    #[serde(deserialize_with = "crate::config::nullable")]
     pub source_ip: Vec<String>,
 }
 
@@ -707,68 +715,7 @@ pub fn header_name(name: &str, path: &FieldPath) -> Result<String, ConfigError> 
     Ok(name.to_ascii_lowercase())
 }
 
-/// The JSON field names of a match item.
-pub const MATCH_FIELDS: &[&str] = &[
-    "name",
-    "uri",
-    "method",
-    "authority",
-    "scheme",
-    "headers",
-    "withoutHeaders",
-    "queryParams",
-    "ignoreUriCase",
-    "claims",
-    "sourceIp",
-];
-
 impl HttpMatchRequest {
-    /// Reads a match item from JSON (`path` names it in errors).
-    pub fn from_json(v: &serde_json::Value, path: &FieldPath) -> Result<Self, ConfigError> {
-        use json::{string_match, Obj};
-        let o = Obj::new(v, path, MATCH_FIELDS)?;
-        let one = |name: &str| -> Result<Option<StringMatch>, ConfigError> {
-            o.get(name)
-                .map(|v| string_match(v, &o.at(name)))
-                .transpose()
-        };
-        let map = |name: &str| -> Result<Vec<(String, StringMatch)>, ConfigError> {
-            o.entries(name)?
-                .into_iter()
-                .map(|(k, p, v)| Ok((k, string_match(v, &p)?)))
-                .collect()
-        };
-        Ok(HttpMatchRequest {
-            name: o.string("name")?,
-            uri: one("uri")?,
-            method: one("method")?,
-            authority: one("authority")?,
-            scheme: one("scheme")?,
-            headers: map("headers")?,
-            without_headers: map("withoutHeaders")?,
-            query_params: map("queryParams")?,
-            ignore_uri_case: o.boolean("ignoreUriCase")?.unwrap_or(false),
-            claims: map("claims")?,
-            source_ip: o.strings("sourceIp")?,
-        })
-    }
-
-    /// Reads a list of match items (`match`); absent means empty.
-    pub fn list_from_json(
-        v: Option<&serde_json::Value>,
-        path: &FieldPath,
-    ) -> Result<Vec<Self>, ConfigError> {
-        match v {
-            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
-            Some(serde_json::Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| HttpMatchRequest::from_json(item, &path.index(i)))
-                .collect(),
-            Some(other) => Err(json::invalid_type(path, other, "a sequence")),
-        }
-    }
-
     /// Compiles this item; `path` names it (e.g. `routes[2].match[0]`).
     pub fn compile(&self, path: &FieldPath) -> Result<CompiledMatch, ConfigError> {
         self.compile_with(path, &mut HeaderNames::default())
@@ -1111,205 +1058,10 @@ impl MatchList {
     }
 }
 
-/// Reading configuration from a parsed JSON document, with field paths in
-/// every error and unknown fields refused.
-///
-/// The filters read their configuration with these helpers instead of
-/// `#[derive(Deserialize)]` + `serde_path_to_error`: the derived code is
-/// instantiated per type and per wrapper and cost the header router about
-/// 100 KiB of its 300 KiB `.wasm` budget; walking a `serde_json::Value`
-/// costs a few KiB. The messages follow serde's (`invalid type: integer
-/// `3`, expected a string`, ``unknown field `x`, expected one of ...``).
+/// Reading the identity the JWT filter stored (not configuration: the
+/// configuration is read by [`crate::config::parse_json`]).
 pub mod json {
-    use crate::config::{ConfigError, FieldPath};
-    use crate::matcher::StringMatch;
     use serde_json::{Map, Value};
-
-    /// Parses a configuration document; an empty document is `{}`. Syntax
-    /// errors keep serde_json's line and column.
-    pub fn parse_document(bytes: &[u8]) -> Result<Value, ConfigError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Object(Map::new()));
-        }
-        serde_json::from_slice(bytes).map_err(|e| ConfigError::at("", format!("invalid JSON: {e}")))
-    }
-
-    /// How a JSON value is described in type errors.
-    pub fn describe(v: &Value) -> String {
-        match v {
-            Value::Null => "null".into(),
-            Value::Bool(b) => format!("boolean `{b}`"),
-            Value::Number(n) if n.is_f64() => format!("floating point `{n}`"),
-            Value::Number(n) => format!("integer `{n}`"),
-            Value::String(s) => format!("string {s:?}"),
-            Value::Array(_) => "sequence".into(),
-            Value::Object(_) => "map".into(),
-        }
-    }
-
-    /// A type error at `path`.
-    pub fn invalid_type(path: &FieldPath, v: &Value, expected: &str) -> ConfigError {
-        path.error(format!(
-            "invalid type: {}, expected {expected}",
-            describe(v)
-        ))
-    }
-
-    /// A JSON object being read, with its path.
-    pub struct Obj<'a> {
-        map: &'a Map<String, Value>,
-        path: FieldPath,
-    }
-
-    impl<'a> Obj<'a> {
-        /// Reads `v` at `path` as an object whose fields are all in
-        /// `fields`.
-        pub fn new(
-            v: &'a Value,
-            path: &FieldPath,
-            fields: &[&str],
-        ) -> Result<Obj<'a>, ConfigError> {
-            let Value::Object(map) = v else {
-                return Err(invalid_type(path, v, "a map"));
-            };
-            for key in map.keys() {
-                if !fields.contains(&key.as_str()) {
-                    let expected = fields
-                        .iter()
-                        .map(|f| format!("`{f}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    return Err(path
-                        .field(key)
-                        .error(format!("unknown field `{key}`, expected one of {expected}")));
-                }
-            }
-            Ok(Obj {
-                map,
-                path: path.clone(),
-            })
-        }
-
-        /// The object's own path.
-        pub fn path(&self) -> &FieldPath {
-            &self.path
-        }
-
-        /// The path of field `name`.
-        pub fn at(&self, name: &str) -> FieldPath {
-            self.path.field(name)
-        }
-
-        /// Field `name`, unless absent or `null`.
-        pub fn get(&self, name: &str) -> Option<&'a Value> {
-            self.map.get(name).filter(|v| !v.is_null())
-        }
-
-        /// An optional string field.
-        pub fn string(&self, name: &str) -> Result<Option<String>, ConfigError> {
-            match self.get(name) {
-                None => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(v) => Err(invalid_type(&self.at(name), v, "a string")),
-            }
-        }
-
-        /// An optional boolean field.
-        pub fn boolean(&self, name: &str) -> Result<Option<bool>, ConfigError> {
-            match self.get(name) {
-                None => Ok(None),
-                Some(Value::Bool(b)) => Ok(Some(*b)),
-                Some(v) => Err(invalid_type(&self.at(name), v, "a boolean")),
-            }
-        }
-
-        /// An optional unsigned 32-bit integer field.
-        pub fn u32(&self, name: &str) -> Result<Option<u32>, ConfigError> {
-            match self.get(name) {
-                None => Ok(None),
-                Some(v) => match v.as_u64().map(u32::try_from) {
-                    Some(Ok(n)) => Ok(Some(n)),
-                    _ => Err(invalid_type(
-                        &self.at(name),
-                        v,
-                        "an integer in 0..=4294967295",
-                    )),
-                },
-            }
-        }
-
-        /// An optional number field.
-        pub fn number(&self, name: &str) -> Result<Option<f64>, ConfigError> {
-            match self.get(name) {
-                None => Ok(None),
-                Some(v) => v
-                    .as_f64()
-                    .map(Some)
-                    .ok_or_else(|| invalid_type(&self.at(name), v, "a number")),
-            }
-        }
-
-        /// An optional object field, read with `fields`.
-        pub fn object(&self, name: &str, fields: &[&str]) -> Result<Option<Obj<'a>>, ConfigError> {
-            match self.get(name) {
-                None => Ok(None),
-                Some(v) => Obj::new(v, &self.at(name), fields).map(Some),
-            }
-        }
-
-        /// A list field (absent means empty), with each element's path.
-        pub fn list(&self, name: &str) -> Result<Vec<(FieldPath, &'a Value)>, ConfigError> {
-            match self.get(name) {
-                None => Ok(Vec::new()),
-                Some(Value::Array(items)) => {
-                    let p = self.at(name);
-                    Ok(items
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| (p.index(i), v))
-                        .collect())
-                }
-                Some(v) => Err(invalid_type(&self.at(name), v, "a sequence")),
-            }
-        }
-
-        /// A list of strings (absent means empty).
-        pub fn strings(&self, name: &str) -> Result<Vec<String>, ConfigError> {
-            self.list(name)?
-                .into_iter()
-                .map(|(p, v)| match v {
-                    Value::String(s) => Ok(s.clone()),
-                    other => Err(invalid_type(&p, other, "a string")),
-                })
-                .collect()
-        }
-
-        /// A map field (absent means empty): key, the value's path, value.
-        pub fn entries(
-            &self,
-            name: &str,
-        ) -> Result<Vec<(String, FieldPath, &'a Value)>, ConfigError> {
-            match self.get(name) {
-                None => Ok(Vec::new()),
-                Some(Value::Object(map)) => {
-                    let p = self.at(name);
-                    Ok(map.iter().map(|(k, v)| (k.clone(), p.key(k), v)).collect())
-                }
-                Some(v) => Err(invalid_type(&self.at(name), v, "a map")),
-            }
-        }
-
-        /// A map of strings to strings (absent means empty).
-        pub fn string_map(&self, name: &str) -> Result<Vec<(String, String)>, ConfigError> {
-            self.entries(name)?
-                .into_iter()
-                .map(|(k, p, v)| match v {
-                    Value::String(s) => Ok((k, s.clone())),
-                    other => Err(invalid_type(&p, other, "a string")),
-                })
-                .collect()
-        }
-    }
 
     /// Reads the identity the JWT filter stored (the JSON of
     /// [`crate::identity::Identity`]) without the derived deserializer;
@@ -1352,54 +1104,9 @@ pub mod json {
         })
     }
 
-    /// Reads a [`StringMatch`] (`{"exact": ..}`, ... or `{}`).
-    pub fn string_match(v: &Value, path: &FieldPath) -> Result<StringMatch, ConfigError> {
-        let o = Obj::new(v, path, &["exact", "prefix", "suffix", "contains", "regex"])?;
-        Ok(StringMatch {
-            exact: o.string("exact")?,
-            prefix: o.string("prefix")?,
-            suffix: o.string("suffix")?,
-            contains: o.string("contains")?,
-            regex: o.string("regex")?,
-        })
-    }
-
     #[cfg(test)]
     mod tests {
         use super::*;
-
-        #[test]
-        fn errors_look_like_serde() {
-            let v: Value =
-                serde_json::from_str(r#"{"a": 3, "b": [1, "x"], "c": {"d": 1.5}}"#).unwrap();
-            let root = FieldPath::root().field("cfg");
-            let e = Obj::new(&v, &root, &["a", "b"]).err().unwrap();
-            assert_eq!(
-                e.to_string(),
-                "cfg.c: unknown field `c`, expected one of `a`, `b`"
-            );
-            let o = Obj::new(&v, &root, &["a", "b", "c"]).unwrap();
-            assert_eq!(
-                o.string("a").unwrap_err().to_string(),
-                "cfg.a: invalid type: integer `3`, expected a string"
-            );
-            assert_eq!(o.strings("b").unwrap_err().path, "cfg.b[0]");
-            assert_eq!(o.u32("a").unwrap(), Some(3));
-            assert_eq!(o.u32("missing").unwrap(), None);
-            let c = o.object("c", &["d"]).unwrap().unwrap();
-            assert!(c
-                .u32("d")
-                .unwrap_err()
-                .to_string()
-                .contains("floating point `1.5`"));
-            assert_eq!(c.number("d").unwrap(), Some(1.5));
-            assert!(parse_document(b"  ")
-                .unwrap()
-                .as_object()
-                .unwrap()
-                .is_empty());
-            assert!(parse_document(b"{} x").is_err());
-        }
 
         #[test]
         fn identity_round_trip() {
@@ -1426,8 +1133,13 @@ mod tests {
     use super::*;
 
     fn parse(json: &str) -> Result<Vec<HttpMatchRequest>, ConfigError> {
-        let v: serde_json::Value = serde_json::from_str(json).unwrap();
-        HttpMatchRequest::list_from_json(Some(&v), &FieldPath::root().field("match"))
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            #[serde(rename = "match")]
+            items: Vec<HttpMatchRequest>,
+        }
+        crate::config::parse_json::<Doc>(format!(r#"{{"match":{json}}}"#).as_bytes())
+            .map(|d| d.items)
     }
 
     fn list(json: &str) -> MatchList {
@@ -1698,6 +1410,21 @@ mod tests {
             "match[0].ignoreUriCase"
         );
         assert_eq!(err(r#"{"uri":{}}"#).path, "match");
+    }
+
+    #[test]
+    fn repeated_keys_are_refused() {
+        let e = err(r#"[{"uri":{"exact":"/a"},"uri":{"prefix":"/"}}]"#);
+        assert_eq!(e.to_string(), "match[0]: duplicate field `uri`");
+        let e = err(r#"[{"headers":{"x-a":{"exact":"1"},"x-a":{"exact":"2"}}}]"#);
+        assert_eq!(e.to_string(), "match[0].headers: duplicate key `x-a`");
+        let e = err(r#"[{"claims":{"role":{},"role":{"exact":"admin"}}}]"#);
+        assert_eq!(e.to_string(), "match[0].claims: duplicate key `role`");
+        let e = err(r#"[{"uri":{"exact":"/a","exact":"/b"}}]"#);
+        assert_eq!(e.to_string(), "match[0].uri: duplicate field `exact`");
+        assert!(
+            parse(r#"[{"name":null,"headers":null,"ignoreUriCase":null,"sourceIp":null}]"#).is_ok()
+        );
     }
 
     #[test]

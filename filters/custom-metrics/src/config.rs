@@ -1,9 +1,10 @@
 //! The plugin configuration (JSON, camelCase) and its compiled form.
 
 use crate::attribute::{self, Attribute, Derived, PeerSide, PropKind};
-use crate::json::{self, Json};
 use crate::tags::{self, MetricKind, StatsTag, STANDARD_LABELS};
 use crate::templates::PathTemplates;
+use serde::{Deserialize, Deserializer};
+use wasmesh_common::config::{parse_json, UniqueMap};
 use wasmesh_common::{ConfigError, FieldPath};
 
 /// Istio's standard request metrics, in the order they are recorded.
@@ -24,12 +25,9 @@ pub const DEFAULT_CLUSTER_HEADER: &str = "x-wasmesh-cluster";
 /// The plugin configuration, as written (JSON, camelCase field names). Read
 /// by [`PluginConfig::parse`]: unknown fields are refused and every error
 /// names the JSON path of its field, as `wasmesh_common::parse_json` does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PluginConfig {
     /// `standardMetrics`: record Istio's standard metrics
     /// (`istio_requests_total`, `istio_request_duration_milliseconds`,
@@ -53,6 +51,7 @@ pub struct PluginConfig {
     pub max_label_values: u32,
     /// `tagsToRemove`: labels to drop from a metric, e.g.
     /// `{"istio_requests_total": ["source_principal"]}`.
+    #[serde(deserialize_with = "tags_to_remove")]
     #[cfg_attr(
         feature = "schema",
         schemars(with = "std::collections::BTreeMap<String, Vec<String>>")
@@ -82,12 +81,9 @@ impl Default for PluginConfig {
 }
 
 /// Istio's `reporter` label.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(rename_all = "lowercase")
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Reporter {
     /// `destination`: server side (inbound).
     #[default]
@@ -107,12 +103,9 @@ impl Reporter {
 }
 
 /// The type of a user metric (Istio's `MetricType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(rename_all = "SCREAMING_SNAKE_CASE")
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum MetricType {
     /// `COUNTER`: incremented by `value` (default 1) per request.
     Counter,
@@ -134,44 +127,40 @@ impl MetricType {
 }
 
 /// One user metric.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(deny_unknown_fields, rename_all = "camelCase")
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MetricConfig {
     /// `name`: the metric name as Prometheus shows it
     /// (`[a-zA-Z_][a-zA-Z0-9_]*`).
     pub name: String,
     /// `type`: `COUNTER`, `GAUGE` or `HISTOGRAM`. Required except when
     /// extending a standard metric.
-    #[cfg_attr(feature = "schema", schemars(rename = "type"))]
+    #[serde(rename = "type", default)]
     pub kind: Option<MetricType>,
     /// `value`: attribute giving the sample (`request.duration_ms`,
     /// `request.size`, `response.size`, `inflight`, ...). Optional for a
     /// counter (default 1), required for gauges and histograms.
+    #[serde(default)]
     pub value: Option<String>,
     /// `dimensions`: label name → attribute expression. Labels are written
     /// into the stat name sorted by name (as Istio does).
+    #[serde(default)]
     #[cfg_attr(
         feature = "schema",
-        schemars(default, with = "std::collections::BTreeMap<String, String>")
+        schemars(with = "std::collections::BTreeMap<String, String>")
     )]
     pub dimensions: OrderedMap,
 }
 
 /// The access log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(deny_unknown_fields, rename_all = "camelCase")
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AccessLogConfig {
     /// `enabled`: write the line. Default `true` (the object's presence
     /// enables it).
-    #[cfg_attr(feature = "schema", schemars(default = "default_true"))]
+    #[serde(default = "default_true")]
     pub enabled: bool,
     /// `fields`: JSON key → attribute expression, in output order. Default:
     /// [`DEFAULT_ACCESS_LOG_FIELDS`].
@@ -179,11 +168,11 @@ pub struct AccessLogConfig {
         feature = "schema",
         schemars(with = "Option<std::collections::BTreeMap<String, String>>")
     )]
+    #[serde(default)]
     pub fields: Option<OrderedMap>,
 }
 
-/// `accessLog.enabled`'s default, for the schema.
-#[cfg(feature = "schema")]
+/// `accessLog.enabled`'s default.
 fn default_true() -> bool {
     true
 }
@@ -211,205 +200,23 @@ pub const DEFAULT_ACCESS_LOG_FIELDS: [(&str, &str); 14] = [
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderedMap(pub Vec<(String, String)>);
 
-const CONFIG_FIELDS: [&str; 8] = [
-    "standardMetrics",
-    "reporter",
-    "metrics",
-    "pathTemplates",
-    "maxLabelValues",
-    "tagsToRemove",
-    "clusterHeader",
-    "accessLog",
-];
-const METRIC_FIELDS: [&str; 4] = ["name", "type", "value", "dimensions"];
-const ACCESS_LOG_FIELDS: [&str; 2] = ["enabled", "fields"];
+impl<'de> Deserialize<'de> for OrderedMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        UniqueMap::<String>::deserialize(d).map(|m| OrderedMap(m.0))
+    }
+}
+
+/// `tagsToRemove`: metric name → labels, a metric named once.
+fn tags_to_remove<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, Vec<String>)>, D::Error> {
+    UniqueMap::<Vec<String>>::deserialize(d).map(|m| m.0)
+}
 
 impl PluginConfig {
     /// Parses a configuration document. An empty (or all-whitespace)
     /// document is `{}`: every default.
     pub fn parse(bytes: &[u8]) -> Result<PluginConfig, ConfigError> {
-        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-            return Ok(PluginConfig::default());
-        }
-        let doc = json::parse(bytes).map_err(|e| ConfigError::at("", e))?;
-        let root = FieldPath::root();
-        let obj = object(&doc, &root, "struct PluginConfig", &CONFIG_FIELDS)?;
-        let mut cfg = PluginConfig::default();
-        for (k, v) in obj {
-            let p = root.field(k);
-            match k.as_str() {
-                "standardMetrics" => cfg.standard_metrics = boolean(v, &p)?,
-                "reporter" => {
-                    cfg.reporter = match variant(v, &p, &["destination", "source"])? {
-                        0 => Reporter::Destination,
-                        _ => Reporter::Source,
-                    }
-                }
-                "metrics" => cfg.metrics = list(v, &p, metric)?,
-                "pathTemplates" => cfg.path_templates = list(v, &p, string)?,
-                "maxLabelValues" => cfg.max_label_values = u32_value(v, &p)?,
-                "tagsToRemove" => {
-                    let m = object(v, &p, "a map", &[])?;
-                    let mut out = Vec::with_capacity(m.len());
-                    for (metric, labels) in m {
-                        out.push((metric.clone(), list(labels, &p.key(metric), string)?));
-                    }
-                    cfg.tags_to_remove = out;
-                }
-                "clusterHeader" => cfg.cluster_header = optional(v, &p, string)?,
-                _ => cfg.access_log = optional(v, &p, access_log)?,
-            }
-        }
-        Ok(cfg)
+        parse_json(bytes)
     }
-}
-
-fn metric(v: &Json, p: &FieldPath) -> Result<MetricConfig, ConfigError> {
-    let obj = object(v, p, "struct MetricConfig", &METRIC_FIELDS)?;
-    let mut name = None;
-    let mut m = MetricConfig {
-        name: String::new(),
-        kind: None,
-        value: None,
-        dimensions: OrderedMap::default(),
-    };
-    for (k, v) in obj {
-        let fp = p.field(k);
-        match k.as_str() {
-            "name" => name = Some(string(v, &fp)?),
-            "type" => {
-                m.kind = optional(v, &fp, |v, fp| {
-                    Ok(match variant(v, fp, &["COUNTER", "GAUGE", "HISTOGRAM"])? {
-                        0 => MetricType::Counter,
-                        1 => MetricType::Gauge,
-                        _ => MetricType::Histogram,
-                    })
-                })?
-            }
-            "value" => m.value = optional(v, &fp, string)?,
-            _ => m.dimensions = string_map(v, &fp)?,
-        }
-    }
-    m.name = name.ok_or_else(|| p.error("missing field `name`"))?;
-    Ok(m)
-}
-
-fn access_log(v: &Json, p: &FieldPath) -> Result<AccessLogConfig, ConfigError> {
-    let obj = object(v, p, "struct AccessLogConfig", &ACCESS_LOG_FIELDS)?;
-    let mut a = AccessLogConfig {
-        enabled: true,
-        fields: None,
-    };
-    for (k, v) in obj {
-        let fp = p.field(k);
-        match k.as_str() {
-            "enabled" => a.enabled = boolean(v, &fp)?,
-            _ => a.fields = optional(v, &fp, string_map)?,
-        }
-    }
-    Ok(a)
-}
-
-fn invalid_type(v: &Json, p: &FieldPath, expected: &str) -> ConfigError {
-    p.error(format!(
-        "invalid type: {}, expected {expected}",
-        v.unexpected()
-    ))
-}
-
-/// The members of an object; with `fields`, unknown and repeated members
-/// are refused (serde's `deny_unknown_fields` messages).
-fn object<'a>(
-    v: &'a Json,
-    p: &FieldPath,
-    expected: &str,
-    fields: &[&str],
-) -> Result<&'a [(String, Json)], ConfigError> {
-    let Json::Object(members) = v else {
-        return Err(invalid_type(v, p, expected));
-    };
-    for (i, (k, _)) in members.iter().enumerate() {
-        if members[..i].iter().any(|(e, _)| e == k) {
-            let what = if fields.is_empty() { "key" } else { "field" };
-            return Err(p.error(format!("duplicate {what} `{k}`")));
-        }
-        if !fields.is_empty() && !fields.contains(&k.as_str()) {
-            let list: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
-            return Err(p.field(k).error(format!(
-                "unknown field `{k}`, expected one of {}",
-                list.join(", ")
-            )));
-        }
-    }
-    Ok(members)
-}
-
-fn string(v: &Json, p: &FieldPath) -> Result<String, ConfigError> {
-    v.as_str()
-        .map(str::to_string)
-        .ok_or_else(|| invalid_type(v, p, "a string"))
-}
-
-fn boolean(v: &Json, p: &FieldPath) -> Result<bool, ConfigError> {
-    match v {
-        Json::Bool(b) => Ok(*b),
-        _ => Err(invalid_type(v, p, "a boolean")),
-    }
-}
-
-fn u32_value(v: &Json, p: &FieldPath) -> Result<u32, ConfigError> {
-    match v {
-        Json::Number(n) if !n.contains(['.', 'e', 'E']) => n
-            .parse::<u32>()
-            .map_err(|_| p.error(format!("invalid value: {}, expected u32", v.unexpected()))),
-        _ => Err(invalid_type(v, p, "u32")),
-    }
-}
-
-fn variant(v: &Json, p: &FieldPath, names: &[&str]) -> Result<usize, ConfigError> {
-    let s = v.as_str().ok_or_else(|| invalid_type(v, p, "a string"))?;
-    names.iter().position(|n| *n == s).ok_or_else(|| {
-        let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-        p.error(format!(
-            "unknown variant `{s}`, expected one of {}",
-            list.join(", ")
-        ))
-    })
-}
-
-fn optional<T>(
-    v: &Json,
-    p: &FieldPath,
-    f: impl Fn(&Json, &FieldPath) -> Result<T, ConfigError>,
-) -> Result<Option<T>, ConfigError> {
-    match v {
-        Json::Null => Ok(None),
-        v => f(v, p).map(Some),
-    }
-}
-
-fn list<T>(
-    v: &Json,
-    p: &FieldPath,
-    f: impl Fn(&Json, &FieldPath) -> Result<T, ConfigError>,
-) -> Result<Vec<T>, ConfigError> {
-    let Json::Array(items) = v else {
-        return Err(invalid_type(v, p, "a sequence"));
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, x)| f(x, &p.index(i)))
-        .collect()
-}
-
-fn string_map(v: &Json, p: &FieldPath) -> Result<OrderedMap, ConfigError> {
-    let m = object(v, p, "an object of strings", &[])?;
-    let mut out = Vec::with_capacity(m.len());
-    for (k, x) in m {
-        out.push((k.clone(), string(x, &p.key(k))?));
-    }
-    Ok(OrderedMap(out))
 }
 
 /// Local workload facts from the node metadata (Istio's `WORKLOAD_NAME`,

@@ -2,10 +2,10 @@
 //! the [`Recorder`] decide, and forwards its metric updates to the host.
 
 use crate::config::{Compiled, NodeInfo};
-use crate::json::{self, Json};
 use crate::recorder::{MetricSink, Recorder, Started};
 use crate::resolver::StreamHost;
 use crate::tags::MetricKind;
+use serde_json::Value as Json;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasmesh_common::abi::hostcalls;
@@ -304,7 +304,7 @@ impl StreamHost for HostView {
         self.identity
             .get_or_insert_with(|| {
                 let bytes = raw_property(IDENTITY_PROPERTY.as_bytes())?;
-                json::parse(&bytes).ok()
+                serde_json::from_slice(&bytes).ok()
             })
             .as_ref()
     }

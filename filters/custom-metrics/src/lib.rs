@@ -4,8 +4,9 @@
 //!
 //! The decision core is plain Rust:
 //!
-//! * [`config`] — the JSON configuration, read by [`json`] with field-path
-//!   errors, compiled once into metric groups and attribute slots;
+//! * [`config`] — the JSON configuration (serde-derived types read by
+//!   `wasmesh_common::parse_json`, errors with field paths),
+//!   compiled once into metric groups and attribute slots;
 //! * [`attribute`] — attribute expressions (`request.headers[x-plan]`,
 //!   `request.auth.claims[tenant]`, ...) and their values;
 //! * [`templates`] — `pathTemplates` for `request.path_template`;
@@ -24,7 +25,6 @@
 pub mod attribute;
 pub mod config;
 pub mod flags;
-pub mod json;
 pub mod pairs;
 pub mod recorder;
 pub mod resolver;

@@ -8,7 +8,7 @@
 use crate::attribute::{Attribute, Derived, PeerSide, PropKind, Value};
 use crate::config::{Compiled, Reporter};
 use crate::flags;
-use crate::json::Json;
+use serde_json::Value as Json;
 use wasmesh_common::HeaderMap;
 
 /// What the filter can read about the stream being logged.
@@ -693,7 +693,7 @@ fn claim_string(v: &Json) -> Option<String> {
     fn scalar(v: &Json) -> Option<String> {
         match v {
             Json::String(s) => Some(s.clone()),
-            Json::Number(n) => Some(n.clone()),
+            Json::Number(n) => Some(n.to_string()),
             Json::Bool(b) => Some(b.to_string()),
             _ => None,
         }
@@ -832,7 +832,7 @@ pub(crate) mod tests {
 
     /// The identity as the JWT filter stores it, parsed as the filter reads it.
     pub fn identity_json(id: Identity) -> Json {
-        crate::json::parse(id.to_json().as_bytes()).unwrap()
+        serde_json::from_str(&id.to_json()).unwrap()
     }
 
     fn eval(s: &mut FakeStream, c: &Compiled, expr: &str) -> Value {

@@ -99,7 +99,7 @@ fn native_core_work_per_request() {
             };
             Some(v.to_vec())
         }
-        fn identity(&mut self) -> Option<&custom_metrics::json::Json> {
+        fn identity(&mut self) -> Option<&serde_json::Value> {
             None
         }
         fn now_nanos(&mut self) -> u64 {

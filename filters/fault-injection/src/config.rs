@@ -7,20 +7,24 @@
 //! of named faults with the shared match vocabulary scopes them.
 //! [`crate::policy`] validates and compiles it.
 
-use serde_json::Value;
-use wasmesh_common::http_match::json::{invalid_type, parse_document, Obj};
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use wasmesh_common::config::{nullable, parse_json};
 use wasmesh_common::http_match::HttpMatchRequest;
-use wasmesh_common::{ConfigError, FieldPath};
+use wasmesh_common::ConfigError;
 
 /// The plugin configuration.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FaultConfig {
     /// Faults, tried in order; the first whose `match` holds applies.
+    #[serde(deserialize_with = "nullable")]
     pub faults: Vec<Fault>,
     /// Faults requested by the client with Envoy's `x-envoy-fault-*` headers.
     pub header_control: Option<HeaderControl>,
@@ -30,23 +34,26 @@ pub struct FaultConfig {
     pub max_active_faults: Option<u32>,
     /// Only requests whose `x-envoy-downstream-service-node` is one of these
     /// get faults (empty: every request).
+    #[serde(deserialize_with = "nullable")]
     pub downstream_nodes: Vec<String>,
 }
 
 /// One fault (Istio's `HTTPFaultInjection`, plus `name` and `match`).
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Fault {
     /// Name used in per-fault stats (`fault.<name>.delays_injected`);
     /// letters, digits, `_` and `-`. Without a name only the filter-wide
     /// stats count it.
     pub name: Option<String>,
     /// Match items, ORed; absent or empty matches every request.
-    #[cfg_attr(feature = "schema", schemars(rename = "match"))]
+    #[serde(rename = "match", default, deserialize_with = "nullable")]
     pub matches: Vec<HttpMatchRequest>,
     /// Delay part.
     pub delay: Option<Delay>,
@@ -55,28 +62,23 @@ pub struct Fault {
 }
 
 /// Istio's `HTTPFaultInjection.Delay`.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(deny_unknown_fields, rename_all = "camelCase")
-)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "a map")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Delay {
     /// How long to hold the request (`"2s"`, `"150ms"`); at least 1ms.
     pub fixed_delay: String,
     /// Share of matching requests to delay, 0..100; absent means 100.
+    #[serde(default, deserialize_with = "percentage")]
     #[cfg_attr(feature = "schema", schemars(with = "Option<Percent>"))]
     pub percentage: Option<f64>,
 }
 
 /// Istio's `HTTPFaultInjection.Abort`: exactly one of `httpStatus` and
 /// `grpcStatus`.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(deny_unknown_fields, rename_all = "camelCase")
-)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "a map")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Abort {
     /// HTTP status to answer with, in [200, 600).
     pub http_status: Option<u32>,
@@ -84,6 +86,7 @@ pub struct Abort {
     /// answer with, in an HTTP 200 response.
     pub grpc_status: Option<GrpcStatusSpec>,
     /// Share of matching requests to abort, 0..100; absent means 100.
+    #[serde(default, deserialize_with = "percentage")]
     #[cfg_attr(feature = "schema", schemars(with = "Option<Percent>"))]
     pub percentage: Option<f64>,
 }
@@ -99,14 +102,17 @@ pub enum GrpcStatusSpec {
 }
 
 /// Envoy's header-controlled faults (`header_delay` / `header_abort`).
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HeaderControl {
     /// Honour `x-envoy-fault-*` request headers.
+    #[serde(deserialize_with = "nullable")]
     pub enabled: bool,
     /// Highest percentage a header may ask for, and the percentage used when
     /// the request does not say; default 100.
@@ -114,22 +120,35 @@ pub struct HeaderControl {
 }
 
 /// Istio's `Percent`, as written (`{"value": 12.5}`).
-#[cfg(feature = "schema")]
-#[derive(schemars::JsonSchema)]
-#[schemars(deny_unknown_fields)]
-#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a map")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 struct Percent {
     /// 0..100.
     value: f64,
 }
 
-fn percentage(o: &Obj<'_>) -> Result<Option<f64>, ConfigError> {
-    match o.object("percentage", &["value"])? {
-        None => Ok(None),
-        Some(p) => Ok(Some(
-            p.number("value")?
-                .ok_or_else(|| p.path().error("missing field `value`"))?,
-        )),
+/// `percentage`: `{"value": 12.5}`, or absent/`null`.
+fn percentage<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(Option::<Percent>::deserialize(d)?.map(|p| p.value))
+}
+
+impl<'de> Deserialize<'de> for GrpcStatusSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = GrpcStatusSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a gRPC status name or number")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<GrpcStatusSpec, E> {
+                Ok(GrpcStatusSpec::Name(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<GrpcStatusSpec, E> {
+                Ok(GrpcStatusSpec::Number(v))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -137,76 +156,6 @@ impl FaultConfig {
     /// Parses the plugin configuration; an empty document configures no
     /// faults. Errors name the field (`faults[1].abort.httpStatus`).
     pub fn parse(bytes: &[u8]) -> Result<FaultConfig, ConfigError> {
-        let doc = parse_document(bytes)?;
-        let root = FieldPath::root();
-        let o = Obj::new(
-            &doc,
-            &root,
-            &[
-                "faults",
-                "headerControl",
-                "maxActiveFaults",
-                "downstreamNodes",
-            ],
-        )?;
-        let mut faults = Vec::new();
-        for (p, v) in o.list("faults")? {
-            faults.push(Fault::from_json(v, &p)?);
-        }
-        let header_control = match o.object("headerControl", &["enabled", "maxPercentage"])? {
-            None => None,
-            Some(h) => Some(HeaderControl {
-                enabled: h.boolean("enabled")?.unwrap_or(false),
-                max_percentage: h.number("maxPercentage")?,
-            }),
-        };
-        Ok(FaultConfig {
-            faults,
-            header_control,
-            max_active_faults: o.u32("maxActiveFaults")?,
-            downstream_nodes: o.strings("downstreamNodes")?,
-        })
-    }
-}
-
-impl Fault {
-    fn from_json(v: &Value, path: &FieldPath) -> Result<Fault, ConfigError> {
-        let o = Obj::new(v, path, &["name", "match", "delay", "abort"])?;
-        let delay = match o.object("delay", &["fixedDelay", "percentage"])? {
-            None => None,
-            Some(d) => Some(Delay {
-                fixed_delay: d
-                    .string("fixedDelay")?
-                    .ok_or_else(|| d.path().error("missing field `fixedDelay`"))?,
-                percentage: percentage(&d)?,
-            }),
-        };
-        let abort = match o.object("abort", &["httpStatus", "grpcStatus", "percentage"])? {
-            None => None,
-            Some(a) => Some(Abort {
-                http_status: a.u32("httpStatus")?,
-                grpc_status: match a.get("grpcStatus") {
-                    None => None,
-                    Some(Value::String(s)) => Some(GrpcStatusSpec::Name(s.clone())),
-                    Some(Value::Number(n)) if n.is_u64() => {
-                        Some(GrpcStatusSpec::Number(n.as_u64().unwrap_or(u64::MAX)))
-                    }
-                    Some(other) => {
-                        return Err(invalid_type(
-                            &a.at("grpcStatus"),
-                            other,
-                            "a gRPC status name or number",
-                        ))
-                    }
-                },
-                percentage: percentage(&a)?,
-            }),
-        };
-        Ok(Fault {
-            name: o.string("name")?,
-            matches: HttpMatchRequest::list_from_json(o.get("match"), &o.at("match"))?,
-            delay,
-            abort,
-        })
+        parse_json(bytes)
     }
 }

@@ -62,9 +62,9 @@ fn main() {
     {
         use wasmesh_common::http_match::{compile_match_list, HttpMatchRequest};
         use wasmesh_common::FieldPath;
-        let v: serde_json::Value =
-            serde_json::from_str(r#"[{"headers":{"x-tenant":{"exact":"tenant-3"}}}]"#).unwrap();
-        let items = HttpMatchRequest::list_from_json(Some(&v), &FieldPath::root()).unwrap();
+        let items: Vec<HttpMatchRequest> =
+            wasmesh_common::parse_json(br#"[{"headers":{"x-tenant":{"exact":"tenant-3"}}}]"#)
+                .unwrap();
         let ml = compile_match_list(&items, &FieldPath::root()).unwrap();
         let t = Instant::now();
         let mut c = 0;

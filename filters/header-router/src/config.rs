@@ -6,28 +6,31 @@
 //! filter-level `clusterHeader` and `defaultDestination`. [`crate::table`]
 //! validates and compiles it.
 
-use serde_json::Value;
-use wasmesh_common::http_match::json::{parse_document, Obj};
+use wasmesh_common::config::{nullable, parse_json, unique_map};
 use wasmesh_common::http_match::HttpMatchRequest;
-use wasmesh_common::{ConfigError, FieldPath};
+use wasmesh_common::ConfigError;
 
 /// The header Envoy's route reads with `cluster_header` when none is
 /// configured.
 pub const DEFAULT_CLUSTER_HEADER: &str = "x-wasmesh-cluster";
 
 /// The plugin configuration.
-#[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RouterConfig {
     /// Request header that carries the chosen destination to Envoy's router
     /// (a route with `cluster_header: <this>`). A copy sent by the client is
     /// always removed first. Default `x-wasmesh-cluster`.
+    #[serde(deserialize_with = "cluster_header")]
     pub cluster_header: String,
     /// Routes, tried in order; the first whose `match` holds is applied.
+    #[serde(deserialize_with = "nullable")]
     pub routes: Vec<Route>,
     /// Destination for requests that match no route. Without it such requests
     /// continue without `clusterHeader`, so Envoy's own route table decides.
@@ -46,20 +49,23 @@ impl Default for RouterConfig {
 
 /// One route (Istio's `HTTPRoute`). Exactly one of `route`, `redirect` and
 /// `directResponse` is required.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Route {
     /// Name used in stats (`header_router.route.<name>.<destination>`);
     /// letters, digits, `_` and `-`. Default `route-<index>`.
     pub name: Option<String>,
     /// Match items, ORed; absent or empty matches every request.
-    #[cfg_attr(feature = "schema", schemars(rename = "match"))]
+    #[serde(rename = "match", default, deserialize_with = "nullable")]
     pub matches: Vec<HttpMatchRequest>,
     /// Destinations: one, or several with relative `weight`s.
+    #[serde(deserialize_with = "nullable")]
     pub route: Vec<RouteDestination>,
     /// Makes the weighted choice consistent per key instead of random.
     pub sticky_by: Option<StickyBy>,
@@ -74,12 +80,9 @@ pub struct Route {
 }
 
 /// A destination with its weight (Istio's `HTTPRouteDestination`).
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(deny_unknown_fields, rename_all = "camelCase")
-)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "a map")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RouteDestination {
     /// The Envoy cluster name written into `clusterHeader`.
     pub destination: String,
@@ -92,12 +95,14 @@ pub struct RouteDestination {
 }
 
 /// What a sticky route hashes. Exactly one field must be set.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StickyBy {
     /// The first value of this request header.
     pub header: Option<String>,
@@ -111,12 +116,14 @@ pub struct StickyBy {
 }
 
 /// Istio's `Headers`.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Headers {
     /// Operations on the request forwarded upstream.
     pub request: Option<HeaderOperations>,
@@ -125,36 +132,43 @@ pub struct Headers {
 }
 
 /// Istio's `HeaderOperations`: `remove` first, then `set`, then `add`.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HeaderOperations {
     /// Replace every value of the header with this one.
+    #[serde(deserialize_with = "unique_map")]
     #[cfg_attr(
         feature = "schema",
         schemars(with = "std::collections::BTreeMap<String, String>")
     )]
     pub set: Vec<(String, String)>,
     /// Append a value.
+    #[serde(deserialize_with = "unique_map")]
     #[cfg_attr(
         feature = "schema",
         schemars(with = "std::collections::BTreeMap<String, String>")
     )]
     pub add: Vec<(String, String)>,
     /// Remove the header.
+    #[serde(deserialize_with = "nullable")]
     pub remove: Vec<String>,
 }
 
 /// Istio's `HTTPRewrite`.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Rewrite {
     /// Replaces the matched prefix when the route matched `uri.prefix`,
     /// otherwise the whole path; the query string is kept.
@@ -164,12 +178,9 @@ pub struct Rewrite {
 }
 
 /// Istio's `HTTPDirectResponse`.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(deny_unknown_fields, rename_all = "camelCase")
-)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "a map")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DirectResponse {
     /// Status code, in [200, 600).
     pub status: u32,
@@ -178,12 +189,14 @@ pub struct DirectResponse {
 }
 
 /// Istio's `HTTPBody`: exactly one of `string` and `bytes`.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HttpBody {
     /// Body text.
     pub string: Option<String>,
@@ -193,12 +206,14 @@ pub struct HttpBody {
 
 /// Istio's `HTTPRedirect`. At least one of `uri`, `authority`, `scheme` and
 /// `port` is required.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Redirect {
     /// Replaces the whole path (the request's query string is kept unless
     /// this contains one).
@@ -213,134 +228,16 @@ pub struct Redirect {
     pub redirect_code: Option<u32>,
 }
 
-// Reading the JSON document (hand-written rather than derived: see
-// `wasmesh_common::http_match::json` for why).
+/// `clusterHeader`: `null` means the default.
+fn cluster_header<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(<Option<String> as serde::Deserialize>::deserialize(d)?
+        .unwrap_or_else(|| DEFAULT_CLUSTER_HEADER.to_string()))
+}
 
 impl RouterConfig {
-    /// Parses the plugin configuration; an empty document gives the
-    /// defaults. Errors name the field (`routes[2].route[0].weight`).
+    /// Parses the plugin configuration (an empty document is `{}`); errors
+    /// name the field (`routes[1].route[0].weight`).
     pub fn parse(bytes: &[u8]) -> Result<RouterConfig, ConfigError> {
-        let doc = parse_document(bytes)?;
-        let root = FieldPath::root();
-        let o = Obj::new(
-            &doc,
-            &root,
-            &["clusterHeader", "routes", "defaultDestination"],
-        )?;
-        let mut routes = Vec::new();
-        for (p, v) in o.list("routes")? {
-            routes.push(Route::from_json(v, &p)?);
-        }
-        Ok(RouterConfig {
-            cluster_header: o
-                .string("clusterHeader")?
-                .unwrap_or_else(|| DEFAULT_CLUSTER_HEADER.to_string()),
-            routes,
-            default_destination: o.string("defaultDestination")?,
-        })
+        parse_json(bytes)
     }
-}
-
-impl Route {
-    fn from_json(v: &Value, path: &FieldPath) -> Result<Route, ConfigError> {
-        let o = Obj::new(
-            v,
-            path,
-            &[
-                "name",
-                "match",
-                "route",
-                "stickyBy",
-                "headers",
-                "rewrite",
-                "directResponse",
-                "redirect",
-            ],
-        )?;
-        let mut route = Vec::new();
-        for (p, v) in o.list("route")? {
-            let d = Obj::new(v, &p, &["destination", "weight", "headers"])?;
-            route.push(RouteDestination {
-                destination: d
-                    .string("destination")?
-                    .ok_or_else(|| p.error("missing field `destination`"))?,
-                weight: d.u32("weight")?,
-                headers: headers(&d)?,
-            });
-        }
-        let sticky_by = match o.object("stickyBy", &["header", "cookie", "claim", "sourceIp"])? {
-            None => None,
-            Some(s) => Some(StickyBy {
-                header: s.string("header")?,
-                cookie: s.string("cookie")?,
-                claim: s.string("claim")?,
-                source_ip: s.boolean("sourceIp")?,
-            }),
-        };
-        let rewrite = match o.object("rewrite", &["uri", "authority"])? {
-            None => None,
-            Some(r) => Some(Rewrite {
-                uri: r.string("uri")?,
-                authority: r.string("authority")?,
-            }),
-        };
-        let direct_response = match o.object("directResponse", &["status", "body"])? {
-            None => None,
-            Some(d) => Some(DirectResponse {
-                status: d
-                    .u32("status")?
-                    .ok_or_else(|| d.path().error("missing field `status`"))?,
-                body: match d.object("body", &["string", "bytes"])? {
-                    None => None,
-                    Some(b) => Some(HttpBody {
-                        string: b.string("string")?,
-                        bytes: b.string("bytes")?,
-                    }),
-                },
-            }),
-        };
-        let redirect = match o.object(
-            "redirect",
-            &["uri", "authority", "port", "scheme", "redirectCode"],
-        )? {
-            None => None,
-            Some(r) => Some(Redirect {
-                uri: r.string("uri")?,
-                authority: r.string("authority")?,
-                port: r.u32("port")?,
-                scheme: r.string("scheme")?,
-                redirect_code: r.u32("redirectCode")?,
-            }),
-        };
-        Ok(Route {
-            name: o.string("name")?,
-            matches: HttpMatchRequest::list_from_json(o.get("match"), &o.at("match"))?,
-            route,
-            sticky_by,
-            headers: headers(&o)?,
-            rewrite,
-            direct_response,
-            redirect,
-        })
-    }
-}
-
-fn headers(o: &Obj<'_>) -> Result<Option<Headers>, ConfigError> {
-    let Some(h) = o.object("headers", &["request", "response"])? else {
-        return Ok(None);
-    };
-    let ops = |name: &str| -> Result<Option<HeaderOperations>, ConfigError> {
-        let Some(x) = h.object(name, &["set", "add", "remove"])? else {
-            return Ok(None);
-        };
-        Ok(Some(HeaderOperations {
-            set: x.string_map("set")?,
-            add: x.string_map("add")?,
-            remove: x.strings("remove")?,
-        }))
-    };
-    Ok(Some(Headers {
-        request: ops("request")?,
-        response: ops("response")?,
-    }))
 }

@@ -2,28 +2,13 @@
 //! no padding, no whitespace, no characters outside the URL-safe alphabet,
 //! and the unused trailing bits of the last character must be zero so that
 //! every byte string has exactly one encoding.
+//!
+//! The `base64` crate's `URL_SAFE_NO_PAD` engine is exactly that: its
+//! padding mode refuses `=`, and it refuses non-zero trailing bits
+//! (`decode_allow_trailing_bits` is off).
 
-/// Sentinel in [`DECODE`] for bytes outside the alphabet.
-const INVALID: u8 = 0xff;
-
-/// Maps an ASCII byte to its 6-bit value, or `INVALID`.
-const DECODE: [u8; 256] = {
-    let mut t = [INVALID; 256];
-    let mut i = 0;
-    while i < 26 {
-        t[b'A' as usize + i] = i as u8;
-        t[b'a' as usize + i] = 26 + i as u8;
-        i += 1;
-    }
-    let mut d = 0;
-    while d < 10 {
-        t[b'0' as usize + d] = 52 + d as u8;
-        d += 1;
-    }
-    t[b'-' as usize] = 62;
-    t[b'_' as usize] = 63;
-    t
-};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 
 /// Decodes RFC 7515 base64url without padding.
 ///
@@ -31,54 +16,7 @@ const DECODE: [u8; 256] = {
 /// an impossible length (4k+1 characters) and non-canonical encodings
 /// (non-zero unused bits in the last character).
 pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
-    let input = s.as_bytes();
-    if input.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(input.len() / 4 * 3 + 2);
-    let mut chunks = input.chunks_exact(4);
-    for c in &mut chunks {
-        let (a, b, cc, d) = (
-            DECODE[c[0] as usize],
-            DECODE[c[1] as usize],
-            DECODE[c[2] as usize],
-            DECODE[c[3] as usize],
-        );
-        if (a | b | cc | d) & 0xc0 != 0 {
-            return None;
-        }
-        let v = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(cc) << 6) | u32::from(d);
-        out.extend_from_slice(&[(v >> 16) as u8, (v >> 8) as u8, v as u8]);
-    }
-    let rest = chunks.remainder();
-    let mut v: u32 = 0;
-    for &ch in rest {
-        let x = DECODE[ch as usize];
-        if x == INVALID {
-            return None;
-        }
-        v = (v << 6) | u32::from(x);
-    }
-    match rest.len() {
-        0 => {}
-        2 => {
-            // 12 bits: 8 data bits, 4 must be zero.
-            if v & 0xf != 0 {
-                return None;
-            }
-            out.push((v >> 4) as u8);
-        }
-        3 => {
-            // 18 bits: 16 data bits, 2 must be zero.
-            if v & 0x3 != 0 {
-                return None;
-            }
-            out.push((v >> 10) as u8);
-            out.push((v >> 2) as u8);
-        }
-        _ => return None,
-    }
-    Some(out)
+    URL_SAFE_NO_PAD.decode(s.as_bytes()).ok()
 }
 
 #[cfg(test)]

@@ -12,13 +12,13 @@
 //! `on_configure`); errors name the JSON path of the field.
 
 use crate::extractor::{Extractor, LocationKind};
-use crate::json::Obj;
 use crate::jwks::KeySet;
 use crate::matcher::{RouteMatchConfig, RouteMatcher};
 use crate::verifier::{Requirement, RequirementConfig};
 use serde_json::Value;
 use std::rc::Rc;
 use std::time::Duration;
+use wasmesh_common::config::{nullable, parse_json, strict_value};
 use wasmesh_common::duration::parse_duration;
 use wasmesh_common::{ConfigError, FieldPath};
 
@@ -35,15 +35,18 @@ pub const DEFAULT_CACHE_DURATION: Duration = Duration::from_secs(600);
 pub const DEFAULT_CLOCK_SKEW: u64 = 60;
 
 /// The plugin configuration as written.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "struct JwtAuthnConfig"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JwtAuthnConfig {
     /// The token providers (Istio `RequestAuthentication.jwtRules`; Envoy
     /// `providers`).
+    #[serde(deserialize_with = "nullable")]
     pub jwt_rules: Vec<JwtRuleConfig>,
     /// Which requests need which tokens (Envoy `rules`), first match wins. A
     /// request no rule matches needs nothing. Absent: Istio semantics — a
@@ -60,26 +63,30 @@ pub struct JwtAuthnConfig {
 }
 
 /// One provider (Istio `JWTRule`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "struct JwtRule"
+)]
 #[cfg_attr(
     feature = "schema",
     derive(schemars::JsonSchema),
-    schemars(
-        default,
-        deny_unknown_fields,
-        rename_all = "camelCase",
-        extend("required" = ["issuer"])
-    )
+    schemars(extend("required" = ["issuer"]))
 )]
 pub struct JwtRuleConfig {
     /// Name used in `rules[].requires.provider`; defaults to `issuer`.
     pub name: Option<String>,
     /// Required `iss` of the tokens (required, non-empty).
+    #[serde(deserialize_with = "nullable")]
     pub issuer: String,
     /// Accepted `aud` values; a token must carry one of them. Empty: not checked.
+    #[serde(deserialize_with = "nullable")]
     pub audiences: Vec<String>,
     /// Inline JWKS, as a JSON string or an object. Exactly one of `jwks` and
     /// `jwksUri` is required.
+    #[serde(deserialize_with = "strict_value")]
     pub jwks: Option<Value>,
     /// URL of the JWKS, fetched with `proxy_http_call`.
     pub jwks_uri: Option<String>,
@@ -92,20 +99,26 @@ pub struct JwtRuleConfig {
     /// `600s`).
     pub cache_duration: Option<String>,
     /// Headers that carry the token; replaces the default locations.
+    #[serde(deserialize_with = "nullable")]
     pub from_headers: Vec<FromHeaderConfig>,
     /// Query parameters that carry the token; replaces the default locations.
+    #[serde(deserialize_with = "nullable")]
     pub from_params: Vec<String>,
     /// Cookies that carry the token; replaces the default locations.
+    #[serde(deserialize_with = "nullable")]
     pub from_cookies: Vec<String>,
     /// Keep the token in the request after it verified (default: removed).
+    #[serde(deserialize_with = "nullable")]
     pub forward_original_token: bool,
     /// Header that receives the verified payload (base64url, as in the token).
     pub output_payload_to_header: Option<String>,
     /// Headers that receive claim values.
+    #[serde(deserialize_with = "nullable")]
     pub output_claim_to_headers: Vec<ClaimToHeaderConfig>,
     /// Tolerance for `exp` and `nbf` in seconds (default 60).
     pub clock_skew_seconds: Option<u32>,
     /// Refuse tokens without `exp`.
+    #[serde(deserialize_with = "nullable")]
     pub require_expiration: bool,
     /// Refuse tokens whose `exp` is further than this in the future (implies
     /// `requireExpiration`).
@@ -113,36 +126,29 @@ pub struct JwtRuleConfig {
 }
 
 /// `fromHeaders[]`.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(
-        default,
-        deny_unknown_fields,
-        rename_all = "camelCase",
-        extend("required" = ["name"])
-    )
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "struct JwtHeader"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FromHeaderConfig {
     /// Header name.
     pub name: String,
     /// Value prefix before the token, e.g. `Bearer ` (compared ignoring case).
+    #[serde(default, deserialize_with = "nullable")]
     pub prefix: String,
 }
 
 /// `outputClaimToHeaders[]`.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(
-        default,
-        deny_unknown_fields,
-        rename_all = "camelCase",
-        extend("required" = ["header", "claim"])
-    )
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "struct ClaimToHeader"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClaimToHeaderConfig {
     /// Header to set.
     pub header: String,
@@ -151,125 +157,28 @@ pub struct ClaimToHeaderConfig {
 }
 
 /// `rules[]`.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(
-        default,
-        deny_unknown_fields,
-        rename_all = "camelCase",
-        extend("required" = ["match"])
-    )
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "struct RequirementRule"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RuleConfig {
     /// Which requests the rule is for.
-    #[cfg_attr(feature = "schema", schemars(rename = "match"))]
+    #[serde(rename = "match")]
     pub route: RouteMatchConfig,
     /// What they need; absent: nothing.
+    #[serde(default)]
     pub requires: Option<RequirementConfig>,
 }
 
 impl JwtAuthnConfig {
-    /// Reads the document (refusing unknown fields, naming paths in errors).
-    pub fn read(v: &Value, at: FieldPath) -> Result<Self, ConfigError> {
-        let o = Obj::new(
-            v,
-            at,
-            "struct JwtAuthnConfig",
-            &["jwtRules", "rules", "cacheSize", "bypassCorsPreflight"],
-        )?;
-        Ok(JwtAuthnConfig {
-            jwt_rules: o.list("jwtRules", JwtRuleConfig::read)?.unwrap_or_default(),
-            rules: o.list("rules", RuleConfig::read)?,
-            cache_size: o
-                .uint("cacheSize", u64::from(u32::MAX), "usize")?
-                .map(|u| u as usize),
-            bypass_cors_preflight: o.bool("bypassCorsPreflight")?,
-        })
-    }
-}
-
-impl JwtRuleConfig {
-    /// Reads one `jwtRules` entry.
-    pub fn read(v: &Value, at: FieldPath) -> Result<Self, ConfigError> {
-        let o = Obj::new(
-            v,
-            at,
-            "struct JwtRule",
-            &[
-                "name",
-                "issuer",
-                "audiences",
-                "jwks",
-                "jwksUri",
-                "jwksCluster",
-                "timeout",
-                "cacheDuration",
-                "fromHeaders",
-                "fromParams",
-                "fromCookies",
-                "forwardOriginalToken",
-                "outputPayloadToHeader",
-                "outputClaimToHeaders",
-                "clockSkewSeconds",
-                "requireExpiration",
-                "maxLifetime",
-            ],
-        )?;
-        Ok(JwtRuleConfig {
-            name: o.string("name")?,
-            issuer: o.string("issuer")?.unwrap_or_default(),
-            audiences: o.strings("audiences")?.unwrap_or_default(),
-            jwks: o.get("jwks").cloned(),
-            jwks_uri: o.string("jwksUri")?,
-            jwks_cluster: o.string("jwksCluster")?,
-            timeout: o.string("timeout")?,
-            cache_duration: o.string("cacheDuration")?,
-            from_headers: o
-                .list("fromHeaders", |v, at| {
-                    let h = Obj::new(v, at, "struct JwtHeader", &["name", "prefix"])?;
-                    Ok(FromHeaderConfig {
-                        name: h.required_string("name")?,
-                        prefix: h.string("prefix")?.unwrap_or_default(),
-                    })
-                })?
-                .unwrap_or_default(),
-            from_params: o.strings("fromParams")?.unwrap_or_default(),
-            from_cookies: o.strings("fromCookies")?.unwrap_or_default(),
-            forward_original_token: o.bool("forwardOriginalToken")?.unwrap_or(false),
-            output_payload_to_header: o.string("outputPayloadToHeader")?,
-            output_claim_to_headers: o
-                .list("outputClaimToHeaders", |v, at| {
-                    let c = Obj::new(v, at, "struct ClaimToHeader", &["header", "claim"])?;
-                    Ok(ClaimToHeaderConfig {
-                        header: c.required_string("header")?,
-                        claim: c.required_string("claim")?,
-                    })
-                })?
-                .unwrap_or_default(),
-            clock_skew_seconds: o
-                .uint("clockSkewSeconds", u64::from(u32::MAX), "u32")?
-                .map(|u| u as u32),
-            require_expiration: o.bool("requireExpiration")?.unwrap_or(false),
-            max_lifetime: o.string("maxLifetime")?,
-        })
-    }
-}
-
-impl RuleConfig {
-    /// Reads one `rules` entry.
-    pub fn read(v: &Value, at: FieldPath) -> Result<Self, ConfigError> {
-        let o = Obj::new(v, at, "struct RequirementRule", &["match", "requires"])?;
-        let route = match o.get("match") {
-            Some(m) => RouteMatchConfig::read(m, o.path("match"))?,
-            None => return Err(o.at().error("missing field `match`")),
-        };
-        let requires = match o.get("requires") {
-            Some(r) => Some(RequirementConfig::read(r, o.path("requires"))?),
-            None => None,
-        };
-        Ok(RuleConfig { route, requires })
+    /// Reads the document (an empty document or `null` is `{}`; unknown
+    /// fields and repeated keys refused, errors with paths), without
+    /// compiling it.
+    pub fn parse(bytes: &[u8]) -> Result<JwtAuthnConfig, ConfigError> {
+        Ok(parse_json::<Option<JwtAuthnConfig>>(bytes)?.unwrap_or_default())
     }
 }
 
@@ -388,15 +297,7 @@ pub struct FilterConfig {
 impl FilterConfig {
     /// Parses and compiles the plugin configuration.
     pub fn from_json(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| ConfigError::at("", "not UTF-8"))?
-            .trim();
-        let doc: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(text).map_err(|e| ConfigError::at("", e))?
-        };
-        JwtAuthnConfig::read(&doc, FieldPath::root())?.compile()
+        JwtAuthnConfig::parse(bytes)?.compile()
     }
 
     /// The index of the provider named `name`.
@@ -876,6 +777,60 @@ mod tests {
         ))
         .starts_with("rules[0].match:"));
         assert!(err(r#"{"cacheSize":1000000}"#).starts_with("cacheSize:"));
+    }
+
+    #[test]
+    fn repeated_keys_are_refused() {
+        let k = jwks();
+        assert_eq!(
+            err(&format!(
+                r#"{{"jwtRules":[{{"issuer":"a","issuer":"b","jwks":{k}}}]}}"#
+            )),
+            "jwtRules[0]: duplicate field `issuer`"
+        );
+        assert_eq!(
+            err(&format!(
+                r#"{{"jwtRules":[{{"issuer":"a","jwks":{k}}}],"rules":[{{"match":{{"prefix":"/"}},"requires":{{"provider":"a","provider":"b"}}}}]}}"#
+            )),
+            "rules[0].requires: duplicate field `provider`"
+        );
+        assert_eq!(
+            err(
+                r#"{"jwtRules":[{"issuer":"a","jwks":{"keys":[{"kty":"oct","k":"AA","k":"BB"}]}}]}"#
+            ),
+            "jwtRules[0].jwks.keys[0]: duplicate key `k`"
+        );
+        assert_eq!(
+            err(
+                r#"{"jwtRules":[{"issuer":"a","outputClaimToHeaders":[{"header":"x","claim":"sub","claim":"iss"}]}]}"#
+            ),
+            "jwtRules[0].outputClaimToHeaders[0]: duplicate field `claim`"
+        );
+    }
+
+    #[test]
+    fn nulls_and_empty_documents_read_as_absent() {
+        for doc in ["", " ", "null", "{}"] {
+            let c = FilterConfig::from_json(doc.as_bytes()).unwrap();
+            assert!(c.providers.is_empty() && c.istio_mode, "{doc}");
+        }
+        let c = FilterConfig::from_json(
+            format!(
+                r#"{{"jwtRules":[{{"issuer":"a","jwks":{},"audiences":null,"fromHeaders":null,"forwardOriginalToken":null,"name":null}}],
+                   "rules":null,"cacheSize":null,"bypassCorsPreflight":null}}"#,
+                jwks()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(c.providers[0].name, "a");
+        assert_eq!(c.cache_size, DEFAULT_CACHE_SIZE);
+        assert!(err("[]")
+            .starts_with("configuration: invalid type: sequence, expected struct JwtAuthnConfig"));
+        assert_eq!(
+            err(r#"{"jwtRules":[{"fromHeaders":[{"prefix":"Bearer "}]}]}"#),
+            "jwtRules[0].fromHeaders[0]: missing field `name`"
+        );
     }
 
     #[test]

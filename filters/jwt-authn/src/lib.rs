@@ -21,7 +21,6 @@ pub mod authenticator;
 pub mod config;
 pub mod extractor;
 pub mod host_crypto;
-pub mod json;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;

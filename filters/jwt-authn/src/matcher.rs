@@ -6,18 +6,19 @@
 //! optionally `caseSensitive: false`, plus `headers` (all must match) and
 //! `methods` (any).
 
-use crate::json::Obj;
-use serde_json::Value;
+use wasmesh_common::config::nullable;
 use wasmesh_common::matcher::{Regex, StringMatch, StringMatcher};
 use wasmesh_common::{ConfigError, FieldPath, HeaderMap};
 
 /// `rules[].match` as written.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "struct RouteMatch"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RouteMatchConfig {
     /// `:path` starts with this.
     pub prefix: Option<String>,
@@ -28,40 +29,45 @@ pub struct RouteMatchConfig {
     /// Compare `prefix`/`path`/`regex` case-sensitively (default true, as Envoy).
     pub case_sensitive: Option<bool>,
     /// Request headers that must all match.
+    #[serde(deserialize_with = "nullable")]
     pub headers: Vec<HeaderMatchConfig>,
     /// HTTP methods, one of which must be the request's (empty: any).
+    #[serde(deserialize_with = "nullable")]
     pub methods: Vec<String>,
 }
 
 /// One header condition: `name` plus exactly one of the string matches or
 /// `present`; `invert` negates the result.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(
-        default,
-        deny_unknown_fields,
-        rename_all = "camelCase",
-        extend("required" = ["name"])
-    )
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "struct HeaderMatcher"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HeaderMatchConfig {
     /// Header name (case-insensitive).
     pub name: String,
     /// The value equals this.
+    #[serde(default)]
     pub exact: Option<String>,
     /// The value starts with this.
+    #[serde(default)]
     pub prefix: Option<String>,
     /// The value ends with this.
+    #[serde(default)]
     pub suffix: Option<String>,
     /// The value contains this.
+    #[serde(default)]
     pub contains: Option<String>,
     /// The value fully matches this RE2 regex.
+    #[serde(default)]
     pub regex: Option<String>,
     /// `true`: the header is present; `false`: it is absent.
+    #[serde(default)]
     pub present: Option<bool>,
     /// Negate the condition.
+    #[serde(default, deserialize_with = "nullable")]
     pub invert: bool,
 }
 
@@ -95,53 +101,6 @@ pub struct RouteMatcher {
 }
 
 impl RouteMatchConfig {
-    /// Reads `rules[].match`.
-    pub fn read(v: &Value, at: FieldPath) -> Result<Self, ConfigError> {
-        let o = Obj::new(
-            v,
-            at,
-            "struct RouteMatch",
-            &[
-                "prefix",
-                "path",
-                "regex",
-                "caseSensitive",
-                "headers",
-                "methods",
-            ],
-        )?;
-        Ok(RouteMatchConfig {
-            prefix: o.string("prefix")?,
-            path: o.string("path")?,
-            regex: o.string("regex")?,
-            case_sensitive: o.bool("caseSensitive")?,
-            headers: o
-                .list("headers", |v, at| {
-                    let h = Obj::new(
-                        v,
-                        at,
-                        "struct HeaderMatcher",
-                        &[
-                            "name", "exact", "prefix", "suffix", "contains", "regex", "present",
-                            "invert",
-                        ],
-                    )?;
-                    Ok(HeaderMatchConfig {
-                        name: h.required_string("name")?,
-                        exact: h.string("exact")?,
-                        prefix: h.string("prefix")?,
-                        suffix: h.string("suffix")?,
-                        contains: h.string("contains")?,
-                        regex: h.string("regex")?,
-                        present: h.bool("present")?,
-                        invert: h.bool("invert")?.unwrap_or(false),
-                    })
-                })?
-                .unwrap_or_default(),
-            methods: o.strings("methods")?.unwrap_or_default(),
-        })
-    }
-
     /// Compiles; `at` names this object in errors.
     pub fn compile(&self, at: &FieldPath) -> Result<RouteMatcher, ConfigError> {
         let case_sensitive = self.case_sensitive.unwrap_or(true);
@@ -279,7 +238,7 @@ mod tests {
     use super::*;
 
     fn m(json: &str) -> RouteMatcher {
-        RouteMatchConfig::read(&serde_json::from_str(json).unwrap(), FieldPath::root())
+        wasmesh_common::parse_json::<RouteMatchConfig>(json.as_bytes())
             .unwrap()
             .compile(&FieldPath::root().field("match"))
             .unwrap()
@@ -321,7 +280,7 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let bad = |json: &str| {
-            RouteMatchConfig::read(&serde_json::from_str(json).unwrap(), FieldPath::root())
+            wasmesh_common::parse_json::<RouteMatchConfig>(json.as_bytes())
                 .unwrap()
                 .compile(&FieldPath::root().field("rules").index(1).field("match"))
                 .unwrap_err()

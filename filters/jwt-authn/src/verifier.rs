@@ -27,20 +27,20 @@
 use crate::authenticator::{Authenticator, Verdict, Verified};
 use crate::config::Audiences;
 use crate::extractor::{ExtractedToken, Extractor};
-use crate::json::Obj;
 use crate::jwt::Jwt;
 use crate::status::Status;
-use serde_json::Value;
 use std::rc::Rc;
 use wasmesh_common::{ConfigError, FieldPath};
 
 /// `requires` as written: exactly one of the fields.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "struct JwtRequirement"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RequirementConfig {
     /// A provider's token must verify.
     pub provider: Option<String>,
@@ -72,31 +72,6 @@ pub enum Requirement {
 }
 
 impl RequirementConfig {
-    /// Reads `requires` (recursively).
-    pub fn read(v: &Value, at: FieldPath) -> Result<Self, ConfigError> {
-        let o = Obj::new(
-            v,
-            at,
-            "struct JwtRequirement",
-            &[
-                "provider",
-                "audiences",
-                "anyOf",
-                "allOf",
-                "allowMissing",
-                "allowMissingOrFailed",
-            ],
-        )?;
-        Ok(RequirementConfig {
-            provider: o.string("provider")?,
-            audiences: o.strings("audiences")?,
-            any_of: o.list("anyOf", RequirementConfig::read)?,
-            all_of: o.list("allOf", RequirementConfig::read)?,
-            allow_missing: o.bool("allowMissing")?,
-            allow_missing_or_failed: o.bool("allowMissingOrFailed")?,
-        })
-    }
-
     /// Compiles against the provider `names`.
     pub fn compile(&self, at: &FieldPath, names: &[&str]) -> Result<Requirement, ConfigError> {
         self.compile_in(at, names, None)

@@ -8,36 +8,42 @@
 //! them, which widens access), empty lists and values, misplaced `*`, bad
 //! path templates, lower-case methods.
 
-use crate::json::{parse_document, Object};
 use crate::matcher::{PathPattern, Pattern, Star};
 use crate::path::PathNormalization;
 use crate::policy::{Action, Condition, Engine, Leaf, Needs, Policy, Rule};
 use crate::principal::{namespace, peer_principal, RequestPrincipal};
-use serde_json::Value;
+use serde::{de, Deserialize, Deserializer};
 use wasmesh_common::cidr::Cidr;
+use wasmesh_common::config::{nullable, parse_json, unique_map};
 use wasmesh_common::{ConfigError, FieldPath};
 
 /// The plugin configuration.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RbacConfig {
     /// The policies of the workload, in any order (evaluation order is fixed
     /// by action, not by position; position only decides which matching
     /// policy is named in logs).
+    #[serde(deserialize_with = "nullable")]
     pub policies: Vec<PolicyConfig>,
     /// The answer to a denied request. Default: 403 `RBAC: access denied`.
+    #[serde(deserialize_with = "nullable")]
     pub deny_response: DenyResponseConfig,
     /// How request paths are normalised before matching (Istio's
     /// `meshConfig.pathNormalization` names): `BASE`, `MERGE_SLASHES`
     /// (default) or `DECODE_AND_MERGE_SLASHES`.
+    #[serde(deserialize_with = "path_normalization")]
     pub path_normalization: PathNormalization,
     /// Proxies in front of this one that append to `x-forwarded-for`; decides
     /// which entry `remoteIpBlocks` and `remote.ip` see (0, the default: the
     /// peer address itself, `x-forwarded-for` is ignored).
+    #[serde(deserialize_with = "num_trusted_proxies")]
     pub num_trusted_proxies: u32,
     /// If set, the name of a response header that carries the dry-run
     /// (shadow) result: `allowed` or `denied`, followed by
@@ -47,35 +53,34 @@ pub struct RbacConfig {
 }
 
 /// One `AuthorizationPolicy`.
-#[derive(Debug, Clone)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(deny_unknown_fields, rename_all = "camelCase")
-)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "a map")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PolicyConfig {
     /// Unique name; appears in logs, response code details and metric names.
     pub name: String,
     /// `ALLOW` (default, as in Istio), `DENY` or `AUDIT`.
-    #[cfg_attr(feature = "schema", schemars(default))]
+    #[serde(default, deserialize_with = "action")]
     pub action: Action,
     /// Evaluate and report, never enforce (Istio's `istio.io/dry-run`
     /// annotation, Envoy's shadow rules).
-    #[cfg_attr(feature = "schema", schemars(default))]
+    #[serde(default, deserialize_with = "nullable")]
     pub dry_run: bool,
     /// Istio's `spec.rules`. No rules: the policy matches nothing; `[{}]`:
     /// it matches everything.
-    #[cfg_attr(feature = "schema", schemars(default))]
+    #[serde(default, deserialize_with = "nullable")]
     pub rules: Vec<RuleConfig>,
 }
 
 /// Istio's `Rule`.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RuleConfig {
     /// Sources; one must match. Absent: any source.
     pub from: Option<Vec<FromConfig>>,
@@ -86,121 +91,146 @@ pub struct RuleConfig {
 }
 
 /// Istio's `Rule.From`.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FromConfig {
     /// The source.
     pub source: Option<SourceConfig>,
 }
 
 /// Istio's `Rule.To`.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ToConfig {
     /// The operation.
     pub operation: Option<OperationConfig>,
 }
 
 /// Istio's `Source`: every non-empty field must match.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SourceConfig {
     /// mTLS peer identities `<trust-domain>/ns/<ns>/sa/<sa>`.
+    #[serde(deserialize_with = "nullable")]
     pub principals: Vec<String>,
     /// Peer identities that must not match.
+    #[serde(deserialize_with = "nullable")]
     pub not_principals: Vec<String>,
     /// JWT principals `<iss>/<sub>` from the verified identity.
+    #[serde(deserialize_with = "nullable")]
     pub request_principals: Vec<String>,
     /// JWT principals that must not match.
+    #[serde(deserialize_with = "nullable")]
     pub not_request_principals: Vec<String>,
     /// Peer namespaces (from the SPIFFE ID).
+    #[serde(deserialize_with = "nullable")]
     pub namespaces: Vec<String>,
     /// Peer namespaces that must not match.
+    #[serde(deserialize_with = "nullable")]
     pub not_namespaces: Vec<String>,
     /// Peer address blocks (CIDR or single IP, IPv4 or IPv6).
+    #[serde(deserialize_with = "nullable")]
     pub ip_blocks: Vec<String>,
     /// Peer address blocks that must not match.
+    #[serde(deserialize_with = "nullable")]
     pub not_ip_blocks: Vec<String>,
     /// Original client address blocks (see `numTrustedProxies`).
+    #[serde(deserialize_with = "nullable")]
     pub remote_ip_blocks: Vec<String>,
     /// Original client address blocks that must not match.
+    #[serde(deserialize_with = "nullable")]
     pub not_remote_ip_blocks: Vec<String>,
 }
 
 /// Istio's `Operation`: every non-empty field must match.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OperationConfig {
     /// `:authority` values, case-insensitive; a request's port is ignored
     /// when the value has none.
+    #[serde(deserialize_with = "nullable")]
     pub hosts: Vec<String>,
     /// Hosts that must not match.
+    #[serde(deserialize_with = "nullable")]
     pub not_hosts: Vec<String>,
     /// Destination ports, as strings (`"8080"`).
+    #[serde(deserialize_with = "nullable")]
     pub ports: Vec<String>,
     /// Ports that must not match.
+    #[serde(deserialize_with = "nullable")]
     pub not_ports: Vec<String>,
     /// Methods (upper case).
+    #[serde(deserialize_with = "nullable")]
     pub methods: Vec<String>,
     /// Methods that must not match.
+    #[serde(deserialize_with = "nullable")]
     pub not_methods: Vec<String>,
     /// Normalised paths; `{*}`/`{**}` templates allowed.
+    #[serde(deserialize_with = "nullable")]
     pub paths: Vec<String>,
     /// Paths that must not match.
+    #[serde(deserialize_with = "nullable")]
     pub not_paths: Vec<String>,
 }
 
 /// Istio's `Condition`.
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(
-        default,
-        deny_unknown_fields,
-        rename_all = "camelCase",
-        extend("required" = ["key"])
-    )
-)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "a map")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConditionConfig {
     /// The attribute (`request.headers[x-user]`, `source.ip`, ...).
     pub key: String,
     /// Accepted values; at least one of `values`/`notValues` is required.
+    #[serde(default, deserialize_with = "nullable")]
     pub values: Vec<String>,
     /// Refused values.
+    #[serde(default, deserialize_with = "nullable")]
     pub not_values: Vec<String>,
 }
 
 /// The answer to a denied request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(
-    feature = "schema",
-    derive(schemars::JsonSchema),
-    schemars(default, deny_unknown_fields, rename_all = "camelCase")
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a map"
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DenyResponseConfig {
     /// HTTP status, 200–599. Default 403.
+    #[serde(deserialize_with = "deny_status")]
     pub status: u32,
     /// Body. Default `RBAC: access denied`.
+    #[serde(deserialize_with = "deny_body")]
     pub body: String,
     /// Extra response headers (e.g. `location` for a redirect to a login
     /// page). `content-type: text/plain` is added unless given here.
+    #[serde(deserialize_with = "unique_map")]
     #[cfg_attr(
         feature = "schema",
         schemars(with = "std::collections::BTreeMap<String, String>")
@@ -247,173 +277,99 @@ pub struct Config {
 impl Config {
     /// Parses and compiles a JSON configuration.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let doc = parse_document(bytes)?;
-        RbacConfig::read(&doc)?.compile()
+        RbacConfig::parse(bytes)?.compile()
     }
 }
 
 impl RbacConfig {
-    /// Reads the document (unknown fields refused, errors with paths).
-    pub fn read(v: &Value) -> Result<RbacConfig, ConfigError> {
-        let o = Object::new(
-            v,
-            &FieldPath::root(),
-            &[
-                "policies",
-                "denyResponse",
-                "pathNormalization",
-                "numTrustedProxies",
-                "dryRunHeader",
-            ],
-        )?;
-        let path_normalization = match o.variant(
-            "pathNormalization",
-            &["BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"],
-        )? {
+    /// Reads the document (an empty document is `{}`; unknown fields and
+    /// repeated keys refused, errors with paths), without compiling it.
+    pub fn parse(bytes: &[u8]) -> Result<RbacConfig, ConfigError> {
+        parse_json(bytes)
+    }
+}
+
+/// A string with one of `variants` (`null`: `None`), refused with serde's
+/// `unknown variant` wording.
+fn variant<'de, D: Deserializer<'de>>(
+    d: D,
+    variants: &'static [&'static str],
+) -> Result<Option<usize>, D::Error> {
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    match variants.iter().position(|v| *v == s) {
+        Some(i) => Ok(Some(i)),
+        None => Err(de::Error::unknown_variant(&s, variants)),
+    }
+}
+
+/// `policies[].action` (absent or `null`: `ALLOW`).
+fn action<'de, D: Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
+    Ok(match variant(d, &["ALLOW", "DENY", "AUDIT"])? {
+        Some(1) => Action::Deny,
+        Some(2) => Action::Audit,
+        _ => Action::Allow,
+    })
+}
+
+/// `pathNormalization` (absent or `null`: `MERGE_SLASHES`).
+fn path_normalization<'de, D: Deserializer<'de>>(d: D) -> Result<PathNormalization, D::Error> {
+    Ok(
+        match variant(d, &["BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"])? {
             Some(0) => PathNormalization::Base,
             Some(2) => PathNormalization::DecodeAndMergeSlashes,
             _ => PathNormalization::MergeSlashes,
+        },
+    )
+}
+
+/// A non-negative integer no larger than `max` (`null`: `None`).
+fn u32_at_most<'de, D: Deserializer<'de>>(d: D, max: u32) -> Result<Option<u32>, D::Error> {
+    use serde_json::Value;
+    let v = match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    if let Some(n) = v.as_u64() {
+        return match u32::try_from(n) {
+            Ok(n) if n <= max => Ok(Some(n)),
+            _ => Err(de::Error::custom(format_args!(
+                "invalid value: integer `{n}`, expected at most {max}"
+            ))),
         };
-        Ok(RbacConfig {
-            policies: o.list("policies", PolicyConfig::read)?.unwrap_or_default(),
-            deny_response: match o.get("denyResponse") {
-                Some(d) => DenyResponseConfig::read(d, &o.path("denyResponse"))?,
-                None => DenyResponseConfig::default(),
-            },
-            path_normalization,
-            num_trusted_proxies: o.u32("numTrustedProxies", 64)?.unwrap_or(0),
-            dry_run_header: o.string("dryRunHeader")?,
-        })
     }
+    if let Some(n) = v.as_i64() {
+        return Err(de::Error::custom(format_args!(
+            "invalid value: integer `{n}`, expected a non-negative integer"
+        )));
+    }
+    let unexpected = match &v {
+        Value::Number(n) => de::Unexpected::Float(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => de::Unexpected::Str(s),
+        Value::Bool(b) => de::Unexpected::Bool(*b),
+        Value::Array(_) => de::Unexpected::Seq,
+        _ => de::Unexpected::Map,
+    };
+    Err(de::Error::invalid_type(
+        unexpected,
+        &"a non-negative integer",
+    ))
 }
 
-impl PolicyConfig {
-    fn read(v: &Value, path: &FieldPath) -> Result<PolicyConfig, ConfigError> {
-        let o = Object::new(v, path, &["name", "action", "dryRun", "rules"])?;
-        let action = match o.variant("action", &["ALLOW", "DENY", "AUDIT"])? {
-            Some(1) => Action::Deny,
-            Some(2) => Action::Audit,
-            _ => Action::Allow,
-        };
-        Ok(PolicyConfig {
-            name: o.required_string("name")?,
-            action,
-            dry_run: o.bool("dryRun")?,
-            rules: o.list("rules", RuleConfig::read)?.unwrap_or_default(),
-        })
-    }
+/// `numTrustedProxies`: 0..=64 (`null`: 0).
+fn num_trusted_proxies<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    Ok(u32_at_most(d, 64)?.unwrap_or(0))
 }
 
-impl RuleConfig {
-    fn read(v: &Value, path: &FieldPath) -> Result<RuleConfig, ConfigError> {
-        let o = Object::new(v, path, &["from", "to", "when"])?;
-        Ok(RuleConfig {
-            from: o.list("from", |v, p| {
-                let f = Object::new(v, p, &["source"])?;
-                Ok(FromConfig {
-                    source: f
-                        .get("source")
-                        .map(|s| SourceConfig::read(s, &f.path("source")))
-                        .transpose()?,
-                })
-            })?,
-            to: o.list("to", |v, p| {
-                let t = Object::new(v, p, &["operation"])?;
-                Ok(ToConfig {
-                    operation: t
-                        .get("operation")
-                        .map(|s| OperationConfig::read(s, &t.path("operation")))
-                        .transpose()?,
-                })
-            })?,
-            when: o.list("when", ConditionConfig::read)?,
-        })
-    }
+/// `denyResponse.status` (`null`: 403; the range is checked when compiling).
+fn deny_status<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    Ok(u32_at_most(d, u32::MAX)?.unwrap_or(DenyResponseConfig::default().status))
 }
 
-impl SourceConfig {
-    fn read(v: &Value, path: &FieldPath) -> Result<SourceConfig, ConfigError> {
-        let o = Object::new(
-            v,
-            path,
-            &[
-                "principals",
-                "notPrincipals",
-                "requestPrincipals",
-                "notRequestPrincipals",
-                "namespaces",
-                "notNamespaces",
-                "ipBlocks",
-                "notIpBlocks",
-                "remoteIpBlocks",
-                "notRemoteIpBlocks",
-            ],
-        )?;
-        Ok(SourceConfig {
-            principals: o.strings("principals")?,
-            not_principals: o.strings("notPrincipals")?,
-            request_principals: o.strings("requestPrincipals")?,
-            not_request_principals: o.strings("notRequestPrincipals")?,
-            namespaces: o.strings("namespaces")?,
-            not_namespaces: o.strings("notNamespaces")?,
-            ip_blocks: o.strings("ipBlocks")?,
-            not_ip_blocks: o.strings("notIpBlocks")?,
-            remote_ip_blocks: o.strings("remoteIpBlocks")?,
-            not_remote_ip_blocks: o.strings("notRemoteIpBlocks")?,
-        })
-    }
-}
-
-impl OperationConfig {
-    fn read(v: &Value, path: &FieldPath) -> Result<OperationConfig, ConfigError> {
-        let o = Object::new(
-            v,
-            path,
-            &[
-                "hosts",
-                "notHosts",
-                "ports",
-                "notPorts",
-                "methods",
-                "notMethods",
-                "paths",
-                "notPaths",
-            ],
-        )?;
-        Ok(OperationConfig {
-            hosts: o.strings("hosts")?,
-            not_hosts: o.strings("notHosts")?,
-            ports: o.strings("ports")?,
-            not_ports: o.strings("notPorts")?,
-            methods: o.strings("methods")?,
-            not_methods: o.strings("notMethods")?,
-            paths: o.strings("paths")?,
-            not_paths: o.strings("notPaths")?,
-        })
-    }
-}
-
-impl ConditionConfig {
-    fn read(v: &Value, path: &FieldPath) -> Result<ConditionConfig, ConfigError> {
-        let o = Object::new(v, path, &["key", "values", "notValues"])?;
-        Ok(ConditionConfig {
-            key: o.required_string("key")?,
-            values: o.strings("values")?,
-            not_values: o.strings("notValues")?,
-        })
-    }
-}
-
-impl DenyResponseConfig {
-    fn read(v: &Value, path: &FieldPath) -> Result<DenyResponseConfig, ConfigError> {
-        let o = Object::new(v, path, &["status", "body", "headers"])?;
-        let d = DenyResponseConfig::default();
-        Ok(DenyResponseConfig {
-            status: o.u32("status", u32::MAX)?.unwrap_or(d.status),
-            body: o.string("body")?.unwrap_or(d.body),
-            headers: o.string_map("headers")?,
-        })
-    }
+/// `denyResponse.body` (`null`: the default body).
+fn deny_body<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_else(|| DenyResponseConfig::default().body))
 }
 
 fn is_token(s: &str) -> bool {
@@ -912,6 +868,41 @@ mod tests {
     }
 
     #[test]
+    fn nulls_read_as_absent() {
+        let c = Config::from_json(
+            br#"{"policies":[{"name":"p","action":null,"dryRun":null,"rules":[{"from":null,"to":[{"operation":{"paths":["/a"],"hosts":null}}],"when":null}]}],
+                "denyResponse":{"status":null,"body":null,"headers":null},"pathNormalization":null,"numTrustedProxies":null,"dryRunHeader":null}"#,
+        )
+        .unwrap();
+        assert_eq!(c.deny.status, 403);
+        assert_eq!(c.num_trusted_proxies, 0);
+        assert_eq!(c.path_normalization, PathNormalization::MergeSlashes);
+        assert!(Config::from_json(b"").is_ok());
+        assert!(Config::from_json(br#"{"denyResponse":null}"#).is_ok());
+        let e = err(r#"{"numTrustedProxies":65}"#);
+        assert_eq!(
+            e.to_string(),
+            "numTrustedProxies: invalid value: integer `65`, expected at most 64"
+        );
+        let e = err(r#"{"numTrustedProxies":-1}"#);
+        assert!(e.message.contains("expected a non-negative integer"), "{e}");
+        let e = err(r#"{"numTrustedProxies":1.5}"#);
+        assert!(e.message.contains("invalid type: floating point"), "{e}");
+        let e = err(r#"{"policies":[{"rules":[]}]}"#);
+        assert_eq!(e.to_string(), "policies[0]: missing field `name`");
+        let e = err(r#"{"policies":[{"name":"p","rules":[{"when":[{"values":["a"]}]}]}]}"#);
+        assert_eq!(
+            e.to_string(),
+            "policies[0].rules[0].when[0]: missing field `key`"
+        );
+        let e = err(r#"{"policies":[3]}"#);
+        assert_eq!(
+            e.to_string(),
+            "policies[0]: invalid type: integer `3`, expected a map"
+        );
+    }
+
+    #[test]
     fn example_from_the_issue_compiles() {
         let json = r#"{
           "policies": [
@@ -1086,6 +1077,28 @@ mod tests {
                 r#"{"policies":[{"name":"a"},{"name":"b"},{"name":"a"}]}"#,
                 "policies[2].name",
                 "duplicate",
+            ),
+            // A repeated key never silently keeps one of its values (a DENY
+            // that became an ALLOW).
+            (
+                r#"{"policies":[{"name":"p","action":"DENY","action":"ALLOW","rules":[{}]}]}"#,
+                "policies[0]",
+                "duplicate field `action`",
+            ),
+            (
+                r#"{"policies":[],"policies":[{"name":"p"}]}"#,
+                "",
+                "duplicate field `policies`",
+            ),
+            (
+                r#"{"policies":[{"name":"p","rules":[{"to":[{"operation":{"paths":["/a"],"paths":["/b"]}}]}]}]}"#,
+                "policies[0].rules[0].to[0].operation",
+                "duplicate field `paths`",
+            ),
+            (
+                r#"{"denyResponse":{"headers":{"location":"/a","location":"/b"}}}"#,
+                "denyResponse.headers",
+                "duplicate key `location`",
             ),
             (
                 r#"{"policies":[{"name":"a b"}]}"#,

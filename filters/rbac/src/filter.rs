@@ -283,7 +283,7 @@ fn line_start(what: &str, method: &str, path: &str, conn: &Connection) -> String
 fn loggable(line: &mut String, text: &str) {
     let end = text.char_indices().nth(256).map_or(text.len(), |(i, _)| i);
     line.push('"');
-    line.push_str(&crate::json::escape(&text[..end]));
+    line.push_str(&crate::log_text::escape(&text[..end]));
     line.push('"');
 }
 

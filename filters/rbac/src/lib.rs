@@ -2,7 +2,8 @@
 //! Envoy RBAC filter behaviour.
 //!
 //! The decision core is plain Rust:
-//! - [`config`]: the JSON contract, compiled once into an [`policy::Engine`];
+//! - [`config`]: the JSON contract (serde-derived types read by
+//!   `wasmesh_common::parse_json`), compiled once into an [`policy::Engine`];
 //! - [`path`]: request path normalisation (Istio's `BASE` and friends);
 //! - [`matcher`]: Istio string patterns and path templates;
 //! - [`principal`]: SPIFFE peer principals, namespaces, JWT request principals;
@@ -20,7 +21,7 @@ pub mod authz;
 pub mod config;
 pub mod headers;
 pub mod index;
-pub mod json;
+pub mod log_text;
 pub mod matcher;
 pub mod path;
 pub mod policy;
