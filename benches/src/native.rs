@@ -133,9 +133,9 @@ fn map(pairs: &[(String, String)]) -> HeaderMap {
     HeaderMap::from_pairs(pairs.to_vec())
 }
 
-fn identity(ctx: &Ctx) -> Option<wasmesh_common::identity::Identity> {
-    ctx.identity_json()
-        .and_then(|j| wasmesh_common::identity::Identity::from_json(j.as_bytes()))
+/// The stored identity's bytes (read with `IdentityView`, as the filters do).
+fn identity(ctx: &Ctx) -> Option<Vec<u8>> {
+    ctx.identity_json().map(|j| j.as_bytes().to_vec())
 }
 
 fn source_ip(props: &Props) -> Option<std::net::IpAddr> {
@@ -235,7 +235,9 @@ fn router(bytes: &[u8]) -> Result<NativeFilter, String> {
         let values = table.header_names().resolve(&m);
         let attrs = RequestAttributes {
             headers: &m,
-            identity: ident.as_ref(),
+            identity: ident
+                .as_deref()
+                .and_then(wasmesh_common::identity::IdentityView::parse),
             source_ip: if table.needs_source_ip() {
                 source_ip(ctx.props)
             } else {
@@ -270,7 +272,9 @@ fn fault(bytes: &[u8]) -> Result<NativeFilter, String> {
         let values = policy.header_names().resolve(&m);
         let attrs = RequestAttributes {
             headers: &m,
-            identity: ident.as_ref(),
+            identity: ident
+                .as_deref()
+                .and_then(wasmesh_common::identity::IdentityView::parse),
             source_ip: if policy.needs_source_ip() {
                 source_ip(ctx.props)
             } else {

@@ -211,7 +211,9 @@ fn rbac_request_for(req: &Request) -> rbac::authz::Connection {
             azp: String::new(),
             principal: format!("https://idp/{sub}"),
             claims: obj(serde_json::json!({"groups": ["readers", sub]})),
-        }),
+        }
+        .to_json()
+        .into_bytes()),
     }
 }
 
@@ -347,7 +349,8 @@ fn router_fixture() -> &'static header_router::RouteTable {
     T.get_or_init(|| router_table(ROUTER_FIXTURE.as_bytes()).expect("fixture table"))
 }
 
-fn identity_for(req: &HeaderMap) -> Option<Identity> {
+/// The identity as the JWT filter stores it.
+fn identity_for(req: &HeaderMap) -> Option<String> {
     req.get("x-test-groups").map(|g| Identity {
         provider: "idp".into(),
         iss: "https://idp".into(),
@@ -356,7 +359,8 @@ fn identity_for(req: &HeaderMap) -> Option<Identity> {
         azp: String::new(),
         principal: "https://idp/alice".into(),
         claims: obj(serde_json::json!({"groups": g, "sub": "alice", "n": {"m": [1, g]}})),
-    })
+    }
+    .to_json())
 }
 
 fn route_once(table: &header_router::RouteTable, req: &Request, seed: u64) -> Option<String> {
@@ -365,7 +369,9 @@ fn route_once(table: &header_router::RouteTable, req: &Request, seed: u64) -> Op
     let values = names.resolve(&req.headers);
     let attrs = RequestAttributes {
         headers: &req.headers,
-        identity: identity.as_ref(),
+        identity: identity
+            .as_deref()
+            .and_then(|j| wasmesh_common::identity::IdentityView::parse(j.as_bytes())),
         source_ip: req
             .headers
             .get("x-test-source")
@@ -449,10 +455,13 @@ fn plan_once(
         sub: sub.into(),
         claims: obj(serde_json::json!({"sub": sub})),
         ..Default::default()
-    });
+    }
+    .to_json());
     let attrs = RequestAttributes {
         headers: &req.headers,
-        identity: identity.as_ref(),
+        identity: identity
+            .as_deref()
+            .and_then(|j| wasmesh_common::identity::IdentityView::parse(j.as_bytes())),
         source_ip: req
             .headers
             .get("x-test-source")

@@ -1,21 +1,57 @@
-//! The verified caller identity that the JWT filter hands to later filters.
+//! The verified caller identity that the JWT filter hands to later filters,
+//! and its one decoder.
 //!
-//! After a token verifies, `jwt_authn.wasm` stores an [`Identity`] as JSON in
+//! After a token verifies, `jwt_authn.wasm` stores an [`Identity`] in
 //! per-stream filter state with `proxy_set_property([IDENTITY_PROPERTY], ..)`.
 //! Envoy keeps it under the filter-state key `wasm.wasmesh.identity`; later
-//! filters in the same chain (RBAC, header router, custom metrics) read it with
-//! `proxy_get_property([IDENTITY_PROPERTY])`. A client cannot set filter state,
-//! so — unlike a header — this cannot be forged from outside. When several
-//! providers verified tokens, the identity of the first one in requirement
-//! order is stored.
+//! filters in the same chain (RBAC, header router, fault injection, custom
+//! metrics) read it with `proxy_get_property([IDENTITY_PROPERTY])`. A client
+//! cannot set filter state, so — unlike a header — this cannot be forged from
+//! outside. When several providers verified tokens, the identity of the first
+//! one in requirement order is stored.
+//!
+//! # Encoding
+//!
+//! One compact JSON object, written once per verified token by
+//! [`Identity::to_json`] (cached with the token's verdict, so a cached token
+//! costs no encoding) with the members in this order and no whitespace:
+//!
+//! ```text
+//! {"provider":"idp","iss":"https://idp","sub":"alice","aud":["api"],"azp":"",
+//!  "principal":"https://idp/alice","claims":{ ...every claim of the payload... }}
+//! ```
+//!
+//! `provider`, `iss` and `principal` are strings and required; `sub` and
+//! `azp` strings (empty when absent); `aud` a list of strings (a reader also
+//! accepts one string); `claims` the token's payload as verified. JSON text
+//! is kept (rather than a binary form) because it is what Envoy's access
+//! log, `wasmesh serve`'s admin view and the scenario tests show and what a
+//! test or an operator can write by hand.
+//!
+//! # Decoding
+//!
+//! [`IdentityView`] is the only reader: it borrows the bytes the host handed
+//! over, checks the whole document once (well-formed JSON, nesting at most
+//! [`MAX_DEPTH`], the required members present), remembers where the
+//! top-level members are, and builds no tree and allocates nothing. A claim
+//! is found by skipping over the members before it ([`IdentityView::claim`]);
+//! claims a filter never asks for are never decoded. Strings are borrowed
+//! unless they contain escapes. A member that occurs twice is read at its
+//! first occurrence (the JWT filter never writes duplicates).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// The single-segment property path under which the identity is stored.
 pub const IDENTITY_PROPERTY: &str = "wasmesh.identity";
 
-/// Who the caller is, as proven by a verified JWT.
+/// Deepest nesting of arrays and objects an identity may have (serde_json's
+/// own limit is 128).
+pub const MAX_DEPTH: usize = 64;
+
+/// Who the caller is, as proven by a verified JWT: what the JWT filter
+/// writes ([`Identity::to_json`]). Readers use [`IdentityView`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Identity {
     /// Name of the `jwtRules` provider that verified the token.
@@ -39,81 +75,583 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Parses the JSON stored in filter state.
-    pub fn from_json(bytes: &[u8]) -> Option<Identity> {
-        serde_json::from_slice(bytes).ok()
-    }
-
-    /// Serialises for filter state.
+    /// The encoding stored in filter state (see the module documentation).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
 
-    /// The claim at a nested path (`["realm_access", "roles"]`).
-    pub fn claim(&self, path: &[&str]) -> Option<&Value> {
-        let (first, rest) = path.split_first()?;
-        let mut v = self.claims.get(*first)?;
-        for seg in rest {
-            v = v.as_object()?.get(*seg)?;
+/// One JSON value inside an identity, borrowed: its exact text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonRef<'a> {
+    raw: &'a [u8],
+}
+
+/// A scalar claim value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scalar<'a> {
+    /// A string, unescaped.
+    Str(Cow<'a, str>),
+    /// A number, as written (the JWT filter writes serde_json's canonical
+    /// form: integers in decimal, fractions as Rust prints an `f64`).
+    Num(&'a str),
+    /// `true` or `false`.
+    Bool(bool),
+}
+
+impl Scalar<'_> {
+    /// The value as text: a string itself, a number as written, a boolean
+    /// `true`/`false`.
+    pub fn text(&self) -> &str {
+        match self {
+            Scalar::Str(s) => s,
+            Scalar::Num(n) => n,
+            Scalar::Bool(true) => "true",
+            Scalar::Bool(false) => "false",
+        }
+    }
+
+    /// Whether this is an integer that fits `i64` or `u64` (a number written
+    /// without fraction or exponent).
+    pub fn is_integer(&self) -> bool {
+        match self {
+            Scalar::Num(n) => n.parse::<i64>().is_ok() || n.parse::<u64>().is_ok(),
+            _ => false,
+        }
+    }
+}
+
+impl<'a> JsonRef<'a> {
+    /// The value's JSON text.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// Whether the value is an object.
+    pub fn is_object(&self) -> bool {
+        self.raw.first() == Some(&b'{')
+    }
+
+    /// Whether the value is an array.
+    pub fn is_array(&self) -> bool {
+        self.raw.first() == Some(&b'[')
+    }
+
+    /// The member `key` of an object (`None` for other values).
+    pub fn get(&self, key: &str) -> Option<JsonRef<'a>> {
+        if !self.is_object() {
+            return None;
+        }
+        let mut members = Members::new(self.raw);
+        members.find(|(k, _)| key_is(k, key)).map(|(_, v)| v)
+    }
+
+    /// The value as a string, if it is one.
+    pub fn as_str(&self) -> Option<Cow<'a, str>> {
+        match self.raw.first() {
+            Some(b'"') => unescape(&self.raw[1..self.raw.len() - 1]),
+            _ => None,
+        }
+    }
+
+    /// The value as a scalar (string, number, boolean); `None` for arrays,
+    /// objects and `null`.
+    pub fn scalar(&self) -> Option<Scalar<'a>> {
+        match self.raw.first()? {
+            b'"' => self.as_str().map(Scalar::Str),
+            b't' => Some(Scalar::Bool(true)),
+            b'f' => Some(Scalar::Bool(false)),
+            b'-' | b'0'..=b'9' => std::str::from_utf8(self.raw).ok().map(Scalar::Num),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array (nothing for other values).
+    pub fn elements(&self) -> impl Iterator<Item = JsonRef<'a>> + 'a {
+        let body = if self.is_array() {
+            &self.raw[1..self.raw.len() - 1]
+        } else {
+            &[][..]
+        };
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            at = skip_ws(body, at);
+            if body.get(at) == Some(&b',') {
+                at = skip_ws(body, at + 1);
+            }
+            if at >= body.len() {
+                return None;
+            }
+            let end = skip_value(body, at, 0)?;
+            let v = JsonRef {
+                raw: &body[at..end],
+            };
+            at = end;
+            Some(v)
+        })
+    }
+
+    /// The scalar values of a claim: a scalar is one value, an array each of
+    /// its scalar elements; objects and `null` give nothing.
+    pub fn scalars(&self) -> impl Iterator<Item = Scalar<'a>> + 'a {
+        let me = *self;
+        let single = if me.is_array() { None } else { me.scalar() };
+        let list = me.is_array().then(|| me.elements()).into_iter().flatten();
+        single
+            .into_iter()
+            .chain(list.filter_map(|e| e.scalar()))
+    }
+}
+
+/// The members of an object's text (`{...}`), already validated.
+struct Members<'a> {
+    obj: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Members<'a> {
+    fn new(obj: &'a [u8]) -> Self {
+        Members { obj, at: 1 }
+    }
+}
+
+impl<'a> Iterator for Members<'a> {
+    /// The key's raw text (between the quotes) and the value.
+    type Item = (&'a [u8], JsonRef<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let b = self.obj;
+        let mut at = skip_ws(b, self.at);
+        if b.get(at) == Some(&b',') {
+            at = skip_ws(b, at + 1);
+        }
+        if b.get(at) != Some(&b'"') {
+            return None;
+        }
+        let key_end = skip_string(b, at)?;
+        let key = &b[at + 1..key_end - 1];
+        at = skip_ws(b, key_end);
+        if b.get(at) != Some(&b':') {
+            return None;
+        }
+        let v_start = skip_ws(b, at + 1);
+        let v_end = skip_value(b, v_start, 0)?;
+        self.at = v_end;
+        Some((
+            key,
+            JsonRef {
+                raw: &b[v_start..v_end],
+            },
+        ))
+    }
+}
+
+/// Whether a key's raw text equals `name` (keys with escapes are compared
+/// unescaped).
+fn key_is(raw: &[u8], name: &str) -> bool {
+    if !raw.contains(&b'\\') {
+        return raw == name.as_bytes();
+    }
+    unescape(raw).is_some_and(|k| k == name)
+}
+
+/// The verified identity as stored, read in place (see the module
+/// documentation). Cheap to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentityView<'a> {
+    provider: JsonRef<'a>,
+    iss: JsonRef<'a>,
+    principal: JsonRef<'a>,
+    sub: Option<JsonRef<'a>>,
+    aud: Option<JsonRef<'a>>,
+    azp: Option<JsonRef<'a>>,
+    claims: Option<JsonRef<'a>>,
+}
+
+impl<'a> IdentityView<'a> {
+    /// Checks `bytes` and finds the top-level members: `None` unless it is
+    /// one well-formed JSON object whose `provider`, `iss` and `principal`
+    /// are strings (`sub`, `azp` must be strings and `claims` an object when
+    /// present).
+    pub fn parse(bytes: &'a [u8]) -> Option<IdentityView<'a>> {
+        let start = skip_ws(bytes, 0);
+        if bytes.get(start) != Some(&b'{') {
+            return None;
+        }
+        let end = skip_value(bytes, start, 0)?;
+        if skip_ws(bytes, end) != bytes.len() {
+            return None;
+        }
+        let obj = &bytes[start..end];
+        let (mut provider, mut iss, mut principal) = (None, None, None);
+        let (mut sub, mut aud, mut azp, mut claims) = (None, None, None, None);
+        for (k, v) in Members::new(obj) {
+            let slot = match k {
+                b"provider" => &mut provider,
+                b"iss" => &mut iss,
+                b"principal" => &mut principal,
+                b"sub" => &mut sub,
+                b"aud" => &mut aud,
+                b"azp" => &mut azp,
+                b"claims" => &mut claims,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(v);
+            }
+        }
+        let string = |v: &Option<JsonRef<'a>>| v.is_none_or(|v| v.as_str().is_some());
+        if !(string(&provider) && string(&iss) && string(&principal) && string(&sub))
+            || !string(&azp)
+            || claims.is_some_and(|c| !c.is_object())
+        {
+            return None;
+        }
+        Some(IdentityView {
+            provider: provider?,
+            iss: iss?,
+            principal: principal?,
+            sub,
+            aud,
+            azp,
+            claims,
+        })
+    }
+
+    fn text(v: Option<JsonRef<'a>>) -> Cow<'a, str> {
+        v.and_then(|v| v.as_str()).unwrap_or(Cow::Borrowed(""))
+    }
+
+    /// The `jwtRules` provider that verified the token.
+    pub fn provider(&self) -> Cow<'a, str> {
+        Self::text(Some(self.provider))
+    }
+
+    /// The `iss` claim.
+    pub fn iss(&self) -> Cow<'a, str> {
+        Self::text(Some(self.iss))
+    }
+
+    /// The `sub` claim (empty when absent).
+    pub fn sub(&self) -> Cow<'a, str> {
+        Self::text(self.sub)
+    }
+
+    /// The `azp` claim (empty when absent).
+    pub fn azp(&self) -> Cow<'a, str> {
+        Self::text(self.azp)
+    }
+
+    /// Istio's request principal, `<iss>/<sub>`.
+    pub fn principal(&self) -> Cow<'a, str> {
+        Self::text(Some(self.principal))
+    }
+
+    /// The audiences: each string of `aud` (one string is one audience).
+    pub fn audiences(&self) -> impl Iterator<Item = Cow<'a, str>> + 'a {
+        self.aud.into_iter().flat_map(|a| {
+            a.as_str()
+                .into_iter()
+                .chain(a.elements().filter_map(|e| e.as_str()))
+        })
+    }
+
+    /// The claim at a nested path (`["realm_access", "roles"]`); only the
+    /// members on the way are looked at.
+    pub fn claim<S: AsRef<str>>(&self, path: &[S]) -> Option<JsonRef<'a>> {
+        let mut v = self.claims?;
+        if path.is_empty() {
+            return None;
+        }
+        for seg in path {
+            v = v.get(seg.as_ref())?;
         }
         Some(v)
     }
 }
 
-/// The string values of a claim: a string is one value, a number or boolean
-/// its JSON text, a list each of its scalar elements; objects and nulls give
-/// nothing.
-pub fn claim_strings(v: &Value) -> Vec<String> {
-    fn scalar(v: &Value) -> Option<String> {
-        match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
+// ---- the scanner ----------------------------------------------------------
+
+fn skip_ws(b: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// The end (exclusive) of the string starting at `b[at] == '"'`, checking
+/// escapes and control characters; UTF-8 is checked when a string is read.
+fn skip_string(b: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + 1;
+    loop {
+        match *b.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => match *b.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' => {
+                    let hex = b.get(i + 2..i + 6)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    i += 6;
+                }
+                _ => return None,
+            },
+            c if c < 0x20 => return None,
+            _ => i += 1,
         }
     }
-    match v {
-        Value::Array(items) => items.iter().filter_map(scalar).collect(),
-        other => scalar(other).into_iter().collect(),
+}
+
+fn skip_digits(b: &[u8], mut at: usize) -> (usize, bool) {
+    let start = at;
+    while b.get(at).is_some_and(u8::is_ascii_digit) {
+        at += 1;
     }
+    (at, at > start)
+}
+
+fn skip_number(b: &[u8], mut at: usize) -> Option<usize> {
+    if b.get(at) == Some(&b'-') {
+        at += 1;
+    }
+    let (end, any) = skip_digits(b, at);
+    if !any || (b[at] == b'0' && end > at + 1) {
+        return None;
+    }
+    at = end;
+    if b.get(at) == Some(&b'.') {
+        let (end, any) = skip_digits(b, at + 1);
+        if !any {
+            return None;
+        }
+        at = end;
+    }
+    if let Some(b'e' | b'E') = b.get(at) {
+        at += 1;
+        if let Some(b'+' | b'-') = b.get(at) {
+            at += 1;
+        }
+        let (end, any) = skip_digits(b, at);
+        if !any {
+            return None;
+        }
+        at = end;
+    }
+    Some(at)
+}
+
+/// The end (exclusive) of the well-formed JSON value starting at `b[at]`
+/// (no leading whitespace), or `None`.
+fn skip_value(b: &[u8], at: usize, depth: usize) -> Option<usize> {
+    match *b.get(at)? {
+        b'"' => skip_string(b, at),
+        b't' => b[at..].starts_with(b"true").then_some(at + 4),
+        b'f' => b[at..].starts_with(b"false").then_some(at + 5),
+        b'n' => b[at..].starts_with(b"null").then_some(at + 4),
+        b'-' | b'0'..=b'9' => skip_number(b, at),
+        open @ (b'[' | b'{') => {
+            if depth >= MAX_DEPTH {
+                return None;
+            }
+            let close = if open == b'[' { b']' } else { b'}' };
+            let mut i = skip_ws(b, at + 1);
+            if *b.get(i)? == close {
+                return Some(i + 1);
+            }
+            loop {
+                if open == b'{' {
+                    if *b.get(i)? != b'"' {
+                        return None;
+                    }
+                    i = skip_ws(b, skip_string(b, i)?);
+                    if *b.get(i)? != b':' {
+                        return None;
+                    }
+                    i = skip_ws(b, i + 1);
+                }
+                i = skip_ws(b, skip_value(b, i, depth + 1)?);
+                match *b.get(i)? {
+                    b',' => i = skip_ws(b, i + 1),
+                    c if c == close => return Some(i + 1),
+                    _ => return None,
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+fn hex4(b: &[u8]) -> Option<u32> {
+    let s = std::str::from_utf8(b.get(..4)?).ok()?;
+    u32::from_str_radix(s, 16).ok()
+}
+
+/// The text of a string's body (between the quotes, already checked by
+/// [`skip_string`]), borrowed when it has no escapes; `None` if it is not
+/// UTF-8 or has a lone surrogate.
+fn unescape(body: &[u8]) -> Option<Cow<'_, str>> {
+    if !body.contains(&b'\\') {
+        return std::str::from_utf8(body).ok().map(Cow::Borrowed);
+    }
+    let mut out = String::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        let run = body[i..]
+            .iter()
+            .position(|&c| c == b'\\')
+            .unwrap_or(body.len() - i);
+        out.push_str(std::str::from_utf8(&body[i..i + run]).ok()?);
+        i += run;
+        if i >= body.len() {
+            break;
+        }
+        let c = *body.get(i + 1)?;
+        i += 2;
+        out.push(match c {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex4(&body[i..])?;
+                i += 4;
+                let code = if (0xD800..0xDC00).contains(&hi) {
+                    if body.get(i..i + 2) != Some(b"\\u") {
+                        return None;
+                    }
+                    let lo = hex4(&body[i + 2..])?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return None;
+                    }
+                    i += 6;
+                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                } else {
+                    hi
+                };
+                char::from_u32(code)?
+            }
+            _ => return None,
+        });
+    }
+    Some(Cow::Owned(out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    #[test]
-    fn round_trip_and_claims() {
+    fn sample() -> Identity {
         let mut claims = Map::new();
-        claims.insert("groups".into(), serde_json::json!(["a", "b"]));
+        claims.insert("groups".into(), json!(["a", "b", 7, true, null, {"x": 1}]));
         claims.insert(
             "realm".into(),
-            serde_json::json!({"roles": ["admin"], "level": 3}),
+            json!({"roles": ["admin"], "level": 3, "ratio": 1.5, "on": false}),
         );
-        let id = Identity {
+        claims.insert("esc".into(), json!("a\"b\\c\u{e9}\u{1F600}\n"));
+        Identity {
             provider: "idp".into(),
             iss: "https://idp".into(),
             sub: "alice".into(),
-            aud: vec!["api".into()],
+            aud: vec!["api".into(), "web".into()],
             azp: String::new(),
             principal: "https://idp/alice".into(),
             claims,
-        };
-        let back = Identity::from_json(id.to_json().as_bytes()).unwrap();
-        assert_eq!(back, id);
+        }
+    }
+
+    fn texts(v: JsonRef) -> Vec<String> {
+        v.scalars().map(|s| s.text().to_string()).collect()
+    }
+
+    #[test]
+    fn reads_what_the_writer_wrote() {
+        let json = sample().to_json();
+        let id = IdentityView::parse(json.as_bytes()).unwrap();
+        assert_eq!(id.provider(), "idp");
+        assert_eq!(id.iss(), "https://idp");
+        assert_eq!(id.sub(), "alice");
+        assert_eq!(id.azp(), "");
+        assert_eq!(id.principal(), "https://idp/alice");
+        assert_eq!(id.audiences().collect::<Vec<_>>(), vec!["api", "web"]);
         assert_eq!(
-            claim_strings(back.claim(&["groups"]).unwrap()),
-            vec!["a", "b"]
+            texts(id.claim(&["groups"]).unwrap()),
+            vec!["a", "b", "7", "true"]
         );
+        assert_eq!(texts(id.claim(&["realm", "roles"]).unwrap()), vec!["admin"]);
+        assert_eq!(texts(id.claim(&["realm", "level"]).unwrap()), vec!["3"]);
+        assert_eq!(texts(id.claim(&["realm", "ratio"]).unwrap()), vec!["1.5"]);
+        assert_eq!(texts(id.claim(&["realm", "on"]).unwrap()), vec!["false"]);
+        assert!(id.claim(&["realm"]).unwrap().is_object());
+        assert!(texts(id.claim(&["realm"]).unwrap()).is_empty());
+        assert!(id.claim(&["realm", "missing"]).is_none());
+        assert!(id.claim(&["groups", "x"]).is_none());
+        assert!(id.claim::<&str>(&[]).is_none());
         assert_eq!(
-            claim_strings(back.claim(&["realm", "roles"]).unwrap()),
-            vec!["admin"]
+            id.claim(&["esc"]).unwrap().as_str().unwrap(),
+            "a\"b\\c\u{e9}\u{1F600}\n"
         );
-        assert_eq!(
-            claim_strings(back.claim(&["realm", "level"]).unwrap()),
-            vec!["3"]
+        let level = id.claim(&["realm", "level"]).unwrap().scalar().unwrap();
+        assert!(level.is_integer());
+        let ratio = id.claim(&["realm", "ratio"]).unwrap().scalar().unwrap();
+        assert!(!ratio.is_integer());
+        // Strings without escapes are borrowed.
+        assert!(matches!(id.principal(), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn accepts_hand_written_forms() {
+        let id = IdentityView::parse(
+            br#" { "provider" : "p", "iss":"i", "principal":"i/", "aud":"one",
+                   "claims": {"k\u0065y": [ 1 , -2.5e3 ], "s": "\ud83d\ude00"} } "#,
+        )
+        .unwrap();
+        assert_eq!(id.sub(), "");
+        assert_eq!(id.audiences().collect::<Vec<_>>(), vec!["one"]);
+        assert_eq!(texts(id.claim(&["key"]).unwrap()), vec!["1", "-2.5e3"]);
+        assert_eq!(texts(id.claim(&["s"]).unwrap()), vec!["\u{1F600}"]);
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_identity() {
+        for bad in [
+            &b"not json"[..],
+            b"[1]",
+            b"",
+            br#"{"provider":"p","principal":"x"}"#,
+            br#"{"provider":"p","iss":"i","principal":1}"#,
+            br#"{"provider":"p","iss":"i","principal":"x","claims":[]}"#,
+            br#"{"provider":"p","iss":"i","principal":"x"} x"#,
+            br#"{"provider":"p","iss":"i","principal":"x","claims":{"a":[1,}}"#,
+            br#"{"provider":"p","iss":"i","principal":"x","claims":{"a":01}}"#,
+            br#"{"provider":"p","iss":"i","principal":"x","claims":{"a":"\q"}}"#,
+            br#"{"provider":"p","iss":"i","principal":"x","claims":{"a":tru}}"#,
+            br#"{"provider":"p","iss":"i","principal":"x""#,
+            b"{\"provider\":\"p\",\"iss\":\"i\",\"principal\":\"x\",\"c\":\"a\x01\"}",
+        ] {
+            assert!(
+                IdentityView::parse(bad).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let deep = format!(
+            r#"{{"provider":"p","iss":"i","principal":"x","claims":{{"a":{}1{}}}}}"#,
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
         );
-        assert!(back.claim(&["realm", "missing"]).is_none());
-        assert!(Identity::from_json(b"not json").is_none());
+        assert!(IdentityView::parse(deep.as_bytes()).is_none());
+        // Not UTF-8: the string reads as absent, never as something else.
+        let id = IdentityView::parse(
+            b"{\"provider\":\"p\",\"iss\":\"i\",\"principal\":\"x\",\"claims\":{\"a\":\"\xff\"}}",
+        )
+        .unwrap();
+        assert!(id.claim(&["a"]).unwrap().as_str().is_none());
+        assert_eq!(texts(id.claim(&["a"]).unwrap()), Vec::<String>::new());
     }
 }

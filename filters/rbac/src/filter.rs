@@ -6,7 +6,6 @@
 //! `:path` is rewritten only when normalisation changed it. Log lines are
 //! assembled without `format!` machinery and only when they will be kept.
 
-use crate::attributes::identity_from_json;
 use crate::authz::{authorize, Connection, Verdict};
 use crate::config::Config;
 use crate::headers::Headers;
@@ -18,6 +17,7 @@ use wasmesh_common::abi::types::{Action, LogLevel, MapType, MetricType};
 use wasmesh_common::abi::{pairs, HostBuf, Http};
 use wasmesh_common::cidr::parse_address_ip;
 use wasmesh_common::host;
+use wasmesh_common::identity::{IdentityView, IDENTITY_PROPERTY};
 
 const NAME: &str = "rbac";
 
@@ -251,10 +251,10 @@ fn push_who(line: &mut String, c: &Connection) {
         line.push_str("peer=");
         line.push_str(u);
     }
-    if let Some(id) = &c.identity {
+    if let Some(id) = c.identity.as_deref().and_then(IdentityView::parse) {
         sep(line);
         line.push_str("request_principal=");
-        line.push_str(&id.principal);
+        line.push_str(&id.principal());
     }
     if let Some(ip) = c.peer_ip {
         sep(line);
@@ -324,8 +324,7 @@ fn connection(config: &Config) -> Connection {
             None
         },
         identity: if needs.identity {
-            property(wasmesh_common::identity::IDENTITY_PROPERTY.as_bytes())
-                .and_then(|b| identity_from_json(&b))
+            property(IDENTITY_PROPERTY.as_bytes()).map(HostBuf::into_vec)
         } else {
             None
         },

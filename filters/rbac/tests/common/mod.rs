@@ -84,7 +84,9 @@ impl Req {
             azp,
             principal: format!("{iss}/{sub}"),
             claims,
-        });
+        }
+        .to_json()
+        .into_bytes());
         self
     }
 
