@@ -203,17 +203,19 @@ fn rbac_request_for(req: &Request) -> rbac::authz::Connection {
             .headers
             .get("x-test-peer")
             .map(|p| format!("spiffe://{p}")),
-        identity: req.headers.get("x-test-sub").map(|sub| Identity {
-            provider: "idp".into(),
-            iss: "https://idp".into(),
-            sub: sub.into(),
-            aud: vec!["api".into()],
-            azp: String::new(),
-            principal: format!("https://idp/{sub}"),
-            claims: obj(serde_json::json!({"groups": ["readers", sub]})),
-        }
-        .to_json()
-        .into_bytes()),
+        identity: req.headers.get("x-test-sub").map(|sub| {
+            Identity {
+                provider: "idp".into(),
+                iss: "https://idp".into(),
+                sub: sub.into(),
+                aud: vec!["api".into()],
+                azp: String::new(),
+                principal: format!("https://idp/{sub}"),
+                claims: obj(serde_json::json!({"groups": ["readers", sub]})),
+            }
+            .to_json()
+            .into_bytes()
+        }),
     }
 }
 
@@ -351,16 +353,18 @@ fn router_fixture() -> &'static header_router::RouteTable {
 
 /// The identity as the JWT filter stores it.
 fn identity_for(req: &HeaderMap) -> Option<String> {
-    req.get("x-test-groups").map(|g| Identity {
-        provider: "idp".into(),
-        iss: "https://idp".into(),
-        sub: "alice".into(),
-        aud: vec![],
-        azp: String::new(),
-        principal: "https://idp/alice".into(),
-        claims: obj(serde_json::json!({"groups": g, "sub": "alice", "n": {"m": [1, g]}})),
-    }
-    .to_json())
+    req.get("x-test-groups").map(|g| {
+        Identity {
+            provider: "idp".into(),
+            iss: "https://idp".into(),
+            sub: "alice".into(),
+            aud: vec![],
+            azp: String::new(),
+            principal: "https://idp/alice".into(),
+            claims: obj(serde_json::json!({"groups": g, "sub": "alice", "n": {"m": [1, g]}})),
+        }
+        .to_json()
+    })
 }
 
 fn route_once(table: &header_router::RouteTable, req: &Request, seed: u64) -> Option<String> {
@@ -451,12 +455,14 @@ fn plan_once(
     policy: &fault_injection::FaultPolicy,
     req: &Request,
 ) -> Option<fault_injection::policy::Plan> {
-    let identity = req.headers.get("x-test-sub").map(|sub| Identity {
-        sub: sub.into(),
-        claims: obj(serde_json::json!({"sub": sub})),
-        ..Default::default()
-    }
-    .to_json());
+    let identity = req.headers.get("x-test-sub").map(|sub| {
+        Identity {
+            sub: sub.into(),
+            claims: obj(serde_json::json!({"sub": sub})),
+            ..Default::default()
+        }
+        .to_json()
+    });
     let attrs = RequestAttributes {
         headers: &req.headers,
         identity: identity

@@ -7,8 +7,8 @@
 
 use crate::abi::hostcalls;
 use crate::abi::types::{LogLevel, MapType};
-use crate::config::ConfigError;
 use crate::abi::HostBuf;
+use crate::config::ConfigError;
 use crate::identity::IDENTITY_PROPERTY;
 use crate::request::HeaderMap;
 

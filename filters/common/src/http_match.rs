@@ -1340,7 +1340,6 @@ pub mod json {
                 .is_empty());
             assert!(parse_document(b"{} x").is_err());
         }
-
     }
 }
 

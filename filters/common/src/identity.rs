@@ -31,13 +31,17 @@
 //! # Decoding
 //!
 //! [`IdentityView`] is the only reader: it borrows the bytes the host handed
-//! over, checks the whole document once (well-formed JSON, nesting at most
-//! [`MAX_DEPTH`], the required members present), remembers where the
-//! top-level members are, and builds no tree and allocates nothing. A claim
-//! is found by skipping over the members before it ([`IdentityView::claim`]);
-//! claims a filter never asks for are never decoded. Strings are borrowed
-//! unless they contain escapes. A member that occurs twice is read at its
-//! first occurrence (the JWT filter never writes duplicates).
+//! over, walks the top-level object once (the required members present and
+//! strings, values skipped by their strings and brackets, nesting at most
+//! [`MAX_DEPTH`]), remembers where the top-level members are, and builds no
+//! tree and allocates nothing. A claim is found by skipping over the members
+//! before it ([`IdentityView::claim`]); claims a filter never asks for are
+//! never decoded. What is read is checked when it is read (escapes, UTF-8,
+//! number syntax): the document comes from the JWT filter (a client cannot
+//! set filter state), so a value that is malformed anyway reads as absent
+//! rather than failing the whole identity. Strings are borrowed unless they
+//! contain escapes. A member that occurs twice is read at its first
+//! occurrence (the JWT filter never writes duplicates).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -159,9 +163,11 @@ impl<'a> JsonRef<'a> {
     pub fn scalar(&self) -> Option<Scalar<'a>> {
         match self.raw.first()? {
             b'"' => self.as_str().map(Scalar::Str),
-            b't' => Some(Scalar::Bool(true)),
-            b'f' => Some(Scalar::Bool(false)),
-            b'-' | b'0'..=b'9' => std::str::from_utf8(self.raw).ok().map(Scalar::Num),
+            b't' if self.raw == b"true" => Some(Scalar::Bool(true)),
+            b'f' if self.raw == b"false" => Some(Scalar::Bool(false)),
+            b'-' | b'0'..=b'9' if is_number(self.raw) => {
+                std::str::from_utf8(self.raw).ok().map(Scalar::Num)
+            }
             _ => None,
         }
     }
@@ -173,16 +179,20 @@ impl<'a> JsonRef<'a> {
         } else {
             &[][..]
         };
-        let mut at = 0;
+        let (mut at, mut first) = (0, true);
         std::iter::from_fn(move || {
             at = skip_ws(body, at);
-            if body.get(at) == Some(&b',') {
+            if !std::mem::take(&mut first) {
+                // Elements after the first are preceded by a comma.
+                if body.get(at) != Some(&b',') {
+                    return None;
+                }
                 at = skip_ws(body, at + 1);
             }
             if at >= body.len() {
                 return None;
             }
-            let end = skip_value(body, at, 0)?;
+            let end = skip_value(body, at)?;
             let v = JsonRef {
                 raw: &body[at..end],
             };
@@ -197,9 +207,7 @@ impl<'a> JsonRef<'a> {
         let me = *self;
         let single = if me.is_array() { None } else { me.scalar() };
         let list = me.is_array().then(|| me.elements()).into_iter().flatten();
-        single
-            .into_iter()
-            .chain(list.filter_map(|e| e.scalar()))
+        single.into_iter().chain(list.filter_map(|e| e.scalar()))
     }
 }
 
@@ -222,7 +230,11 @@ impl<'a> Iterator for Members<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let b = self.obj;
         let mut at = skip_ws(b, self.at);
-        if b.get(at) == Some(&b',') {
+        if self.at > 1 {
+            // Members after the first are preceded by a comma.
+            if b.get(at) != Some(&b',') {
+                return None;
+            }
             at = skip_ws(b, at + 1);
         }
         if b.get(at) != Some(&b'"') {
@@ -235,7 +247,7 @@ impl<'a> Iterator for Members<'a> {
             return None;
         }
         let v_start = skip_ws(b, at + 1);
-        let v_end = skip_value(b, v_start, 0)?;
+        let v_end = skip_value(b, v_start)?;
         self.at = v_end;
         Some((
             key,
@@ -269,23 +281,20 @@ pub struct IdentityView<'a> {
 }
 
 impl<'a> IdentityView<'a> {
-    /// Checks `bytes` and finds the top-level members: `None` unless it is
-    /// one well-formed JSON object whose `provider`, `iss` and `principal`
-    /// are strings (`sub`, `azp` must be strings and `claims` an object when
+    /// Finds the top-level members: `None` unless `bytes` is one JSON object
+    /// (nothing after it) whose `provider`, `iss` and `principal` are
+    /// strings (`sub`, `azp` must be strings and `claims` an object when
     /// present).
     pub fn parse(bytes: &'a [u8]) -> Option<IdentityView<'a>> {
         let start = skip_ws(bytes, 0);
         if bytes.get(start) != Some(&b'{') {
             return None;
         }
-        let end = skip_value(bytes, start, 0)?;
-        if skip_ws(bytes, end) != bytes.len() {
-            return None;
-        }
-        let obj = &bytes[start..end];
+        let obj = &bytes[start..];
         let (mut provider, mut iss, mut principal) = (None, None, None);
         let (mut sub, mut aud, mut azp, mut claims) = (None, None, None, None);
-        for (k, v) in Members::new(obj) {
+        let mut members = Members::new(obj);
+        for (k, v) in members.by_ref() {
             let slot = match k {
                 b"provider" => &mut provider,
                 b"iss" => &mut iss,
@@ -300,7 +309,12 @@ impl<'a> IdentityView<'a> {
                 *slot = Some(v);
             }
         }
-        let string = |v: &Option<JsonRef<'a>>| v.is_none_or(|v| v.as_str().is_some());
+        // The object must end where its members end, with nothing after it.
+        let close = skip_ws(obj, members.at);
+        if obj.get(close) != Some(&b'}') || skip_ws(obj, close + 1) != obj.len() {
+            return None;
+        }
+        let string = |v: &Option<JsonRef<'a>>| v.is_none_or(|v| v.raw.first() == Some(&b'"'));
         if !(string(&provider) && string(&iss) && string(&principal) && string(&sub))
             || !string(&azp)
             || claims.is_some_and(|c| !c.is_object())
@@ -371,6 +385,12 @@ impl<'a> IdentityView<'a> {
 }
 
 // ---- the scanner ----------------------------------------------------------
+//
+// Values are skipped structurally (strings, brackets) without checking the
+// grammar inside them: the document is written by the JWT filter with
+// serde_json and cannot be set by a client. What a reader takes out is
+// checked when it is read (a string's escapes and UTF-8, a number's form,
+// `true`/`false`); malformed content reads as absent, never as a panic.
 
 fn skip_ws(b: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(at) {
@@ -379,26 +399,57 @@ fn skip_ws(b: &[u8], mut at: usize) -> usize {
     at
 }
 
-/// The end (exclusive) of the string starting at `b[at] == '"'`, checking
-/// escapes and control characters; UTF-8 is checked when a string is read.
+/// The end (exclusive) of the string starting at `b[at] == '"'`.
 fn skip_string(b: &[u8], at: usize) -> Option<usize> {
     let mut i = at + 1;
     loop {
-        match *b.get(i)? {
-            b'"' => return Some(i + 1),
-            b'\\' => match *b.get(i + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                b'u' => {
-                    let hex = b.get(i + 2..i + 6)?;
-                    if !hex.iter().all(u8::is_ascii_hexdigit) {
-                        return None;
+        i += b.get(i..)?.iter().position(|&c| c == b'"' || c == b'\\')?;
+        if b[i] == b'"' {
+            return Some(i + 1);
+        }
+        i += 2;
+    }
+}
+
+/// The end (exclusive) of the value starting at `b[at]` (no leading
+/// whitespace), or `None` when it does not end or nests deeper than
+/// [`MAX_DEPTH`].
+fn skip_value(b: &[u8], at: usize) -> Option<usize> {
+    match *b.get(at)? {
+        b'"' => skip_string(b, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match *b.get(i)? {
+                    b'"' => {
+                        i = skip_string(b, i)?;
+                        continue;
                     }
-                    i += 6;
+                    b'{' | b'[' => {
+                        depth += 1;
+                        if depth > MAX_DEPTH {
+                            return None;
+                        }
+                    }
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
                 }
-                _ => return None,
-            },
-            c if c < 0x20 => return None,
-            _ => i += 1,
+                i += 1;
+            }
+        }
+        b'}' | b']' | b',' | b':' => None,
+        _ => {
+            let len = b[at..]
+                .iter()
+                .position(|&c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(b.len() - at);
+            Some(at + len)
         }
     }
 }
@@ -411,19 +462,18 @@ fn skip_digits(b: &[u8], mut at: usize) -> (usize, bool) {
     (at, at > start)
 }
 
-fn skip_number(b: &[u8], mut at: usize) -> Option<usize> {
-    if b.get(at) == Some(&b'-') {
-        at += 1;
-    }
+/// Whether `b` is exactly one JSON number.
+fn is_number(b: &[u8]) -> bool {
+    let mut at = usize::from(b.first() == Some(&b'-'));
     let (end, any) = skip_digits(b, at);
     if !any || (b[at] == b'0' && end > at + 1) {
-        return None;
+        return false;
     }
     at = end;
     if b.get(at) == Some(&b'.') {
         let (end, any) = skip_digits(b, at + 1);
         if !any {
-            return None;
+            return false;
         }
         at = end;
     }
@@ -434,52 +484,11 @@ fn skip_number(b: &[u8], mut at: usize) -> Option<usize> {
         }
         let (end, any) = skip_digits(b, at);
         if !any {
-            return None;
+            return false;
         }
         at = end;
     }
-    Some(at)
-}
-
-/// The end (exclusive) of the well-formed JSON value starting at `b[at]`
-/// (no leading whitespace), or `None`.
-fn skip_value(b: &[u8], at: usize, depth: usize) -> Option<usize> {
-    match *b.get(at)? {
-        b'"' => skip_string(b, at),
-        b't' => b[at..].starts_with(b"true").then_some(at + 4),
-        b'f' => b[at..].starts_with(b"false").then_some(at + 5),
-        b'n' => b[at..].starts_with(b"null").then_some(at + 4),
-        b'-' | b'0'..=b'9' => skip_number(b, at),
-        open @ (b'[' | b'{') => {
-            if depth >= MAX_DEPTH {
-                return None;
-            }
-            let close = if open == b'[' { b']' } else { b'}' };
-            let mut i = skip_ws(b, at + 1);
-            if *b.get(i)? == close {
-                return Some(i + 1);
-            }
-            loop {
-                if open == b'{' {
-                    if *b.get(i)? != b'"' {
-                        return None;
-                    }
-                    i = skip_ws(b, skip_string(b, i)?);
-                    if *b.get(i)? != b':' {
-                        return None;
-                    }
-                    i = skip_ws(b, i + 1);
-                }
-                i = skip_ws(b, skip_value(b, i, depth + 1)?);
-                match *b.get(i)? {
-                    b',' => i = skip_ws(b, i + 1),
-                    c if c == close => return Some(i + 1),
-                    _ => return None,
-                }
-            }
-        }
-        _ => None,
-    }
+    at == b.len()
 }
 
 fn hex4(b: &[u8]) -> Option<u32> {
@@ -627,12 +636,9 @@ mod tests {
             br#"{"provider":"p","iss":"i","principal":1}"#,
             br#"{"provider":"p","iss":"i","principal":"x","claims":[]}"#,
             br#"{"provider":"p","iss":"i","principal":"x"} x"#,
-            br#"{"provider":"p","iss":"i","principal":"x","claims":{"a":[1,}}"#,
-            br#"{"provider":"p","iss":"i","principal":"x","claims":{"a":01}}"#,
-            br#"{"provider":"p","iss":"i","principal":"x","claims":{"a":"\q"}}"#,
-            br#"{"provider":"p","iss":"i","principal":"x","claims":{"a":tru}}"#,
             br#"{"provider":"p","iss":"i","principal":"x""#,
-            b"{\"provider\":\"p\",\"iss\":\"i\",\"principal\":\"x\",\"c\":\"a\x01\"}",
+            br#"{"provider":"p","iss":"i","principal":"x",}"#,
+            br#"{"provider":"p","iss":"i","principal":"x" "sub":"s"}"#,
         ] {
             assert!(
                 IdentityView::parse(bad).is_none(),
@@ -646,6 +652,15 @@ mod tests {
             "]".repeat(MAX_DEPTH)
         );
         assert!(IdentityView::parse(deep.as_bytes()).is_none());
+        // Malformed values inside read as absent, never as something else.
+        let id = IdentityView::parse(
+            br#"{"provider":"p","iss":"i","principal":"x","claims":{"n":01,"e":"\q","t":tru,"l":[1,}}}"#,
+        )
+        .unwrap();
+        for c in ["n", "e", "t"] {
+            assert!(texts(id.claim(&[c]).unwrap()).is_empty(), "{c}");
+        }
+        assert_eq!(texts(id.claim(&["l"]).unwrap()), vec!["1"]);
         // Not UTF-8: the string reads as absent, never as something else.
         let id = IdentityView::parse(
             b"{\"provider\":\"p\",\"iss\":\"i\",\"principal\":\"x\",\"claims\":{\"a\":\"\xff\"}}",

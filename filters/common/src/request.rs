@@ -83,12 +83,8 @@ impl HeaderMap {
         self.text.push_str(name);
         self.text.push_str(value);
         let nl = name.len();
-        self.spans.push([
-            n as u32,
-            nl as u32,
-            (n + nl) as u32,
-            value.len() as u32,
-        ]);
+        self.spans
+            .push([n as u32, nl as u32, (n + nl) as u32, value.len() as u32]);
     }
 
     /// Wraps pairs as the host returned them.

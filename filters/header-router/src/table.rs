@@ -11,10 +11,10 @@
 
 use std::collections::HashSet;
 
+use std::borrow::Cow;
 use wasmesh_common::http_match::{
     compile_match_list_with, header_name, HeaderNames, MatchList, PathMatch, RequestAttributes,
 };
-use std::borrow::Cow;
 use wasmesh_common::identity::IdentityView;
 use wasmesh_common::sampling::Rng;
 use wasmesh_common::{ConfigError, FieldPath, HeaderMap};

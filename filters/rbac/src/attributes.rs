@@ -209,7 +209,12 @@ mod tests {
         let view = IdentityView::parse(json.as_bytes()).unwrap();
         assert_eq!(
             (view.provider(), view.iss(), view.sub(), view.azp()),
-            ("idp".into(), "https://idp".into(), "alice".into(), "app".into())
+            (
+                "idp".into(),
+                "https://idp".into(),
+                "alice".into(),
+                "app".into()
+            )
         );
         assert_eq!(view.principal(), "https://idp/alice");
         assert_eq!(view.audiences().collect::<Vec<_>>(), vec!["api", "web"]);

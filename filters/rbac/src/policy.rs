@@ -27,9 +27,9 @@ use crate::attributes::{Attributes, Observed};
 use crate::index::PathIndex;
 use crate::matcher::{Glob, PathPattern, Pattern, PrefixedPattern};
 use crate::principal::RequestPrincipal;
-use wasmesh_common::identity::{JsonRef, Scalar};
 use std::net::IpAddr;
 use wasmesh_common::cidr::Cidr;
+use wasmesh_common::identity::{JsonRef, Scalar};
 
 /// What a policy does when it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
