@@ -3,7 +3,7 @@
 //! Each driver does per request what the filter's proxy-wasm glue does
 //! around its core, minus the host calls: build the header map from the
 //! request's pairs (the glue reads them from the host), read the
-//! properties it needs (identity JSON parsed per request, as the glue
+//! properties it needs (identity read with `IdentityView`, as the glue
 //! does), decide, and apply the decision's header edits to a map. Metric
 //! updates go to a sink that only counts. So the wasm/native ratio is the
 //! cost of wasm execution plus the ABI (host calls, copies across linear
@@ -307,7 +307,6 @@ struct MetricsHost<'a> {
     trailers: &'a HeaderMap,
     props: &'a Props,
     identity_json: Option<&'a str>,
-    identity: Option<custom_metrics::json::Json>,
 }
 
 impl custom_metrics::resolver::StreamHost for MetricsHost<'_> {
@@ -342,12 +341,8 @@ impl custom_metrics::resolver::StreamHost for MetricsHost<'_> {
             _ => None,
         }
     }
-    fn identity(&mut self) -> Option<&custom_metrics::json::Json> {
-        if self.identity.is_none() {
-            let j = self.identity_json?;
-            self.identity = custom_metrics::json::parse(j.as_bytes()).ok();
-        }
-        self.identity.as_ref()
+    fn identity(&mut self) -> Option<wasmesh_common::identity::IdentityView<'_>> {
+        wasmesh_common::identity::IdentityView::parse(self.identity_json?.as_bytes())
     }
     fn now_nanos(&mut self) -> u64 {
         NOW * 1_000_000_000
@@ -385,7 +380,6 @@ fn metrics(bytes: &[u8], node: &Props) -> Result<NativeFilter, String> {
             trailers: &trailers,
             props: ctx.props,
             identity_json: ctx.identity_json(),
-            identity: None,
         };
         let started = recorder.on_request_start(&cfg, &mut host, &mut sink);
         black_box(recorder.on_log(&cfg, &mut host, &mut sink, &started));

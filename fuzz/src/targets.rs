@@ -557,7 +557,7 @@ impl custom_metrics::resolver::StreamHost for Stream {
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.clone())
     }
-    fn identity(&mut self) -> Option<&custom_metrics::json::Json> {
+    fn identity(&mut self) -> Option<wasmesh_common::identity::IdentityView<'_>> {
         None
     }
     fn now_nanos(&mut self) -> u64 {

@@ -2,7 +2,6 @@
 //! the [`Recorder`] decide, and forwards its metric updates to the host.
 
 use crate::config::{Compiled, NodeInfo};
-use crate::json::{self, Json};
 use crate::recorder::{MetricSink, Recorder, Started};
 use crate::resolver::StreamHost;
 use crate::tags::MetricKind;
@@ -12,7 +11,7 @@ use wasmesh_common::abi::hostcalls;
 use wasmesh_common::abi::types::{Action, LogLevel, MapType, MetricType};
 use wasmesh_common::abi::{HostBuf, Http};
 use wasmesh_common::host;
-use wasmesh_common::identity::IDENTITY_PROPERTY;
+use wasmesh_common::identity::{IdentityView, IDENTITY_PROPERTY};
 use wasmesh_common::HeaderMap;
 
 // Host calls never panic here: a map the stream does not have (no response
@@ -195,7 +194,8 @@ struct HostView {
     request: Option<HeaderMap>,
     response: Option<HeaderMap>,
     trailers: Option<HeaderMap>,
-    identity: Option<Option<Json>>,
+    /// The stored identity's bytes, read once.
+    identity: Option<Option<HostBuf>>,
     /// Reused buffer for property paths.
     path: Vec<u8>,
     start_ns: Option<u64>,
@@ -226,13 +226,11 @@ impl StreamHost for HostView {
         }
         raw_property(&self.path).map(HostBuf::into_vec)
     }
-    fn identity(&mut self) -> Option<&Json> {
+    fn identity(&mut self) -> Option<IdentityView<'_>> {
         self.identity
-            .get_or_insert_with(|| {
-                let bytes = raw_property(IDENTITY_PROPERTY.as_bytes())?;
-                json::parse(&bytes).ok()
-            })
-            .as_ref()
+            .get_or_insert_with(|| raw_property(IDENTITY_PROPERTY.as_bytes()))
+            .as_deref()
+            .and_then(IdentityView::parse)
     }
     fn now_nanos(&mut self) -> u64 {
         host::now_nanos()

@@ -8,7 +8,7 @@
 use crate::attribute::{Attribute, Derived, PeerSide, PropKind, Value};
 use crate::config::{Compiled, Reporter};
 use crate::flags;
-use crate::json::Json;
+use wasmesh_common::identity::{IdentityView, JsonRef};
 use wasmesh_common::HeaderMap;
 
 /// What the filter can read about the stream being logged.
@@ -24,7 +24,7 @@ pub trait StreamHost {
     /// The verified identity the JWT filter left in filter state
     /// (`wasmesh.identity`, the JSON of `wasmesh_common::identity::Identity`),
     /// parsed; fetched at most once.
-    fn identity(&mut self) -> Option<&Json>;
+    fn identity(&mut self) -> Option<IdentityView<'_>>;
     /// The clock, in nanoseconds since the epoch.
     fn now_nanos(&mut self) -> u64;
     /// When this filter first saw the stream, if it did.
@@ -118,19 +118,31 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
                 .response_trailers()
                 .get(h)
                 .map_or(Value::Missing, |v| Value::Str(v.to_string())),
-            Claim(path) => {
-                let mut v = self.host.identity().and_then(|id| id.get("claims"));
-                for seg in path {
-                    v = v.and_then(|x| x.get(seg));
-                }
-                v.and_then(claim_string).map_or(Value::Missing, Value::Str)
+            Claim(path) => self
+                .host
+                .identity()
+                .and_then(|id| id.claim(path))
+                .and_then(claim_string)
+                .map_or(Value::Missing, Value::Str),
+            AuthPrincipal => {
+                let v = self.host.identity().map(|id| id.principal().into_owned());
+                non_empty(v)
             }
-            AuthPrincipal => self.identity_string("principal"),
-            AuthAudiences => match self.host.identity().and_then(|id| id.get("aud")) {
-                Some(a) => claim_string(a).map_or(Value::Missing, Value::Str),
+            AuthAudiences => match self.host.identity() {
+                Some(id) => {
+                    let aud: Vec<_> = id.audiences().collect();
+                    if aud.is_empty() {
+                        Value::Missing
+                    } else {
+                        Value::Str(aud.join(","))
+                    }
+                }
                 None => Value::Missing,
             },
-            AuthPresenter => self.identity_string("azp"),
+            AuthPresenter => {
+                let v = self.host.identity().map(|id| id.azp().into_owned());
+                non_empty(v)
+            }
             Method => self.req_header(":method"),
             Path => self.req_header(":path"),
             UrlPath => match self.host.request_headers().get(":path") {
@@ -201,18 +213,6 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
                 self.prop(&p, *kind)
             }
             Derived(d) => self.derived(*d),
-        }
-    }
-
-    fn identity_string(&mut self, key: &str) -> Value {
-        match self
-            .host
-            .identity()
-            .and_then(|id| id.get(key))
-            .and_then(Json::as_str)
-        {
-            Some(v) if !v.is_empty() => Value::Str(v.to_string()),
-            _ => Value::Missing,
         }
     }
 
@@ -438,24 +438,23 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
     }
 }
 
-/// A claim as a label: a string as is, a number as written, a boolean as
-/// `true`/`false`, a list as its scalar elements joined with `,` (as
-/// `wasmesh_common::identity::claim_strings`); objects and nulls are missing.
-fn claim_string(v: &Json) -> Option<String> {
-    fn scalar(v: &Json) -> Option<String> {
-        match v {
-            Json::String(s) => Some(s.clone()),
-            Json::Number(n) => Some(n.clone()),
-            Json::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    }
+/// A non-empty identity string as a label.
+fn non_empty(v: Option<String>) -> Value {
     match v {
-        Json::Array(items) => {
-            let parts: Vec<String> = items.iter().filter_map(scalar).collect();
-            (!parts.is_empty()).then(|| parts.join(","))
-        }
-        other => scalar(other),
+        Some(v) if !v.is_empty() => Value::Str(v),
+        _ => Value::Missing,
+    }
+}
+
+/// A claim as a label: a string as is, a number as written, a boolean as
+/// `true`/`false`, a list as its scalar elements joined with `,`; objects
+/// and nulls are missing.
+fn claim_string(v: JsonRef<'_>) -> Option<String> {
+    if v.is_array() {
+        let parts: Vec<String> = v.scalars().map(|s| s.text().to_string()).collect();
+        (!parts.is_empty()).then(|| parts.join(","))
+    } else {
+        v.scalar().map(|s| s.text().to_string())
     }
 }
 
@@ -508,7 +507,8 @@ pub(crate) mod tests {
         pub resp: HeaderMap,
         pub trailers: HeaderMap,
         pub props: HashMap<String, Vec<u8>>,
-        pub identity: Option<Json>,
+        /// The identity as stored in filter state.
+        pub identity: Option<String>,
         pub now: u64,
         pub start: Option<u64>,
         pub req_body: Option<u64>,
@@ -558,8 +558,8 @@ pub(crate) mod tests {
             self.property_reads += 1;
             self.props.get(&path.join(".")).cloned()
         }
-        fn identity(&mut self) -> Option<&Json> {
-            self.identity.as_ref()
+        fn identity(&mut self) -> Option<IdentityView<'_>> {
+            IdentityView::parse(self.identity.as_deref()?.as_bytes())
         }
         fn now_nanos(&mut self) -> u64 {
             self.now
@@ -579,9 +579,9 @@ pub(crate) mod tests {
         Compiled::from_json(json.as_bytes(), NodeInfo::default()).unwrap()
     }
 
-    /// The identity as the JWT filter stores it, parsed as the filter reads it.
-    pub fn identity_json(id: Identity) -> Json {
-        crate::json::parse(id.to_json().as_bytes()).unwrap()
+    /// The identity as the JWT filter stores it.
+    pub fn identity_json(id: Identity) -> String {
+        id.to_json()
     }
 
     fn eval(s: &mut FakeStream, c: &Compiled, expr: &str) -> Value {
