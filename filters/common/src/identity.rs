@@ -315,10 +315,8 @@ impl<'a> IdentityView<'a> {
             return None;
         }
         let string = |v: &Option<JsonRef<'a>>| v.is_none_or(|v| v.raw.first() == Some(&b'"'));
-        if !(string(&provider) && string(&iss) && string(&principal) && string(&sub))
-            || !string(&azp)
-            || claims.is_some_and(|c| !c.is_object())
-        {
+        let strings = [&provider, &iss, &principal, &sub, &azp];
+        if !strings.into_iter().all(string) || claims.is_some_and(|c| !c.is_object()) {
             return None;
         }
         Some(IdentityView {

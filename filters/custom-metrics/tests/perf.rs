@@ -152,7 +152,7 @@ fn native_core_cost() {
             };
             Some(v.to_vec())
         }
-        fn identity(&mut self) -> Option<&custom_metrics::json::Json> {
+        fn identity(&mut self) -> Option<wasmesh_common::identity::IdentityView<'_>> {
             None
         }
         fn now_nanos(&mut self) -> u64 {
