@@ -23,7 +23,10 @@
 //!
 //! `provider`, `iss` and `principal` are strings and required; `sub` and
 //! `azp` strings (empty when absent); `aud` a list of strings (a reader also
-//! accepts one string); `claims` the token's payload as verified. JSON text
+//! accepts one string); `claims` the token's payload as verified, and the
+//! last member: a reader stops at it and ignores anything written after it
+//! (so finding the identity costs the few short members before the claims,
+//! however many claims the token has). JSON text
 //! is kept (rather than a binary form) because it is what Envoy's access
 //! log, `wasmesh serve`'s admin view and the scenario tests show and what a
 //! test or an operator can write by hand.
@@ -31,11 +34,11 @@
 //! # Decoding
 //!
 //! [`IdentityView`] is the only reader: it borrows the bytes the host handed
-//! over, walks the top-level object once (the required members present and
-//! strings, values skipped by their strings and brackets, nesting at most
-//! [`MAX_DEPTH`]), remembers where the top-level members are, and builds no
-//! tree and allocates nothing. A claim is found by skipping over the members
-//! before it ([`IdentityView::claim`]); claims a filter never asks for are
+//! over, walks the top-level members up to `claims` once (the required
+//! members present and strings), remembers where they are, and builds no
+//! tree and allocates nothing. A claim is found by skipping over the claims
+//! before it (values skipped by their strings and brackets, nesting at most
+//! [`MAX_DEPTH`]; [`IdentityView::claim`]); claims a filter never asks for are
 //! never decoded. What is read is checked when it is read (escapes, UTF-8,
 //! number syntax): the document comes from the JWT filter (a client cannot
 //! set filter state), so a value that is malformed anyway reads as absent
@@ -223,11 +226,10 @@ impl<'a> Members<'a> {
     }
 }
 
-impl<'a> Iterator for Members<'a> {
-    /// The key's raw text (between the quotes) and the value.
-    type Item = (&'a [u8], JsonRef<'a>);
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<'a> Members<'a> {
+    /// The next member's key (raw text between the quotes) and where its
+    /// value starts; the value is not skipped yet.
+    fn next_key(&mut self) -> Option<(&'a [u8], usize)> {
         let b = self.obj;
         let mut at = skip_ws(b, self.at);
         if self.at > 1 {
@@ -246,15 +248,26 @@ impl<'a> Iterator for Members<'a> {
         if b.get(at) != Some(&b':') {
             return None;
         }
-        let v_start = skip_ws(b, at + 1);
-        let v_end = skip_value(b, v_start)?;
+        Some((key, skip_ws(b, at + 1)))
+    }
+
+    /// The value starting at `v_start`, moving past it.
+    fn value(&mut self, v_start: usize) -> Option<JsonRef<'a>> {
+        let v_end = skip_value(self.obj, v_start)?;
         self.at = v_end;
-        Some((
-            key,
-            JsonRef {
-                raw: &b[v_start..v_end],
-            },
-        ))
+        Some(JsonRef {
+            raw: &self.obj[v_start..v_end],
+        })
+    }
+}
+
+impl<'a> Iterator for Members<'a> {
+    /// The key's raw text (between the quotes) and the value.
+    type Item = (&'a [u8], JsonRef<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (key, v_start) = self.next_key()?;
+        Some((key, self.value(v_start)?))
     }
 }
 
@@ -281,10 +294,10 @@ pub struct IdentityView<'a> {
 }
 
 impl<'a> IdentityView<'a> {
-    /// Finds the top-level members: `None` unless `bytes` is one JSON object
-    /// (nothing after it) whose `provider`, `iss` and `principal` are
-    /// strings (`sub`, `azp` must be strings and `claims` an object when
-    /// present).
+    /// Finds the top-level members up to `claims`: `None` unless `bytes` is
+    /// a JSON object whose `provider`, `iss` and `principal` are strings
+    /// (`sub`, `azp` must be strings and `claims` an object when present);
+    /// without `claims`, nothing may follow the object.
     pub fn parse(bytes: &'a [u8]) -> Option<IdentityView<'a>> {
         let start = skip_ws(bytes, 0);
         if bytes.get(start) != Some(&b'{') {
@@ -294,7 +307,20 @@ impl<'a> IdentityView<'a> {
         let (mut provider, mut iss, mut principal) = (None, None, None);
         let (mut sub, mut aud, mut azp, mut claims) = (None, None, None, None);
         let mut members = Members::new(obj);
-        for (k, v) in members.by_ref() {
+        let mut closed = false;
+        while let Some((k, v_start)) = members.next_key() {
+            if k == b"claims" {
+                // The last member: not skipped; lookups stop at its end.
+                if obj.get(v_start) != Some(&b'{') {
+                    return None;
+                }
+                claims = Some(JsonRef {
+                    raw: &obj[v_start..],
+                });
+                closed = true;
+                break;
+            }
+            let v = members.value(v_start)?;
             let slot = match k {
                 b"provider" => &mut provider,
                 b"iss" => &mut iss,
@@ -302,21 +328,22 @@ impl<'a> IdentityView<'a> {
                 b"sub" => &mut sub,
                 b"aud" => &mut aud,
                 b"azp" => &mut azp,
-                b"claims" => &mut claims,
                 _ => continue,
             };
             if slot.is_none() {
                 *slot = Some(v);
             }
         }
-        // The object must end where its members end, with nothing after it.
-        let close = skip_ws(obj, members.at);
-        if obj.get(close) != Some(&b'}') || skip_ws(obj, close + 1) != obj.len() {
-            return None;
+        if !closed {
+            // The object must end where its members end, with nothing after it.
+            let close = skip_ws(obj, members.at);
+            if obj.get(close) != Some(&b'}') || skip_ws(obj, close + 1) != obj.len() {
+                return None;
+            }
         }
         let string = |v: &Option<JsonRef<'a>>| v.is_none_or(|v| v.raw.first() == Some(&b'"'));
         let strings = [&provider, &iss, &principal, &sub, &azp];
-        if !strings.into_iter().all(string) || claims.is_some_and(|c| !c.is_object()) {
+        if !strings.into_iter().all(string) {
             return None;
         }
         Some(IdentityView {
@@ -646,10 +673,16 @@ mod tests {
         }
         let deep = format!(
             r#"{{"provider":"p","iss":"i","principal":"x","claims":{{"a":{}1{}}}}}"#,
-            "[".repeat(MAX_DEPTH),
-            "]".repeat(MAX_DEPTH)
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
         );
-        assert!(IdentityView::parse(deep.as_bytes()).is_none());
+        let id = IdentityView::parse(deep.as_bytes()).unwrap();
+        assert!(id.claim(&["a"]).is_none());
+        // `claims` is the last member: what follows it is not read.
+        assert!(
+            IdentityView::parse(br#"{"provider":"p","iss":"i","claims":{},"principal":"x"}"#)
+                .is_none()
+        );
         // Malformed values inside read as absent, never as something else.
         let id = IdentityView::parse(
             br#"{"provider":"p","iss":"i","principal":"x","claims":{"n":01,"e":"\q","t":tru,"l":[1,}}}"#,
