@@ -23,10 +23,11 @@
 //!
 //! `provider`, `iss` and `principal` are strings and required; `sub` and
 //! `azp` strings (empty when absent); `aud` a list of strings (a reader also
-//! accepts one string); `claims` the token's payload as verified, and the
-//! last member: a reader stops at it and ignores anything written after it
-//! (so finding the identity costs the few short members before the claims,
-//! however many claims the token has). JSON text
+//! accepts one string); `claims` the token's payload as verified, written
+//! last: when every other member came before it, a reader stops there (so
+//! finding the identity costs the few short members before the claims,
+//! however many claims the token has); in any other order (a hand-written
+//! identity with sorted keys, say) the claims are skipped and the rest read. JSON text
 //! is kept (rather than a binary form) because it is what Envoy's access
 //! log, `wasmesh serve`'s admin view and the scenario tests show and what a
 //! test or an operator can write by hand.
@@ -34,8 +35,8 @@
 //! # Decoding
 //!
 //! [`IdentityView`] is the only reader: it borrows the bytes the host handed
-//! over, walks the top-level members up to `claims` once (the required
-//! members present and strings), remembers where they are, and builds no
+//! over, walks the top-level members once (up to `claims` when it comes
+//! last; the required members present and strings), remembers where they are, and builds no
 //! tree and allocates nothing. A claim is found by skipping over the claims
 //! before it (values skipped by their strings and brackets, nesting at most
 //! [`MAX_DEPTH`]; [`IdentityView::claim`]); claims a filter never asks for are
@@ -294,10 +295,11 @@ pub struct IdentityView<'a> {
 }
 
 impl<'a> IdentityView<'a> {
-    /// Finds the top-level members up to `claims`: `None` unless `bytes` is
-    /// a JSON object whose `provider`, `iss` and `principal` are strings
-    /// (`sub`, `azp` must be strings and `claims` an object when present);
-    /// without `claims`, nothing may follow the object.
+    /// Finds the top-level members (up to `claims` when every other member
+    /// came before it): `None` unless `bytes` is a JSON object whose
+    /// `provider`, `iss` and `principal` are strings (`sub`, `azp` must be
+    /// strings and `claims` an object when present); unless reading stopped
+    /// at `claims`, nothing may follow the object.
     pub fn parse(bytes: &'a [u8]) -> Option<IdentityView<'a>> {
         let start = skip_ws(bytes, 0);
         if bytes.get(start) != Some(&b'{') {
@@ -310,15 +312,20 @@ impl<'a> IdentityView<'a> {
         let mut closed = false;
         while let Some((k, v_start)) = members.next_key() {
             if k == b"claims" {
-                // The last member: not skipped; lookups stop at its end.
                 if obj.get(v_start) != Some(&b'{') {
                     return None;
                 }
-                claims = Some(JsonRef {
-                    raw: &obj[v_start..],
-                });
-                closed = true;
-                break;
+                let seen = [&provider, &iss, &principal, &sub, &aud, &azp];
+                if claims.is_none() && seen.iter().all(|m| m.is_some()) {
+                    // Every other member came first (the JWT filter's
+                    // order): the claims are not skipped, lookups stop at
+                    // their end.
+                    claims = Some(JsonRef {
+                        raw: &obj[v_start..],
+                    });
+                    closed = true;
+                    break;
+                }
             }
             let v = members.value(v_start)?;
             let slot = match k {
@@ -328,6 +335,7 @@ impl<'a> IdentityView<'a> {
                 b"sub" => &mut sub,
                 b"aud" => &mut aud,
                 b"azp" => &mut azp,
+                b"claims" => &mut claims,
                 _ => continue,
             };
             if slot.is_none() {
@@ -671,18 +679,30 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-        let deep = format!(
-            r#"{{"provider":"p","iss":"i","principal":"x","claims":{{"a":{}1{}}}}}"#,
-            "[".repeat(MAX_DEPTH + 1),
-            "]".repeat(MAX_DEPTH + 1)
-        );
-        let id = IdentityView::parse(deep.as_bytes()).unwrap();
+        // Too deep: refused when the claims are skipped, absent when read.
+        let deep = |head: &str| {
+            format!(
+                r#"{{{head}"claims":{{"a":{}1{}}}}}"#,
+                "[".repeat(MAX_DEPTH + 1),
+                "]".repeat(MAX_DEPTH + 1)
+            )
+        };
+        let short = deep(r#""provider":"p","iss":"i","principal":"x","#);
+        assert!(IdentityView::parse(short.as_bytes()).is_none());
+        let full = deep(r#""provider":"p","iss":"i","sub":"s","aud":[],"azp":"","principal":"x","#);
+        let id = IdentityView::parse(full.as_bytes()).unwrap();
         assert!(id.claim(&["a"]).is_none());
-        // `claims` is the last member: what follows it is not read.
-        assert!(
-            IdentityView::parse(br#"{"provider":"p","iss":"i","claims":{},"principal":"x"}"#)
-                .is_none()
-        );
+        // Members after `claims` are read unless every other one came first.
+        let id = IdentityView::parse(
+            br#"{"aud":"a","claims":{"g":"x"},"iss":"i","principal":"i/s","provider":"p","sub":"s"}"#,
+        )
+        .unwrap();
+        assert_eq!((id.principal(), id.sub()), ("i/s".into(), "s".into()));
+        assert_eq!(texts(id.claim(&["g"]).unwrap()), vec!["x"]);
+        let sorted = serde_json::to_string(&serde_json::to_value(sample()).unwrap()).unwrap();
+        let id = IdentityView::parse(sorted.as_bytes()).unwrap();
+        assert_eq!(id.principal(), "https://idp/alice");
+        assert_eq!(texts(id.claim(&["realm", "level"]).unwrap()), vec!["3"]);
         // Malformed values inside read as absent, never as something else.
         let id = IdentityView::parse(
             br#"{"provider":"p","iss":"i","principal":"x","claims":{"n":01,"e":"\q","t":tru,"l":[1,}}}"#,
