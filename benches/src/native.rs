@@ -3,7 +3,7 @@
 //! Each driver does per request what the filter's proxy-wasm glue does
 //! around its core, minus the host calls: build the header map from the
 //! request's pairs (the glue reads them from the host), read the
-//! properties it needs (identity JSON parsed per request, as the glue
+//! properties it needs (identity read with `IdentityView`, as the glue
 //! does), decide, and apply the decision's header edits to a map. Metric
 //! updates go to a sink that only counts. So the wasm/native ratio is the
 //! cost of wasm execution plus the ABI (host calls, copies across linear
@@ -133,9 +133,9 @@ fn map(pairs: &[(String, String)]) -> HeaderMap {
     HeaderMap::from_pairs(pairs.to_vec())
 }
 
-fn identity(ctx: &Ctx) -> Option<wasmesh_common::identity::Identity> {
-    ctx.identity_json()
-        .and_then(|j| wasmesh_common::identity::Identity::from_json(j.as_bytes()))
+/// The stored identity's bytes (read with `IdentityView`, as the filters do).
+fn identity(ctx: &Ctx) -> Option<Vec<u8>> {
+    ctx.identity_json().map(|j| j.as_bytes().to_vec())
 }
 
 fn source_ip(props: &Props) -> Option<std::net::IpAddr> {
@@ -235,7 +235,9 @@ fn router(bytes: &[u8]) -> Result<NativeFilter, String> {
         let values = table.header_names().resolve(&m);
         let attrs = RequestAttributes {
             headers: &m,
-            identity: ident.as_ref(),
+            identity: ident
+                .as_deref()
+                .and_then(wasmesh_common::identity::IdentityView::parse),
             source_ip: if table.needs_source_ip() {
                 source_ip(ctx.props)
             } else {
@@ -270,7 +272,9 @@ fn fault(bytes: &[u8]) -> Result<NativeFilter, String> {
         let values = policy.header_names().resolve(&m);
         let attrs = RequestAttributes {
             headers: &m,
-            identity: ident.as_ref(),
+            identity: ident
+                .as_deref()
+                .and_then(wasmesh_common::identity::IdentityView::parse),
             source_ip: if policy.needs_source_ip() {
                 source_ip(ctx.props)
             } else {
@@ -303,7 +307,6 @@ struct MetricsHost<'a> {
     trailers: &'a HeaderMap,
     props: &'a Props,
     identity_json: Option<&'a str>,
-    identity: Option<serde_json::Value>,
 }
 
 impl custom_metrics::resolver::StreamHost for MetricsHost<'_> {
@@ -338,12 +341,8 @@ impl custom_metrics::resolver::StreamHost for MetricsHost<'_> {
             _ => None,
         }
     }
-    fn identity(&mut self) -> Option<&serde_json::Value> {
-        if self.identity.is_none() {
-            let j = self.identity_json?;
-            self.identity = serde_json::from_str(j).ok();
-        }
-        self.identity.as_ref()
+    fn identity(&mut self) -> Option<wasmesh_common::identity::IdentityView<'_>> {
+        wasmesh_common::identity::IdentityView::parse(self.identity_json?.as_bytes())
     }
     fn now_nanos(&mut self) -> u64 {
         NOW * 1_000_000_000
@@ -381,7 +380,6 @@ fn metrics(bytes: &[u8], node: &Props) -> Result<NativeFilter, String> {
             trailers: &trailers,
             props: ctx.props,
             identity_json: ctx.identity_json(),
-            identity: None,
         };
         let started = recorder.on_request_start(&cfg, &mut host, &mut sink);
         black_box(recorder.on_log(&cfg, &mut host, &mut sink, &started));

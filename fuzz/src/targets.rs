@@ -203,14 +203,18 @@ fn rbac_request_for(req: &Request) -> rbac::authz::Connection {
             .headers
             .get("x-test-peer")
             .map(|p| format!("spiffe://{p}")),
-        identity: req.headers.get("x-test-sub").map(|sub| Identity {
-            provider: "idp".into(),
-            iss: "https://idp".into(),
-            sub: sub.into(),
-            aud: vec!["api".into()],
-            azp: String::new(),
-            principal: format!("https://idp/{sub}"),
-            claims: obj(serde_json::json!({"groups": ["readers", sub]})),
+        identity: req.headers.get("x-test-sub").map(|sub| {
+            Identity {
+                provider: "idp".into(),
+                iss: "https://idp".into(),
+                sub: sub.into(),
+                aud: vec!["api".into()],
+                azp: String::new(),
+                principal: format!("https://idp/{sub}"),
+                claims: obj(serde_json::json!({"groups": ["readers", sub]})),
+            }
+            .to_json()
+            .into_bytes()
         }),
     }
 }
@@ -347,15 +351,19 @@ fn router_fixture() -> &'static header_router::RouteTable {
     T.get_or_init(|| router_table(ROUTER_FIXTURE.as_bytes()).expect("fixture table"))
 }
 
-fn identity_for(req: &HeaderMap) -> Option<Identity> {
-    req.get("x-test-groups").map(|g| Identity {
-        provider: "idp".into(),
-        iss: "https://idp".into(),
-        sub: "alice".into(),
-        aud: vec![],
-        azp: String::new(),
-        principal: "https://idp/alice".into(),
-        claims: obj(serde_json::json!({"groups": g, "sub": "alice", "n": {"m": [1, g]}})),
+/// The identity as the JWT filter stores it.
+fn identity_for(req: &HeaderMap) -> Option<String> {
+    req.get("x-test-groups").map(|g| {
+        Identity {
+            provider: "idp".into(),
+            iss: "https://idp".into(),
+            sub: "alice".into(),
+            aud: vec![],
+            azp: String::new(),
+            principal: "https://idp/alice".into(),
+            claims: obj(serde_json::json!({"groups": g, "sub": "alice", "n": {"m": [1, g]}})),
+        }
+        .to_json()
     })
 }
 
@@ -365,7 +373,9 @@ fn route_once(table: &header_router::RouteTable, req: &Request, seed: u64) -> Op
     let values = names.resolve(&req.headers);
     let attrs = RequestAttributes {
         headers: &req.headers,
-        identity: identity.as_ref(),
+        identity: identity
+            .as_deref()
+            .and_then(|j| wasmesh_common::identity::IdentityView::parse(j.as_bytes())),
         source_ip: req
             .headers
             .get("x-test-source")
@@ -445,14 +455,19 @@ fn plan_once(
     policy: &fault_injection::FaultPolicy,
     req: &Request,
 ) -> Option<fault_injection::policy::Plan> {
-    let identity = req.headers.get("x-test-sub").map(|sub| Identity {
-        sub: sub.into(),
-        claims: obj(serde_json::json!({"sub": sub})),
-        ..Default::default()
+    let identity = req.headers.get("x-test-sub").map(|sub| {
+        Identity {
+            sub: sub.into(),
+            claims: obj(serde_json::json!({"sub": sub})),
+            ..Default::default()
+        }
+        .to_json()
     });
     let attrs = RequestAttributes {
         headers: &req.headers,
-        identity: identity.as_ref(),
+        identity: identity
+            .as_deref()
+            .and_then(|j| wasmesh_common::identity::IdentityView::parse(j.as_bytes())),
         source_ip: req
             .headers
             .get("x-test-source")
@@ -542,7 +557,7 @@ impl custom_metrics::resolver::StreamHost for Stream {
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.clone())
     }
-    fn identity(&mut self) -> Option<&serde_json::Value> {
+    fn identity(&mut self) -> Option<wasmesh_common::identity::IdentityView<'_>> {
         None
     }
     fn now_nanos(&mut self) -> u64 {

@@ -6,28 +6,22 @@
 //! `None` result.
 
 use crate::abi::hostcalls;
-use crate::abi::pairs::Pairs;
 use crate::abi::types::{LogLevel, MapType};
+use crate::abi::HostBuf;
 use crate::config::ConfigError;
-use crate::identity::{Identity, IDENTITY_PROPERTY};
+use crate::identity::IDENTITY_PROPERTY;
 use crate::request::HeaderMap;
 
 pub use crate::abi::log::{enabled as log_enabled, log_parts};
 
 /// Header pairs of `map` with one host call (empty when the map is not
-/// available). Values that are not UTF-8 (Envoy allows any byte but NUL,
-/// CR and LF) are decoded lossily; names are tokens, hence ASCII.
+/// available); the host's buffer becomes the map (no copy per header, see
+/// [`HeaderMap::from_host_buffer`]).
 pub fn map(map: MapType) -> HeaderMap {
-    let buf = hostcalls::get_map(map).unwrap_or_else(|_| crate::abi::HostBuf::empty());
-    let pairs = Pairs::new(&buf);
-    let mut out = Vec::with_capacity(pairs.declared_len());
-    for (k, v) in pairs {
-        out.push((
-            String::from_utf8_lossy(k).into_owned(),
-            String::from_utf8_lossy(v).into_owned(),
-        ));
+    match hostcalls::get_map(map) {
+        Ok(buf) => HeaderMap::from_host_buffer(buf.into_vec()),
+        Err(_) => HeaderMap::new(),
     }
-    HeaderMap::from_pairs(out)
 }
 
 /// All request headers with one host call.
@@ -45,34 +39,34 @@ pub fn property(path: &[&str]) -> Option<crate::abi::HostBuf> {
     hostcalls::get_property_path(path).ok().flatten()
 }
 
-/// The verified identity left by the JWT filter earlier in this stream.
-pub fn identity() -> Option<Identity> {
-    let bytes = hostcalls::get_property(IDENTITY_PROPERTY.as_bytes())
+/// The stored identity the JWT filter left earlier in this stream, as bytes;
+/// read it with [`crate::identity::IdentityView::parse`], which borrows them.
+pub fn identity_bytes() -> Option<HostBuf> {
+    hostcalls::get_property(IDENTITY_PROPERTY.as_bytes())
         .ok()
-        .flatten()?;
-    Identity::from_json(&bytes)
+        .flatten()
+}
+
+/// The peer IP (`source.address`), if the host has it.
+pub fn source_ip() -> Option<std::net::IpAddr> {
+    let a = hostcalls::get_property(b"source\0address").ok().flatten()?;
+    crate::cidr::parse_address_ip(std::str::from_utf8(&a).ok()?)
 }
 
 /// What `http_match` conditions read beyond headers, fetched only when the
-/// compiled matches use it: the verified identity (`claims`) and the peer
-/// IP (`sourceIp`).
+/// compiled matches use it: the stored identity's bytes (`claims`; parse
+/// with [`crate::identity::IdentityView::parse`]) and the peer IP
+/// (`sourceIp`).
 pub fn match_context(
     needs_identity: bool,
     needs_source_ip: bool,
-) -> (Option<Identity>, Option<std::net::IpAddr>) {
+) -> (Option<HostBuf>, Option<std::net::IpAddr>) {
     let identity = if needs_identity {
-        hostcalls::get_property(IDENTITY_PROPERTY.as_bytes())
-            .ok()
-            .flatten()
-            .and_then(|b| crate::http_match::json::identity_from_json(&b))
+        identity_bytes()
     } else {
         None
     };
-    let source_ip = if needs_source_ip {
-        property_string(&["source", "address"]).and_then(|a| crate::cidr::parse_address_ip(&a))
-    } else {
-        None
-    };
+    let source_ip = if needs_source_ip { source_ip() } else { None };
     (identity, source_ip)
 }
 

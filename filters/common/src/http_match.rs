@@ -37,10 +37,9 @@
 
 use crate::cidr::Cidr;
 use crate::config::{ConfigError, FieldPath};
-use crate::identity::Identity;
+use crate::identity::{IdentityView, JsonRef};
 use crate::matcher::{StringMatch, StringMatcher};
 use crate::request::HeaderMap;
-use serde_json::Value;
 use std::borrow::Cow;
 use std::net::IpAddr;
 
@@ -112,7 +111,7 @@ pub struct RequestAttributes<'a> {
     /// Request headers, pseudo-headers included.
     pub headers: &'a HeaderMap,
     /// The verified identity left by the JWT filter, if any.
-    pub identity: Option<&'a Identity>,
+    pub identity: Option<IdentityView<'a>>,
     /// The peer IP (`source.address`), if known.
     pub source_ip: Option<IpAddr>,
     /// The values of the interned header names, looked up once for the
@@ -864,7 +863,7 @@ fn header_value<'a>(headers: &'a HeaderMap, name: &str, authority: bool) -> Opti
         .pairs()
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str());
+        .map(|(_, v)| v);
     let first = values.next()?;
     match values.next() {
         None => Some(Cow::Borrowed(first)),
@@ -907,28 +906,10 @@ fn path_of<'a>(req: &RequestAttributes<'a>, id: usize) -> &'a str {
     }
 }
 
-fn claim_matches(v: &Value, m: &Matcher) -> bool {
-    fn scalar(v: &Value, m: &Matcher) -> bool {
-        match v {
-            Value::String(s) => m.matches(s),
-            Value::Number(n) => m.matches(&n.to_string()),
-            Value::Bool(b) => m.matches(if *b { "true" } else { "false" }),
-            _ => false,
-        }
-    }
-    match v {
-        Value::Array(items) => items.iter().any(|i| scalar(i, m)),
-        other => scalar(other, m),
-    }
-}
-
-fn claim_at<'a>(identity: &'a Identity, path: &[String]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    let mut v = identity.claims.get(first.as_str())?;
-    for seg in rest {
-        v = v.as_object()?.get(seg.as_str())?;
-    }
-    Some(v)
+/// A claim matches if it is a matching scalar (numbers and booleans as
+/// their JSON text) or a list with a matching scalar element.
+fn claim_matches(v: JsonRef<'_>, m: &Matcher) -> bool {
+    v.scalars().any(|s| m.matches(s.text()))
 }
 
 impl Cond {
@@ -974,7 +955,7 @@ impl Cond {
                 (Some(_), ValueMatch::Present) => true,
                 (Some(v), ValueMatch::Value(m)) => m.matches(v),
             },
-            Cond::Claim { path, m } => match (req.identity.and_then(|id| claim_at(id, path)), m) {
+            Cond::Claim { path, m } => match (req.identity.and_then(|id| id.claim(path)), m) {
                 (None, _) => false,
                 (Some(_), ValueMatch::Present) => true,
                 (Some(v), ValueMatch::Value(m)) => claim_matches(v, m),
@@ -1054,76 +1035,6 @@ impl MatchList {
                 .get(*id)
                 .is_some_and(|got| got.as_deref() != Some(want.as_str())),
             _ => false,
-        }
-    }
-}
-
-/// Reading the identity the JWT filter stored (not configuration: the
-/// configuration is read by [`crate::config::parse_json`]).
-pub mod json {
-    use serde_json::{Map, Value};
-
-    /// Reads the identity the JWT filter stored (the JSON of
-    /// [`crate::identity::Identity`]) without the derived deserializer;
-    /// `None` if it is not an object.
-    pub fn identity_from_json(bytes: &[u8]) -> Option<crate::identity::Identity> {
-        let Value::Object(map) = serde_json::from_slice::<Value>(bytes).ok()? else {
-            return None;
-        };
-        let text = |k: &str| match map.get(k) {
-            Some(Value::String(s)) => s.clone(),
-            _ => String::new(),
-        };
-        let (provider, iss, sub, azp, principal) = (
-            text("provider"),
-            text("iss"),
-            text("sub"),
-            text("azp"),
-            text("principal"),
-        );
-        let aud = match map.get("aud") {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let claims = match map.get("claims") {
-            Some(Value::Object(c)) => c.clone(),
-            _ => Map::new(),
-        };
-        Some(crate::identity::Identity {
-            provider,
-            iss,
-            sub,
-            aud,
-            azp,
-            principal,
-            claims,
-        })
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn identity_round_trip() {
-            let mut claims = Map::new();
-            claims.insert("groups".into(), serde_json::json!(["a", "b"]));
-            let id = crate::identity::Identity {
-                provider: "idp".into(),
-                iss: "https://idp".into(),
-                sub: "alice".into(),
-                aud: vec!["api".into()],
-                azp: "web".into(),
-                principal: "https://idp/alice".into(),
-                claims,
-            };
-            assert_eq!(identity_from_json(id.to_json().as_bytes()), Some(id));
-            assert_eq!(identity_from_json(b"[]"), None);
-            assert_eq!(identity_from_json(b"not json"), None);
         }
     }
 }
@@ -1292,8 +1203,9 @@ mod tests {
         assert!(!matches(&l, &req(&[(":path", "/s?id=4x")])));
     }
 
-    fn identity(claims: serde_json::Value) -> Identity {
-        Identity {
+    /// The identity as the JWT filter stores it.
+    fn identity(claims: serde_json::Value) -> String {
+        crate::identity::Identity {
             provider: "idp".into(),
             iss: "https://idp".into(),
             sub: "alice".into(),
@@ -1301,6 +1213,7 @@ mod tests {
             claims: claims.as_object().unwrap().clone(),
             ..Default::default()
         }
+        .to_json()
     }
 
     #[test]
@@ -1309,10 +1222,10 @@ mod tests {
             "groups": ["dev", "beta"], "realm": {"roles": ["admin"], "level": 3}, "email_verified": true
         }));
         let h = req(&[]);
-        let at = |json: &str, identity: Option<&Identity>| {
+        let at = |json: &str, identity: Option<&String>| {
             list(json).matches(&RequestAttributes {
                 headers: &h,
-                identity,
+                identity: identity.map(|b| IdentityView::parse(b.as_bytes()).unwrap()),
                 source_ip: None,
                 header_values: None,
             })

@@ -6,46 +6,164 @@
 //! case-insensitively so that a core never depends on that detail.
 
 /// An ordered multi-map of HTTP headers (pseudo-headers included).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// All names and values live in one string; the map keeps where each pair
+/// is. A map read from the host ([`HeaderMap::from_host_buffer`]) takes the
+/// host's buffer over as that string without copying a header, so reading a
+/// request costs two allocations however many headers it has.
+#[derive(Clone, Default)]
 pub struct HeaderMap {
-    pairs: Vec<(String, String)>,
+    text: String,
+    /// Per pair: name start, name length, value start, value length in `text`.
+    spans: Vec<[u32; 4]>,
 }
+
+/// The pairs of a [`HeaderMap`], borrowed.
+#[derive(Clone, Copy)]
+pub struct PairsRef<'a> {
+    map: &'a HeaderMap,
+}
+
+impl<'a> PairsRef<'a> {
+    /// Every pair, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let map = self.map;
+        map.spans.iter().map(move |s| map.pair(s))
+    }
+
+    /// The pairs as owned strings.
+    pub fn to_vec(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.map.spans.len()
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.map.spans.is_empty()
+    }
+}
+
+impl std::fmt::Debug for HeaderMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.pairs().iter()).finish()
+    }
+}
+
+impl PartialEq for HeaderMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.spans.len() == other.spans.len() && self.pairs().iter().eq(other.pairs().iter())
+    }
+}
+
+impl Eq for HeaderMap {}
 
 impl HeaderMap {
     /// An empty map.
     pub fn new() -> Self {
-        HeaderMap { pairs: Vec::new() }
+        HeaderMap::default()
+    }
+
+    #[inline]
+    fn pair(&self, s: &[u32; 4]) -> (&str, &str) {
+        let at = |start: u32, len: u32| {
+            let (start, len) = (start as usize, len as usize);
+            self.text.get(start..start + len).unwrap_or("")
+        };
+        (at(s[0], s[1]), at(s[2], s[3]))
+    }
+
+    fn push(&mut self, name: &str, value: &str) {
+        let n = self.text.len();
+        self.text.push_str(name);
+        self.text.push_str(value);
+        let nl = name.len();
+        self.spans
+            .push([n as u32, nl as u32, (n + nl) as u32, value.len() as u32]);
     }
 
     /// Wraps pairs as the host returned them.
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
-        HeaderMap { pairs }
+        let mut m = HeaderMap {
+            text: String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len()).sum()),
+            spans: Vec::with_capacity(pairs.len()),
+        };
+        for (k, v) in &pairs {
+            m.push(k, v);
+        }
+        m
     }
 
     /// Builds a map from borrowed pairs (tests, examples).
     pub fn from_slice(pairs: &[(&str, &str)]) -> Self {
-        HeaderMap {
-            pairs: pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.push(k, v);
+        }
+        m
+    }
+
+    /// Takes over a buffer in the Proxy-Wasm map encoding (see
+    /// [`crate::abi::pairs`]) without copying the headers: the pair table at
+    /// its start is blanked and the buffer becomes the map's text. Values that
+    /// are not UTF-8 (Envoy allows any byte but NUL, CR and LF) are decoded
+    /// lossily; a malformed buffer gives the pairs read before the damage.
+    pub fn from_host_buffer(mut buf: Vec<u8>) -> Self {
+        let mut spans = Vec::new();
+        let mut table_end = 0;
+        {
+            let mut pairs = crate::abi::pairs::Pairs::new(&buf);
+            spans.reserve(pairs.declared_len());
+            let base = buf.as_ptr() as usize;
+            for (k, v) in pairs.by_ref() {
+                let (ks, vs) = (k.as_ptr() as usize - base, v.as_ptr() as usize - base);
+                if table_end == 0 {
+                    table_end = ks;
+                }
+                spans.push([ks as u32, k.len() as u32, vs as u32, v.len() as u32]);
+            }
+        }
+        if spans.is_empty() || buf.len() > u32::MAX as usize {
+            return HeaderMap::new();
+        }
+        // The table holds binary lengths; blank it so the buffer is text.
+        buf[..table_end].fill(b' ');
+        match String::from_utf8(buf) {
+            Ok(text) => HeaderMap { text, spans },
+            Err(e) => {
+                let buf = e.into_bytes();
+                let lossy = |s: u32, l: u32| {
+                    String::from_utf8_lossy(&buf[s as usize..(s + l) as usize]).into_owned()
+                };
+                HeaderMap::from_pairs(
+                    spans
+                        .iter()
+                        .map(|s| (lossy(s[0], s[1]), lossy(s[2], s[3])))
+                        .collect(),
+                )
+            }
         }
     }
 
     /// The first value of `name`, as Envoy's `get` returns it.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.spans.iter().find_map(|s| {
+            let (k, v) = self.pair(s);
+            k.eq_ignore_ascii_case(name).then_some(v)
+        })
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs
-            .iter()
-            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.spans.iter().filter_map(move |s| {
+            let (k, v) = self.pair(s);
+            k.eq_ignore_ascii_case(name).then_some(v)
+        })
     }
 
     /// How many times `name` occurs.
@@ -59,26 +177,41 @@ impl HeaderMap {
     }
 
     /// All pairs in order.
-    pub fn pairs(&self) -> &[(String, String)] {
-        &self.pairs
+    pub fn pairs(&self) -> PairsRef<'_> {
+        PairsRef { map: self }
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
     }
 
     /// Replaces every value of `name` with one value (Envoy's `replace`).
     pub fn set(&mut self, name: &str, value: &str) {
         self.remove(name);
-        self.pairs
-            .push((name.to_ascii_lowercase(), value.to_string()));
+        self.push(&name.to_ascii_lowercase(), value);
     }
 
     /// Appends a value (Envoy's `add`).
     pub fn add(&mut self, name: &str, value: &str) {
-        self.pairs
-            .push((name.to_ascii_lowercase(), value.to_string()));
+        self.push(&name.to_ascii_lowercase(), value);
     }
 
     /// Removes every value of `name`.
     pub fn remove(&mut self, name: &str) {
-        self.pairs.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        let text = &self.text;
+        self.spans.retain(|s| {
+            let (start, len) = (s[0] as usize, s[1] as usize);
+            !text
+                .get(start..start + len)
+                .unwrap_or("")
+                .eq_ignore_ascii_case(name)
+        });
     }
 
     /// `:method`.
@@ -180,6 +313,32 @@ mod tests {
             ("x-dup", "one"),
             ("X-Dup", "two"),
         ])
+    }
+
+    #[test]
+    fn takes_the_host_buffer_over() {
+        let long = "v".repeat(300);
+        let pairs = [
+            (":path", "/a?b=1"),
+            ("x-long", long.as_str()),
+            ("X-Dup", "one"),
+            ("x-dup", "two"),
+        ];
+        let buf = crate::abi::pairs::serialize(&pairs);
+        let m = HeaderMap::from_host_buffer(buf);
+        assert_eq!(m, HeaderMap::from_slice(&pairs));
+        assert_eq!(m.get("x-long"), Some(long.as_str()));
+        assert_eq!(m.get_all("x-dup").collect::<Vec<_>>(), vec!["one", "two"]);
+        assert_eq!(m.url_path(), "/a");
+        // Not UTF-8: decoded lossily.
+        let mut buf = crate::abi::pairs::serialize(&[("x-bin", "a_b")]);
+        let at = buf.len() - 3;
+        buf[at] = 0xff;
+        let m = HeaderMap::from_host_buffer(buf);
+        assert_eq!(m.get("x-bin"), Some("a\u{fffd}b"));
+        // Malformed or empty: no headers, no panic.
+        assert!(HeaderMap::from_host_buffer(vec![9, 0, 0, 0, 1]).is_empty());
+        assert!(HeaderMap::from_host_buffer(Vec::new()).is_empty());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use wasmesh_common::abi::hostcalls;
 use wasmesh_common::abi::types::{Action, LogLevel, MapType, MetricType};
 use wasmesh_common::abi::{HostBuf, Http};
 use wasmesh_common::host;
-use wasmesh_common::identity::IDENTITY_PROPERTY;
+use wasmesh_common::identity::{IdentityView, IDENTITY_PROPERTY};
 use wasmesh_common::HeaderMap;
 
 // Host calls never panic here: a map the stream does not have (no response
@@ -237,7 +237,8 @@ struct HostView {
     request: Option<RawMap>,
     response: Option<RawMap>,
     trailers: Option<RawMap>,
-    identity: Option<Option<Json>>,
+    /// The stored identity's bytes, read once.
+    identity: Option<Option<HostBuf>>,
     /// Reused buffer for property paths.
     path: Vec<u8>,
     start_ns: Option<u64>,
@@ -300,13 +301,11 @@ impl StreamHost for HostView {
         }
         raw_property(&self.path).map(HostBuf::into_vec)
     }
-    fn identity(&mut self) -> Option<&Json> {
+    fn identity(&mut self) -> Option<IdentityView<'_>> {
         self.identity
-            .get_or_insert_with(|| {
-                let bytes = raw_property(IDENTITY_PROPERTY.as_bytes())?;
-                serde_json::from_slice(&bytes).ok()
-            })
-            .as_ref()
+            .get_or_insert_with(|| raw_property(IDENTITY_PROPERTY.as_bytes()))
+            .as_deref()
+            .and_then(IdentityView::parse)
     }
     fn now_nanos(&mut self) -> u64 {
         host::now_nanos()

@@ -8,7 +8,7 @@
 use crate::attribute::{Attribute, Derived, PeerSide, PropKind, Value};
 use crate::config::{Compiled, Reporter};
 use crate::flags;
-use serde_json::Value as Json;
+use wasmesh_common::identity::{IdentityView, JsonRef};
 use wasmesh_common::HeaderMap;
 
 /// What the filter can read about the stream being logged.
@@ -46,7 +46,7 @@ pub trait StreamHost {
     /// The verified identity the JWT filter left in filter state
     /// (`wasmesh.identity`, the JSON of `wasmesh_common::identity::Identity`),
     /// parsed; fetched at most once.
-    fn identity(&mut self) -> Option<&Json>;
+    fn identity(&mut self) -> Option<IdentityView<'_>>;
     /// The clock, in nanoseconds since the epoch.
     fn now_nanos(&mut self) -> u64;
     /// When this filter first saw the stream, if it did.
@@ -214,19 +214,31 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
                 .host
                 .response_trailer(h)
                 .map_or(Value::Missing, |v| Value::Str(v.to_string())),
-            Claim(path) => {
-                let mut v = self.host.identity().and_then(|id| id.get("claims"));
-                for seg in path {
-                    v = v.and_then(|x| x.get(seg));
-                }
-                v.and_then(claim_string).map_or(Value::Missing, Value::Str)
+            Claim(path) => self
+                .host
+                .identity()
+                .and_then(|id| id.claim(path))
+                .and_then(claim_string)
+                .map_or(Value::Missing, Value::Str),
+            AuthPrincipal => {
+                let v = self.host.identity().map(|id| id.principal().into_owned());
+                non_empty(v)
             }
-            AuthPrincipal => self.identity_string("principal"),
-            AuthAudiences => match self.host.identity().and_then(|id| id.get("aud")) {
-                Some(a) => claim_string(a).map_or(Value::Missing, Value::Str),
+            AuthAudiences => match self.host.identity() {
+                Some(id) => {
+                    let aud: Vec<_> = id.audiences().collect();
+                    if aud.is_empty() {
+                        Value::Missing
+                    } else {
+                        Value::Str(aud.join(","))
+                    }
+                }
                 None => Value::Missing,
             },
-            AuthPresenter => self.identity_string("azp"),
+            AuthPresenter => {
+                let v = self.host.identity().map(|id| id.azp().into_owned());
+                non_empty(v)
+            }
             Method => self.req_header(":method"),
             Path => self.req_header(":path"),
             UrlPath => self
@@ -307,18 +319,6 @@ impl<'a, H: StreamHost> Resolver<'a, H> {
         };
         self.flags = Some(bits | marks);
         bits | marks
-    }
-
-    fn identity_string(&mut self, key: &str) -> Value {
-        match self
-            .host
-            .identity()
-            .and_then(|id| id.get(key))
-            .and_then(Json::as_str)
-        {
-            Some(v) if !v.is_empty() => Value::Str(v.to_string()),
-            _ => Value::Missing,
-        }
     }
 
     fn duration_ms(&mut self) -> Value {
@@ -686,24 +686,23 @@ fn query_of(p: &str) -> Option<&str> {
     Some(&rest[..rest.find('#').unwrap_or(rest.len())])
 }
 
-/// A claim as a label: a string as is, a number as written, a boolean as
-/// `true`/`false`, a list as its scalar elements joined with `,` (as
-/// `wasmesh_common::identity::claim_strings`); objects and nulls are missing.
-fn claim_string(v: &Json) -> Option<String> {
-    fn scalar(v: &Json) -> Option<String> {
-        match v {
-            Json::String(s) => Some(s.clone()),
-            Json::Number(n) => Some(n.to_string()),
-            Json::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    }
+/// A non-empty identity string as a label.
+fn non_empty(v: Option<String>) -> Value {
     match v {
-        Json::Array(items) => {
-            let parts: Vec<String> = items.iter().filter_map(scalar).collect();
-            (!parts.is_empty()).then(|| parts.join(","))
-        }
-        other => scalar(other),
+        Some(v) if !v.is_empty() => Value::Str(v),
+        _ => Value::Missing,
+    }
+}
+
+/// A claim as a label: a string as is, a number as written, a boolean as
+/// `true`/`false`, a list as its scalar elements joined with `,`; objects
+/// and nulls are missing.
+fn claim_string(v: JsonRef<'_>) -> Option<String> {
+    if v.is_array() {
+        let parts: Vec<String> = v.scalars().map(|s| s.text().to_string()).collect();
+        (!parts.is_empty()).then(|| parts.join(","))
+    } else {
+        v.scalar().map(|s| s.text().to_string())
     }
 }
 
@@ -756,7 +755,8 @@ pub(crate) mod tests {
         pub resp: HeaderMap,
         pub trailers: HeaderMap,
         pub props: HashMap<String, Vec<u8>>,
-        pub identity: Option<Json>,
+        /// The identity as stored in filter state.
+        pub identity: Option<String>,
         pub now: u64,
         pub start: Option<u64>,
         pub req_body: Option<u64>,
@@ -809,8 +809,8 @@ pub(crate) mod tests {
             self.read_paths.push(path.join("."));
             self.props.get(&path.join(".")).cloned()
         }
-        fn identity(&mut self) -> Option<&Json> {
-            self.identity.as_ref()
+        fn identity(&mut self) -> Option<IdentityView<'_>> {
+            IdentityView::parse(self.identity.as_deref()?.as_bytes())
         }
         fn now_nanos(&mut self) -> u64 {
             self.now
@@ -830,9 +830,9 @@ pub(crate) mod tests {
         Compiled::from_json(json.as_bytes(), NodeInfo::default()).unwrap()
     }
 
-    /// The identity as the JWT filter stores it, parsed as the filter reads it.
-    pub fn identity_json(id: Identity) -> Json {
-        serde_json::from_str(&id.to_json()).unwrap()
+    /// The identity as the JWT filter stores it.
+    pub fn identity_json(id: Identity) -> String {
+        id.to_json()
     }
 
     fn eval(s: &mut FakeStream, c: &Compiled, expr: &str) -> Value {

@@ -99,7 +99,7 @@ fn native_core_work_per_request() {
             };
             Some(v.to_vec())
         }
-        fn identity(&mut self) -> Option<&serde_json::Value> {
+        fn identity(&mut self) -> Option<wasmesh_common::identity::IdentityView<'_>> {
             None
         }
         fn now_nanos(&mut self) -> u64 {

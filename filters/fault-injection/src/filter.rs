@@ -388,10 +388,13 @@ impl Http for FaultStream {
         let headers = host::request_headers();
         let (identity, source_ip) =
             host::match_context(policy.needs_identity(), policy.needs_source_ip());
+        let identity = identity
+            .as_deref()
+            .and_then(wasmesh_common::identity::IdentityView::parse);
         let values = policy.header_names().resolve(&headers);
         let attrs = RequestAttributes {
             headers: &headers,
-            identity: identity.as_ref(),
+            identity,
             source_ip,
             header_values: Some(&values),
         };

@@ -32,6 +32,19 @@ pub const ABORT_REQUEST_PERCENTAGE: &str = "x-envoy-fault-abort-request-percenta
 
 /// `absl::SimpleAtoi` on the first value: optional surrounding whitespace,
 /// optional `+`, decimal digits.
+/// What every control header's name starts with.
+const PREFIX: &[u8] = b"x-envoy-fault-";
+
+/// Whether the request has any `x-envoy-fault-*` header (one pass over the
+/// headers; most requests have none, and the four lookups are skipped).
+pub fn any_present(headers: &HeaderMap) -> bool {
+    headers.pairs().iter().any(|(k, _)| {
+        k.as_bytes()
+            .get(..PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+    })
+}
+
 fn integer(headers: &HeaderMap, name: &str) -> Option<u64> {
     let v = headers.get(name)?.trim();
     let digits = v.strip_prefix('+').unwrap_or(v);
@@ -82,6 +95,24 @@ mod tests {
 
     fn h(pairs: &[(&str, &str)]) -> HeaderMap {
         HeaderMap::from_slice(pairs)
+    }
+
+    #[test]
+    fn presence() {
+        assert!(!any_present(&h(&[(":path", "/"), ("x-envoy-faul", "1")])));
+        assert!(any_present(&h(&[
+            (":path", "/"),
+            ("X-Envoy-Fault-Abort-Request", "503")
+        ])));
+        for name in [
+            DELAY_REQUEST,
+            DELAY_REQUEST_PERCENTAGE,
+            ABORT_REQUEST,
+            ABORT_GRPC_REQUEST,
+            ABORT_REQUEST_PERCENTAGE,
+        ] {
+            assert!(any_present(&h(&[(name, "1")])), "{name}");
+        }
     }
 
     #[test]

@@ -353,7 +353,10 @@ impl FaultPolicy {
                 source: Source::Fault(i),
             });
         }
-        if let Some(max_ppm) = self.header_max_ppm {
+        if let Some(max_ppm) = self
+            .header_max_ppm
+            .filter(|_| header_control::any_present(req.headers))
+        {
             if let Some(d) = header_control::delay(req.headers, max_ppm) {
                 plan.delay = Some(d);
             }

@@ -107,10 +107,13 @@ impl Http for RouterStream {
         let headers = host::request_headers();
         let (identity, source_ip) =
             host::match_context(table.needs_identity(), table.needs_source_ip());
+        let identity = identity
+            .as_deref()
+            .and_then(wasmesh_common::identity::IdentityView::parse);
         let values = table.header_names().resolve(&headers);
         let attrs = RequestAttributes {
             headers: &headers,
-            identity: identity.as_ref(),
+            identity,
             source_ip,
             header_values: Some(&values),
         };

@@ -11,10 +11,11 @@
 
 use std::collections::HashSet;
 
+use std::borrow::Cow;
 use wasmesh_common::http_match::{
     compile_match_list_with, header_name, HeaderNames, MatchList, PathMatch, RequestAttributes,
 };
-use wasmesh_common::identity::Identity;
+use wasmesh_common::identity::IdentityView;
 use wasmesh_common::sampling::Rng;
 use wasmesh_common::{ConfigError, FieldPath, HeaderMap};
 
@@ -673,18 +674,18 @@ fn compile_sticky(s: &StickyBy, path: &FieldPath) -> Result<StickyKey, ConfigErr
     Ok(StickyKey::SourceIp)
 }
 
-fn claim_key(identity: &Identity, path: &[String]) -> Option<Vec<u8>> {
-    use serde_json::Value;
-    let (first, rest) = path.split_first()?;
-    let mut v = identity.claims.get(first.as_str())?;
-    for seg in rest {
-        v = v.as_object()?.get(seg.as_str())?;
-    }
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.as_bytes().to_vec()),
-        Value::String(_) | Value::Null => None,
-        Value::Array(a) if a.is_empty() => None,
-        other => Some(other.to_string().into_bytes()),
+/// The sticky key of a claim: a non-empty string's text; a number, boolean,
+/// non-empty list or object its JSON text as stored; nothing for an empty
+/// string, an empty list or `null`.
+fn claim_key<'a>(identity: IdentityView<'a>, path: &[String]) -> Option<Cow<'a, [u8]>> {
+    let v = identity.claim(path)?;
+    match v.raw() {
+        b"null" | b"\"\"" | b"[]" => None,
+        raw if raw.first() == Some(&b'"') => v.as_str().map(|s| match s {
+            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        }),
+        raw => Some(Cow::Borrowed(raw)),
     }
 }
 
@@ -719,6 +720,7 @@ fn sticky_hash(key: &StickyKey, req: &RequestAttributes<'_>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmesh_common::identity::Identity;
 
     fn table(json: &str) -> RouteTable {
         let cfg = RouterConfig::parse(json.as_bytes()).unwrap();
@@ -837,11 +839,12 @@ mod tests {
         let id = Identity {
             claims,
             ..Default::default()
-        };
+        }
+        .to_json();
         let h = req("/reviews", &[]);
         let attrs = RequestAttributes {
             headers: &h,
-            identity: Some(&id),
+            identity: IdentityView::parse(id.as_bytes()),
             source_ip: None,
             header_values: None,
         };
@@ -883,12 +886,12 @@ mod tests {
         let t = table(&base.replace("STICKY", r#"{"cookie":"session"}"#));
         let pick = |t: &RouteTable,
                     h: &HeaderMap,
-                    id: Option<&Identity>,
+                    id: Option<&String>,
                     ip: Option<&str>,
                     rng: &mut Rng| {
             let attrs = RequestAttributes {
                 headers: h,
-                identity: id,
+                identity: id.and_then(|b| IdentityView::parse(b.as_bytes())),
                 source_ip: ip.map(|s| s.parse().unwrap()),
                 header_values: None,
             };
@@ -910,7 +913,8 @@ mod tests {
         let id = Identity {
             claims,
             ..Default::default()
-        };
+        }
+        .to_json();
         let h = req("/", &[]);
         let first = pick(&t, &h, Some(&id), None, &mut rng);
         for _ in 0..20 {

@@ -135,8 +135,12 @@ struct Waiter {
     id: u32,
     state: Rc<Cell<State>>,
     headers: HeaderMap,
-    realm: String,
     since: u64,
+}
+
+/// The `WWW-Authenticate` realm of a request (only assembled for a denial).
+fn realm(headers: &HeaderMap) -> String {
+    status::realm(headers.scheme(), headers.authority(), headers.path())
 }
 
 /// What every context of the VM shares.
@@ -153,7 +157,7 @@ impl Shared {
     /// Decides for `headers` at `now` (ns) and applies the result to the
     /// current effective stream. Returns whether the stream may continue,
     /// or `None` when it must wait.
-    fn run(&self, headers: &HeaderMap, realm: &str, now: u64) -> Option<bool> {
+    fn run(&self, headers: &HeaderMap, now: u64) -> Option<bool> {
         self.ring.now.set(now);
         let decision = {
             let mut cache = self.cache.borrow_mut();
@@ -186,7 +190,7 @@ impl Shared {
                 Some(true)
             }
             Decision::Deny(s) => {
-                self.deny(s, realm);
+                self.deny(s, &realm(headers));
                 Some(false)
             }
             Decision::Wait => None,
@@ -218,9 +222,9 @@ impl Shared {
             if w.state.get() != State::Waiting || hostcalls::set_effective_context(w.id).is_err() {
                 continue;
             }
-            let result = match self.run(&w.headers, &w.realm, now) {
+            let result = match self.run(&w.headers, now) {
                 None if now.saturating_sub(w.since) > self.max_wait => {
-                    self.deny(Status::JwksFetchFail, &w.realm);
+                    self.deny(Status::JwksFetchFail, &realm(&w.headers));
                     Some(false)
                 }
                 r => r,
@@ -521,9 +525,8 @@ impl Http for Stream {
             }
         }
         apply(&sanitize);
-        let realm = status::realm(headers.scheme(), headers.authority(), headers.path());
         let now = host::now_nanos();
-        match shared.run(&headers, &realm, now) {
+        match shared.run(&headers, now) {
             Some(true) => {
                 self.state.set(State::Done);
                 Action::Continue
@@ -538,7 +541,6 @@ impl Http for Stream {
                     id: self.id,
                     state: Rc::clone(&self.state),
                     headers,
-                    realm,
                     since: now,
                 });
                 Action::Pause

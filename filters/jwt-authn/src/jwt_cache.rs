@@ -34,18 +34,58 @@ pub struct JwtCache<V> {
     free: Vec<usize>,
 }
 
-/// Hash-map key that borrows nothing: the token hash plus slot lookups for
-/// equality would complicate things, so the key owns a copy of the token.
+/// Hash-map key: the provider and an owned copy of the token. Lookups use
+/// a borrowed `(provider, &str)` through [`KeyRef`], so a cache hit copies
+/// nothing.
 #[derive(Clone, PartialEq, Eq)]
 struct Key {
     provider: usize,
     token: Box<str>,
 }
 
+/// What [`Key`] and a borrowed lookup key have in common; hashing and
+/// equality go through it so that both agree.
+trait KeyRef {
+    fn parts(&self) -> (usize, &str);
+}
+
+impl KeyRef for Key {
+    fn parts(&self) -> (usize, &str) {
+        (self.provider, &self.token)
+    }
+}
+
+impl KeyRef for (usize, &str) {
+    fn parts(&self) -> (usize, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn KeyRef + 'a> for Key {
+    fn borrow(&self) -> &(dyn KeyRef + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn KeyRef + '_ {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let (provider, token) = self.parts();
+        provider.hash(h);
+        token.hash(h);
+    }
+}
+
+impl PartialEq for dyn KeyRef + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyRef + '_ {}
+
 impl Hash for Key {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        self.provider.hash(h);
-        self.token.hash(h);
+        (self as &dyn KeyRef).hash(h);
     }
 }
 
@@ -84,11 +124,7 @@ impl<V> JwtCache<V> {
         if self.capacity == 0 {
             return None;
         }
-        let key = Key {
-            provider,
-            token: token.into(),
-        };
-        let idx = *self.map.get(&key)?;
+        let idx = *self.map.get(&(provider, token) as &dyn KeyRef)?;
         let slot = &self.slots[idx];
         if slot.generation != generation || slot.expires.is_some_and(|e| now >= e) {
             self.remove_slot(idx);

@@ -11,7 +11,7 @@ use crate::status::Status;
 use crate::{decide, Decision};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use wasmesh_common::identity::Identity;
+use wasmesh_common::identity::IdentityView;
 use wasmesh_common::HeaderMap;
 
 const NOW: u64 = 1_700_000_000;
@@ -139,12 +139,13 @@ fn istio_mode_without_rules() {
     match e.decide(&[(":path", "/"), ("authorization", &bearer(&t))]) {
         Decision::Allow { ops, identity } => {
             assert_eq!(ops, vec![HeaderOp::Remove("authorization".into())]);
-            let id = Identity::from_json(identity.unwrap().as_bytes()).unwrap();
+            let json = identity.unwrap();
+            let id = IdentityView::parse(json.as_bytes()).unwrap();
             assert_eq!(
-                (id.provider.as_str(), id.iss.as_str(), id.sub.as_str()),
-                ("a", "https://a", "alice")
+                (id.provider(), id.iss(), id.sub()),
+                ("a".into(), "https://a".into(), "alice".into())
             );
-            assert_eq!(id.principal, "https://a/alice");
+            assert_eq!(id.principal(), "https://a/alice");
         }
         other => panic!("{other:?}"),
     }

@@ -6,7 +6,7 @@ use crate::headers::Headers;
 use std::borrow::Cow;
 use std::net::IpAddr;
 use wasmesh_common::cidr::parse_address_ip;
-use wasmesh_common::identity::Identity;
+use wasmesh_common::identity::IdentityView;
 
 /// A connection attribute the host may fail to provide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,39 +135,6 @@ pub fn remote_ip(headers: &Headers, peer: Observed<IpAddr>, trusted: u32) -> Obs
     }
 }
 
-/// Reads the identity the JWT filter stored in filter state (the JSON of
-/// [`Identity`]). Written out rather than derived to keep the `.wasm` small;
-/// `provider`, `iss` and `principal` are required as in the derived reader,
-/// `aud` may be a string or a list.
-pub fn identity_from_json(bytes: &[u8]) -> Option<Identity> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    let o = v.as_object()?;
-    let s = |k: &str| match o.get(k) {
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        _ => None,
-    };
-    let aud = match o.get("aud") {
-        Some(serde_json::Value::String(a)) => vec![a.clone()],
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .filter_map(|i| i.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    };
-    Some(Identity {
-        provider: s("provider")?,
-        iss: s("iss")?,
-        sub: s("sub").unwrap_or_default(),
-        aud,
-        azp: s("azp").unwrap_or_default(),
-        principal: s("principal")?,
-        claims: match o.get("claims") {
-            Some(serde_json::Value::Object(m)) => m.clone(),
-            _ => serde_json::Map::new(),
-        },
-    })
-}
-
 /// Everything a policy may look at, gathered once per request.
 #[derive(Debug, Clone)]
 pub struct Attributes<'a> {
@@ -192,7 +159,7 @@ pub struct Attributes<'a> {
     /// The peer certificate's URI SAN, if the connection is mTLS.
     pub peer_uri: Option<&'a str>,
     /// The identity the JWT filter verified, if any.
-    pub identity: Option<&'a Identity>,
+    pub identity: Option<IdentityView<'a>>,
 }
 
 impl<'a> Attributes<'a> {
@@ -226,6 +193,7 @@ mod tests {
 
     #[test]
     fn identity_round_trip() {
+        use wasmesh_common::identity::Identity;
         let mut claims = serde_json::Map::new();
         claims.insert("groups".into(), serde_json::json!(["a", "b"]));
         let id = Identity {
@@ -237,14 +205,27 @@ mod tests {
             principal: "https://idp/alice".into(),
             claims,
         };
-        assert_eq!(identity_from_json(id.to_json().as_bytes()), Some(id));
-        let min = identity_from_json(br#"{"provider":"p","iss":"i","principal":"i/","aud":"one"}"#)
-            .unwrap();
-        assert_eq!(min.aud, vec!["one"]);
-        assert_eq!(min.sub, "");
-        assert!(identity_from_json(br#"{"provider":"p","principal":"x"}"#).is_none());
-        assert!(identity_from_json(b"[1]").is_none());
-        assert!(identity_from_json(b"not json").is_none());
+        let json = id.to_json();
+        let view = IdentityView::parse(json.as_bytes()).unwrap();
+        assert_eq!(
+            (view.provider(), view.iss(), view.sub(), view.azp()),
+            (
+                "idp".into(),
+                "https://idp".into(),
+                "alice".into(),
+                "app".into()
+            )
+        );
+        assert_eq!(view.principal(), "https://idp/alice");
+        assert_eq!(view.audiences().collect::<Vec<_>>(), vec!["api", "web"]);
+        let min =
+            IdentityView::parse(br#"{"provider":"p","iss":"i","principal":"i/","aud":"one"}"#)
+                .unwrap();
+        assert_eq!(min.audiences().collect::<Vec<_>>(), vec!["one"]);
+        assert_eq!(min.sub(), "");
+        assert!(IdentityView::parse(br#"{"provider":"p","principal":"x"}"#).is_none());
+        assert!(IdentityView::parse(b"[1]").is_none());
+        assert!(IdentityView::parse(b"not json").is_none());
     }
 
     #[test]

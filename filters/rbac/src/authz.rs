@@ -12,7 +12,7 @@ use crate::path::{normalize, NormalizedPath};
 use crate::policy::Decision;
 use std::borrow::Cow;
 use std::net::IpAddr;
-use wasmesh_common::identity::Identity;
+use wasmesh_common::identity::IdentityView;
 
 /// Connection attributes, as the host reported them. Fields the policies do
 /// not need may be left at their defaults.
@@ -28,8 +28,9 @@ pub struct Connection {
     pub sni: Option<String>,
     /// `connection.uri_san_peer_certificate` (empty: no mTLS peer).
     pub peer_uri: Option<String>,
-    /// The identity the JWT filter verified.
-    pub identity: Option<Identity>,
+    /// The identity the JWT filter verified, as stored in filter state (read
+    /// with [`IdentityView`]; not an identity unless it parses).
+    pub identity: Option<Vec<u8>>,
 }
 
 /// The outcome for one request.
@@ -94,7 +95,11 @@ pub fn authorize<'a>(
         destination_port: Observed::from_option(conn.destination_port),
         sni: conn.sni.as_deref().filter(|s| !s.is_empty()),
         peer_uri: conn.peer_uri.as_deref().filter(|s| !s.is_empty()),
-        identity: conn.identity.as_ref(),
+        identity: if needs.identity {
+            conn.identity.as_deref().and_then(IdentityView::parse)
+        } else {
+            None
+        },
     };
     let decision = config.engine.evaluate(&attrs);
     Verdict::Checked { path, decision }

@@ -6,7 +6,6 @@
 //! `:path` is rewritten only when normalisation changed it. Log lines are
 //! assembled without `format!` machinery and only when they will be kept.
 
-use crate::attributes::identity_from_json;
 use crate::authz::{authorize, Connection, Verdict};
 use crate::config::Config;
 use crate::headers::Headers;
@@ -18,6 +17,7 @@ use wasmesh_common::abi::types::{Action, LogLevel, MapType, MetricType};
 use wasmesh_common::abi::{pairs, HostBuf, Http};
 use wasmesh_common::cidr::parse_address_ip;
 use wasmesh_common::host;
+use wasmesh_common::identity::{IdentityView, IDENTITY_PROPERTY};
 
 const NAME: &str = "rbac";
 
@@ -87,6 +87,26 @@ struct PolicyInfo {
     details: String,
     /// `DENY policy [<name>]`.
     label: String,
+    /// The dry-run header's values when this policy decided the shadow
+    /// result: `allowed; policy=<name>`, `denied; policy=<name>`.
+    dry_run: [String; 2],
+}
+
+/// The dry-run header's value for a shadow result.
+#[derive(Clone, Copy)]
+struct DryRun {
+    allowed: bool,
+    by: Option<usize>,
+}
+
+impl DryRun {
+    fn value(self, state: &State) -> &str {
+        match (self.by.and_then(|p| state.policies.get(p)), self.allowed) {
+            (Some(p), allowed) => &p.dry_run[usize::from(!allowed)],
+            (None, true) => "allowed",
+            (None, false) => "denied",
+        }
+    }
 }
 
 struct State {
@@ -117,6 +137,10 @@ impl State {
                 matched: counter(&format!("rbac.policy.{}.matched", p.name())),
                 details: format!("rbac_access_denied_matched_policy[{}]", p.name()),
                 label: format!("{} policy [{}]", p.action().as_str(), p.name()),
+                dry_run: [
+                    format!("allowed; policy={}", p.name()),
+                    format!("denied; policy={}", p.name()),
+                ],
             })
             .collect();
         let deny = &config.deny;
@@ -197,7 +221,7 @@ impl wasmesh_common::abi::Root for RbacRoot {
     fn create_http(&mut self, _context_id: u32) -> Option<Rbac> {
         Some(Rbac {
             state: self.state.clone(),
-            dry_run_header: None,
+            dry_run: None,
         })
     }
 }
@@ -205,8 +229,8 @@ impl wasmesh_common::abi::Root for RbacRoot {
 struct Rbac {
     /// `None` when configuration failed: every request is refused.
     state: Option<Rc<State>>,
-    /// The dry-run header to add to the response, if any.
-    dry_run_header: Option<(String, String)>,
+    /// The shadow result to report in the dry-run header of the response.
+    dry_run: Option<DryRun>,
 }
 
 fn push_number(line: &mut String, mut n: u64) {
@@ -251,10 +275,10 @@ fn push_who(line: &mut String, c: &Connection) {
         line.push_str("peer=");
         line.push_str(u);
     }
-    if let Some(id) = &c.identity {
+    if let Some(id) = c.identity.as_deref().and_then(IdentityView::parse) {
         sep(line);
         line.push_str("request_principal=");
-        line.push_str(&id.principal);
+        line.push_str(&id.principal());
     }
     if let Some(ip) = c.peer_ip {
         sep(line);
@@ -324,8 +348,7 @@ fn connection(config: &Config) -> Connection {
             None
         },
         identity: if needs.identity {
-            property(wasmesh_common::identity::IDENTITY_PROPERTY.as_bytes())
-                .and_then(|b| identity_from_json(&b))
+            property(IDENTITY_PROPERTY.as_bytes()).map(HostBuf::into_vec)
         } else {
             None
         },
@@ -370,7 +393,11 @@ impl Rbac {
             line.push(')');
             log(LogLevel::Info, &line);
             let deny = &config.deny;
-            match &self.dry_run_header {
+            let dry_run = self
+                .dry_run
+                .zip(config.dry_run_header.as_deref())
+                .map(|(d, k)| (k, d.value(state)));
+            match dry_run {
                 None => {
                     send_local_response_raw(deny.status, details, &deny.body, &state.deny_headers)
                 }
@@ -385,7 +412,7 @@ impl Rbac {
                     {
                         hdrs.push(("content-type", "text/plain"));
                     }
-                    hdrs.push((k.as_str(), v.as_str()));
+                    hdrs.push((k, v));
                     send_local_response(deny.status, details, &deny.body, &hdrs);
                 }
             }
@@ -469,13 +496,11 @@ impl Rbac {
                 });
                 log(level, &line);
             }
-            if let Some(h) = &state.config.dry_run_header {
-                let mut value = String::from(result);
-                if shadow.by.is_some() {
-                    value.push_str("; policy=");
-                    value.push_str(state.name(shadow.by));
-                }
-                self.dry_run_header = Some((h.clone(), value));
+            if state.config.dry_run_header.is_some() {
+                self.dry_run = Some(DryRun {
+                    allowed: shadow.allowed,
+                    by: shadow.by.map(|m| m.policy),
+                });
             }
         }
     }
@@ -497,8 +522,11 @@ impl Http for Rbac {
     }
 
     fn on_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if let Some((k, v)) = &self.dry_run_header {
-            let _ = hostcalls::replace_map_value(MapType::HttpResponseHeaders, k, v.as_bytes());
+        if let (Some(state), Some(d)) = (&self.state, self.dry_run) {
+            if let Some(k) = &state.config.dry_run_header {
+                let v = d.value(state);
+                let _ = hostcalls::replace_map_value(MapType::HttpResponseHeaders, k, v.as_bytes());
+            }
         }
         Action::Continue
     }

@@ -22,7 +22,7 @@ impl<'a> Headers<'a> {
             pairs: map
                 .pairs()
                 .iter()
-                .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
+                .map(|(k, v)| (k, Cow::Borrowed(v)))
                 .collect(),
         }
     }

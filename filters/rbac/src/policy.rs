@@ -27,9 +27,9 @@ use crate::attributes::{Attributes, Observed};
 use crate::index::PathIndex;
 use crate::matcher::{Glob, PathPattern, Pattern, PrefixedPattern};
 use crate::principal::RequestPrincipal;
-use serde_json::Value;
 use std::net::IpAddr;
 use wasmesh_common::cidr::Cidr;
+use wasmesh_common::identity::{JsonRef, Scalar};
 
 /// What a policy does when it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -131,34 +131,12 @@ fn any_pattern(patterns: &[Pattern], value: &str) -> bool {
 
 /// A claim value matches if it is a matching string, or a list with a
 /// matching element; integers and booleans are compared as their JSON text.
-fn claim_matches(v: &Value, patterns: &[Pattern]) -> bool {
-    fn scalar(v: &Value, patterns: &[Pattern]) -> bool {
-        match v {
-            Value::String(s) => any_pattern(patterns, s),
-            // Integers compare as their decimal text; fractional numbers
-            // never match (formatting floats would cost the .wasm 20 KiB).
-            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-                (Some(i), _) => any_pattern(patterns, &i.to_string()),
-                (_, Some(u)) => any_pattern(patterns, &u.to_string()),
-                _ => false,
-            },
-            Value::Bool(b) => any_pattern(patterns, if *b { "true" } else { "false" }),
-            _ => false,
-        }
-    }
-    match v {
-        Value::Array(items) => items.iter().any(|i| scalar(i, patterns)),
-        other => scalar(other, patterns),
-    }
-}
-
-fn claim_at<'v>(claims: &'v serde_json::Map<String, Value>, path: &[String]) -> Option<&'v Value> {
-    let (first, rest) = path.split_first()?;
-    let mut v = claims.get(first)?;
-    for seg in rest {
-        v = v.as_object()?.get(seg)?;
-    }
-    Some(v)
+/// Fractional numbers never match.
+fn claim_matches(v: JsonRef<'_>, patterns: &[Pattern]) -> bool {
+    v.scalars().any(|s| match s {
+        Scalar::Num(_) if !s.is_integer() => false,
+        s => any_pattern(patterns, s.text()),
+    })
 }
 
 /// Header condition over every reading of a possibly repeated header.
@@ -185,9 +163,10 @@ impl Leaf {
         match self {
             Leaf::Principals(ps) => a.peer_uri.is_some_and(|u| ps.iter().any(|p| p.matches(u))),
             Leaf::Namespaces(gs) => a.peer_uri.is_some_and(|u| gs.iter().any(|g| g.matches(u))),
-            Leaf::RequestPrincipals(rps) => a
-                .identity
-                .is_some_and(|id| rps.iter().any(|rp| rp.matches(&id.iss, &id.sub))),
+            Leaf::RequestPrincipals(rps) => a.identity.is_some_and(|id| {
+                let (iss, sub) = (id.iss(), id.sub());
+                rps.iter().any(|rp| rp.matches(&iss, &sub))
+            }),
             Leaf::PeerIp(b) => ip_in(a.peer_ip, b, mode),
             Leaf::RemoteIp(b) => ip_in(a.remote_ip, b, mode),
             Leaf::DestinationIp(b) => ip_in(a.destination_ip, b, mode),
@@ -201,13 +180,14 @@ impl Leaf {
             Leaf::Header { name, patterns } => header_matches(a, name, patterns, mode),
             Leaf::Audiences(ps) => a
                 .identity
-                .is_some_and(|id| id.aud.iter().any(|aud| any_pattern(ps, aud))),
-            Leaf::Presenter(ps) => a
-                .identity
-                .is_some_and(|id| !id.azp.is_empty() && any_pattern(ps, &id.azp)),
+                .is_some_and(|id| id.audiences().any(|aud| any_pattern(ps, &aud))),
+            Leaf::Presenter(ps) => a.identity.is_some_and(|id| {
+                let azp = id.azp();
+                !azp.is_empty() && any_pattern(ps, &azp)
+            }),
             Leaf::Claim { path, patterns } => a
                 .identity
-                .and_then(|id| claim_at(&id.claims, path))
+                .and_then(|id| id.claim(path))
                 .is_some_and(|v| claim_matches(v, patterns)),
             Leaf::Sni(ps) => a.sni.is_some_and(|s| any_pattern(ps, s)),
         }

@@ -76,15 +76,19 @@ impl Req {
             .and_then(|v| v.as_str())
             .unwrap_or("")
             .to_string();
-        self.conn.identity = Some(Identity {
-            provider: "idp".into(),
-            iss: iss.into(),
-            sub: sub.into(),
-            aud,
-            azp,
-            principal: format!("{iss}/{sub}"),
-            claims,
-        });
+        self.conn.identity = Some(
+            Identity {
+                provider: "idp".into(),
+                iss: iss.into(),
+                sub: sub.into(),
+                aud,
+                azp,
+                principal: format!("{iss}/{sub}"),
+                claims,
+            }
+            .to_json()
+            .into_bytes(),
+        );
         self
     }
 
