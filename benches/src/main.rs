@@ -30,7 +30,20 @@ fn run_case_only(id: &str, n: u64) -> Result<(), String> {
             chain.check(case.expect_status == 200)?;
             chain.run(n)
         }
-        other => Err(format!("unknown variant `{other}` (empty, native)")),
+        other => match other
+            .strip_prefix("passthrough-")
+            .and_then(|k| k.parse::<usize>().ok())
+        {
+            Some(k) => {
+                let plugins = wasmesh_benchmarks::cases::passthrough(k);
+                let mut chain = wasmesh_benchmarks::harness::WasmChain::new(&case, &plugins)?;
+                chain.check(200)?;
+                chain.run(n)
+            }
+            None => Err(format!(
+                "unknown variant `{other}` (empty, native, passthrough-K)"
+            )),
+        },
     }
 }
 
