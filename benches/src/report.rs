@@ -119,6 +119,13 @@ pub struct Results {
     pub serve_output: Option<String>,
     pub serve_note: Option<String>,
     pub profiles: Vec<crate::profile::Profile>,
+    /// Instructions and host calls per request (callgrind), filled by the
+    /// caller when valgrind is there (`wasmesh-benchmarks --instructions`).
+    pub instructions: Vec<crate::profile::InstructionRow>,
+    /// Why the instruction table is empty, if it is.
+    pub instructions_note: Option<String>,
+    /// Load average when the timings were done.
+    pub load_end: String,
     pub seconds: f64,
 }
 
@@ -271,6 +278,9 @@ pub fn run(opts: &Options) -> Result<Results, String> {
 
     Ok(Results {
         profiles,
+        instructions: Vec::new(),
+        instructions_note: None,
+        load_end: self::machine().load,
         mode: opts.mode,
         command: opts.command.clone(),
         machine,
@@ -484,7 +494,12 @@ impl Results {
         let _ = writeln!(o, "| cores (`nproc`) | {} |", m.nproc);
         let _ = writeln!(o, "| kernel (`uname -r`) | {} |", m.kernel);
         let _ = writeln!(o, "| rustc | {} |", m.rustc);
-        let _ = writeln!(o, "| load average at start | {} |", m.load);
+        let _ = writeln!(o, "| load average (1, 5, 15 min) at start | {} |", m.load);
+        let _ = writeln!(
+            o,
+            "| load average at the end of the timings | {} |",
+            self.load_end
+        );
         let _ = writeln!(
             o,
             "| wasm runtime | wasmtime 48 (Cranelift, epoch interruption), the harness's engine |"
@@ -534,6 +549,10 @@ impl Results {
             );
         }
         o.push('\n');
+        o.push_str(&instructions_markdown(
+            &self.instructions,
+            self.instructions_note.as_deref(),
+        ));
         self.where_time_goes(&mut o);
 
         // Chain vs the sum of its parts.
@@ -992,5 +1011,102 @@ fn soak_section() -> String {
         o.push_str(line);
         o.push('\n');
     }
+    o
+}
+
+/// Thousands separators: 12345.6 → "12,346".
+pub fn fmt_count(v: f64) -> String {
+    let n = v.round() as i64;
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// The "Instructions per request" section: deterministic counts (callgrind)
+/// and host calls by name, the figures issue 15's budgets are about.
+pub fn instructions_markdown(
+    rows: &[crate::profile::InstructionRow],
+    note: Option<&str>,
+) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "## Instructions per request (deterministic)\n");
+    let (a, b) = crate::profile::INSTRUCTION_RUNS;
+    let _ = writeln!(
+        o,
+        "x86 instructions counted by callgrind inside the request loop only \
+         (`valgrind --tool=callgrind --toggle-collect='wasmesh_benchmarks::harness::WasmChain::run' \
+         target/host/wasmesh-benchmarks --run-case CASE N`), per request = (I(N={b}) − I(N={a})) / {}, \
+         and a case's figure is `CASE` minus `CASE:empty` (the same requests through an empty \
+         chain). Unlike the time figures these do not depend on the machine or its load \
+         (within a few instructions: hash seeds), so they compare across machines and commits. \
+         *before*: main at 8ed6b80 (issue 15), same method. The **pass-through plugin** row is \
+         the host's fixed price per plugin, (`fault-injection:passthrough-4` − \
+         `fault-injection:empty`) / 4, with `benches/wat/passthrough.wat` (exports the header, \
+         log, done and delete callbacks, does nothing in them); proxy-wasm-cpp-host's is about \
+         3,250. Host calls per request are counted by name with \
+         `wasmesh-benchmarks --run-case CASE 100 --host-calls` (a counting shim on every import).\n",
+        b - a
+    );
+    if rows.is_empty() {
+        let _ = writeln!(
+            o,
+            "Not measured{}.\n",
+            note.map(|n| format!(" ({n})")).unwrap_or_default()
+        );
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "| case | before | now | now / before | empty chain (harness alone) | host calls per request |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for r in rows {
+        let calls: f64 = r.host_calls.iter().map(|(_, c)| c).sum();
+        let _ = writeln!(
+            o,
+            "| {} | {} | **{}** | {} | {} | {} |",
+            r.case,
+            r.before.map_or("—".into(), fmt_count),
+            fmt_count(r.added),
+            r.before
+                .map_or("—".into(), |b| format!("{:.2}", r.added / b)),
+            fmt_count(r.empty),
+            if calls.fract() == 0.0 {
+                format!("{calls:.0}")
+            } else {
+                format!("{calls:.1}")
+            }
+        );
+    }
+    let _ = writeln!(o, "\n### Host calls per request, by name\n");
+    for r in rows {
+        if r.host_calls.is_empty() {
+            let _ = writeln!(o, "* **{}**: none", r.case);
+            continue;
+        }
+        let list: Vec<String> = r
+            .host_calls
+            .iter()
+            .map(|(n, c)| {
+                let n = n.strip_prefix("env.").unwrap_or(n);
+                if c.fract() == 0.0 {
+                    format!("`{n}` {c:.0}")
+                } else {
+                    format!("`{n}` {c:.2}")
+                }
+            })
+            .collect();
+        let _ = writeln!(o, "* **{}**: {}", r.case, list.join(", "));
+    }
+    o.push('\n');
     o
 }
