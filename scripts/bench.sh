@@ -41,12 +41,16 @@ echo "== building the .wasm artifacts (release) and jose-bench"
 cargo build -q --release --target wasm32-wasip1 \
   -p jwt-authn -p rbac -p header-router -p fault-injection -p custom-metrics -p jose-bench
 echo "== building the benchmarks (host profile)"
-cargo build -q --profile host -p wasmesh-benchmarks
+# --workspace: the same feature unification as every other host build (a
+# `-p` build resolves features differently and rebuilds wasmtime).
+cargo build -q --profile host --workspace
 
 if [ "$QUICK" = 1 ]; then
   args=(--out "$OUT" --command "QUICK=1 bash scripts/bench.sh" --quick)
 else
   args=(--out "$OUT" --command "bash scripts/bench.sh")
+  # Instructions and host calls per request (callgrind, deterministic).
+  if command -v valgrind >/dev/null; then args+=(--instructions); fi
 fi
 
 tmp=$(mktemp -d)

@@ -1,5 +1,7 @@
-//! `wasmesh-benchmarks [--quick|--smoke] [--out FILE] [--serve-output FILE]`:
-//! runs every benchmark and writes BENCHMARKS.md (stdout without `--out`).
+//! `wasmesh-benchmarks [--quick|--smoke] [--instructions] [--out FILE] [--serve-output FILE]`:
+//! runs every benchmark and writes BENCHMARKS.md (stdout without `--out`);
+//! `--instructions` adds the callgrind instruction counts and host calls per
+//! request (needs valgrind), `--instructions-only` writes only that section.
 //! Normally run by `scripts/bench.sh`, which builds what it needs first.
 
 use wasmesh_benchmarks::report::{run, Mode, Options};
@@ -7,24 +9,36 @@ use wasmesh_benchmarks::report::{run, Mode, Options};
 /// Sends `n` requests of case `id` through the harness (inside
 /// `WasmChain::run` / `NativeChain::run`, the functions a profiler can
 /// restrict itself to). `ID:empty` sends them through an empty chain,
-/// `ID:native` through the native cores.
-fn run_case_only(id: &str, n: u64) -> Result<(), String> {
+/// `ID:native` through the native cores, `ID:passthrough-K` through K
+/// pass-through wasm plugins (`wat/passthrough.wat`): the host's fixed cost
+/// per plugin is (`ID:passthrough-K` − `ID:empty`) / K. With `host_calls`,
+/// every host function call is counted and the calls per request printed,
+/// one `name calls` line each (the counting shims make it slow: never time
+/// or profile such a run).
+fn run_case_only(id: &str, n: u64, host_calls: bool) -> Result<(), String> {
     let (base, variant) = id.split_once(':').unwrap_or((id, ""));
     let case = wasmesh_benchmarks::cases::filter_cases()
         .into_iter()
         .find(|c| c.id == base)
         .ok_or_else(|| format!("no case `{base}`"))?;
+    if host_calls {
+        wasmesh::runtime::count_host_calls(true);
+    }
+    let wasm = |plugins: &[wasmesh_benchmarks::cases::Plugin], status: u32| -> Result<(), String> {
+        let mut chain = wasmesh_benchmarks::harness::WasmChain::new(&case, plugins)?;
+        chain.check(status)?;
+        wasmesh::runtime::take_host_call_counts();
+        chain.run(n)?;
+        if host_calls {
+            for (name, calls) in wasmesh::runtime::take_host_call_counts() {
+                println!("{name} {}", calls as f64 / n.max(1) as f64);
+            }
+        }
+        Ok(())
+    };
     match variant {
-        "" => {
-            let mut chain = wasmesh_benchmarks::harness::WasmChain::new(&case, &case.plugins)?;
-            chain.check(case.expect_status)?;
-            chain.run(n)
-        }
-        "empty" => {
-            let mut chain = wasmesh_benchmarks::harness::WasmChain::new(&case, &[])?;
-            chain.check(200)?;
-            chain.run(n)
-        }
+        "" => wasm(&case.plugins, case.expect_status),
+        "empty" => wasm(&[], 200),
         "native" => {
             let mut chain = wasmesh_benchmarks::native::NativeChain::new(&case)?;
             chain.check(case.expect_status == 200)?;
@@ -34,12 +48,7 @@ fn run_case_only(id: &str, n: u64) -> Result<(), String> {
             .strip_prefix("passthrough-")
             .and_then(|k| k.parse::<usize>().ok())
         {
-            Some(k) => {
-                let plugins = wasmesh_benchmarks::cases::passthrough(k);
-                let mut chain = wasmesh_benchmarks::harness::WasmChain::new(&case, &plugins)?;
-                chain.check(200)?;
-                chain.run(n)
-            }
+            Some(k) => wasm(&wasmesh_benchmarks::cases::passthrough(k), 200),
             None => Err(format!(
                 "unknown variant `{other}` (empty, native, passthrough-K)"
             )),
@@ -57,6 +66,8 @@ fn main() {
     let mut callgrind = Vec::new();
     let mut jwt_scale = false;
     let mut baseline_wasm: Option<String> = None;
+    // 0: no instruction counts, 1: with the report, 2: only them.
+    let mut instructions = 0;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => mode = Mode::Quick,
@@ -81,11 +92,14 @@ fn main() {
                 }
             }
             "--command" => command = args.next().unwrap_or(command),
+            "--instructions" => instructions = 1,
+            "--instructions-only" => instructions = 2,
             "--run-case" => {
                 // For profilers: only send requests of one case through the harness.
                 let id = args.next().unwrap_or_default();
                 let n: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(2000);
-                std::process::exit(match run_case_only(&id, n) {
+                let host_calls = args.next().as_deref() == Some("--host-calls");
+                std::process::exit(match run_case_only(&id, n, host_calls) {
                     Ok(()) => 0,
                     Err(e) => {
                         eprintln!("{e}");
@@ -94,7 +108,7 @@ fn main() {
                 });
             }
             other => {
-                eprintln!("unknown argument `{other}`\nusage: wasmesh-benchmarks [--quick|--smoke] [--jwt-scale [--baseline-wasm FILE]] [--out FILE] [--serve-output FILE] [--serve-note TEXT] [--command TEXT]");
+                eprintln!("unknown argument `{other}`\nusage: wasmesh-benchmarks [--quick|--smoke] [--out FILE] [--serve-output FILE] [--serve-note TEXT] [--command TEXT] [--instructions|--instructions-only] [--jwt-scale [--baseline-wasm FILE]]\n       wasmesh-benchmarks --run-case ID[:empty|:native|:passthrough-K] N [--host-calls]");
                 std::process::exit(2);
             }
         }
@@ -152,8 +166,46 @@ fn main() {
         progress: true,
         callgrind,
     };
+    let counts = || {
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("current_exe: {e}"))?
+            .to_string_lossy()
+            .to_string();
+        wasmesh_benchmarks::profile::instruction_table(&exe, &|w| eprintln!("[bench] {w}"))
+    };
+    if instructions == 2 {
+        let md = match counts() {
+            Ok(rows) => wasmesh_benchmarks::report::instructions_markdown(&rows, None),
+            Err(e) => {
+                eprintln!("instruction counts failed: {e}");
+                std::process::exit(1);
+            }
+        };
+        match out {
+            Some(p) => {
+                if let Err(e) = std::fs::write(&p, md) {
+                    eprintln!("{p}: {e}");
+                    std::process::exit(1);
+                }
+            }
+            None => print!("{md}"),
+        }
+        return;
+    }
     match run(&opts) {
-        Ok(r) => {
+        Ok(mut r) => {
+            if instructions == 1 {
+                match counts() {
+                    Ok(rows) => r.instructions = rows,
+                    Err(e) => r.instructions_note = Some(e),
+                }
+            } else {
+                r.instructions_note = Some(
+                    "needs valgrind; `scripts/bench.sh` measures them in full mode, \
+                     `wasmesh-benchmarks --instructions-only` alone"
+                        .into(),
+                );
+            }
             let md = r.markdown();
             match out {
                 Some(p) => {

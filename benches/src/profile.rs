@@ -119,3 +119,132 @@ pub fn read(case: &str, file: &str, requests: u64) -> Result<Profile, String> {
         top,
     })
 }
+
+/// The cases whose instructions per request are reported (issue 15's
+/// table), with their figures before the host and filter work of issue 15
+/// (main at 8ed6b80, measured by the method of [`instructions`]).
+pub const INSTRUCTION_CASES: &[(&str, f64)] = &[
+    ("fault-injection", 34_722.0),
+    ("jwt-authn", 75_730.0),
+    ("rbac", 121_210.0),
+    ("header-router", 48_928.0),
+    ("custom-metrics-3x6", 203_651.0),
+    ("full-chain", 686_077.0),
+];
+
+/// The pass-through floor before issue 15 (per plugin, same method).
+pub const PASSTHROUGH_BEFORE: f64 = 11_760.0;
+
+/// Requests of the two runs whose difference gives the per-request count.
+pub const INSTRUCTION_RUNS: (u64, u64) = (100, 600);
+
+/// Instructions per request of `wasmesh-benchmarks --run-case CASE`:
+/// (I(600) − I(100)) / 500, counted by callgrind inside
+/// `WasmChain::run` only. Deterministic up to a few instructions (hash seeds),
+/// so comparable across machines and commits.
+pub fn instructions(exe: &str, case: &str) -> Result<f64, String> {
+    let (a, b) = INSTRUCTION_RUNS;
+    let ia = callgrind_total(exe, case, a)?;
+    let ib = callgrind_total(exe, case, b)?;
+    Ok((ib - ia) / (b - a) as f64)
+}
+
+fn callgrind_total(exe: &str, case: &str, n: u64) -> Result<f64, String> {
+    let dir = std::env::temp_dir().join(format!("wasmesh-cg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let file = dir.join(format!("cg.{}.{n}", case.replace(':', "_")));
+    let out = std::process::Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", file.display()))
+        .arg("--toggle-collect=wasmesh_benchmarks::harness::WasmChain::run")
+        .arg(exe)
+        .args(["--run-case", case, &n.to_string()])
+        .output()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "valgrind --run-case {case} {n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ));
+    }
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let _ = std::fs::remove_file(&file);
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .ok_or_else(|| format!("{}: no summary line", file.display()))
+}
+
+/// Host calls per request of `wasmesh-benchmarks --run-case CASE N
+/// --host-calls`, by name.
+pub fn host_calls(exe: &str, case: &str, n: u64) -> Result<Vec<(String, f64)>, String> {
+    let out = std::process::Command::new(exe)
+        .args(["--run-case", case, &n.to_string(), "--host-calls"])
+        .output()
+        .map_err(|e| format!("{exe}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "--run-case {case} --host-calls: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let mut v: Vec<(String, f64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (name, calls) = l.rsplit_once(' ')?;
+            Some((name.to_string(), calls.parse().ok()?))
+        })
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(v)
+}
+
+/// One row of the instruction table.
+#[derive(Debug, Clone)]
+pub struct InstructionRow {
+    pub case: String,
+    /// Instructions per request added by the case's chain (case − empty).
+    pub added: f64,
+    /// The empty chain's instructions per request (the harness itself).
+    pub empty: f64,
+    /// The figure before issue 15, if known.
+    pub before: Option<f64>,
+    /// Host calls per request by name.
+    pub host_calls: Vec<(String, f64)>,
+}
+
+/// Instructions and host calls per request of the issue-15 cases, and the
+/// pass-through floor (`fault-injection:passthrough-4` − empty, / 4) as
+/// the last row (`case` = "pass-through plugin").
+pub fn instruction_table(exe: &str, say: &dyn Fn(&str)) -> Result<Vec<InstructionRow>, String> {
+    let mut rows = Vec::new();
+    for (case, before) in INSTRUCTION_CASES {
+        say(&format!("instructions of {case} (callgrind)"));
+        let empty = instructions(exe, &format!("{case}:empty"))?;
+        let full = instructions(exe, case)?;
+        rows.push(InstructionRow {
+            case: case.to_string(),
+            added: full - empty,
+            empty,
+            before: Some(*before),
+            host_calls: host_calls(exe, case, 100)?,
+        });
+    }
+    say("instructions of the pass-through floor (callgrind)");
+    let empty = instructions(exe, "fault-injection:empty")?;
+    let four = instructions(exe, "fault-injection:passthrough-4")?;
+    rows.push(InstructionRow {
+        case: "pass-through plugin".into(),
+        added: (four - empty) / 4.0,
+        empty,
+        before: Some(PASSTHROUGH_BEFORE),
+        host_calls: host_calls(exe, "fault-injection:passthrough-1", 100)?,
+    });
+    Ok(rows)
+}

@@ -2,11 +2,13 @@
 //! modules. One `Runtime` serves any number of hosts and VMs.
 
 use crate::vm::VmState;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstancePre, Linker, Module};
+use wasmtime::{Config, Engine, Extern, ExternType, InstancePre, Linker, Module};
 
 /// Largest linear memory a VM may grow to (Envoy's limit: 1 GiB).
 pub const MAX_MEMORY_BYTES: usize = 1024 * 1024 * 1024;
@@ -25,10 +27,29 @@ pub struct LoadedModule {
     pub size: usize,
 }
 
+/// Host call counting (measurement only, see [`count_host_calls`]).
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static HOST_CALLS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+/// Makes runtimes created from now on count every host function call by
+/// name (`env.proxy_get_header_map_value`, `wasi_snapshot_preview1.fd_write`,
+/// ...). For measurement (`wasmesh-benchmarks --run-case ... --host-calls`):
+/// each call then goes through a dynamic shim, which is slow.
+pub fn count_host_calls(on: bool) {
+    COUNTING.store(on, Ordering::SeqCst);
+}
+
+/// Host calls counted since the last call, by name (and resets the counts).
+pub fn take_host_call_counts() -> BTreeMap<String, u64> {
+    std::mem::take(&mut *HOST_CALLS.lock().expect("lock"))
+}
+
 /// Engine + linker + module cache.
 pub struct Runtime {
     engine: Engine,
-    linker: Linker<VmState>,
+    linker: Arc<Linker<VmState>>,
+    /// Whether modules are linked through counting shims.
+    counting: bool,
     modules: Mutex<HashMap<PathBuf, (std::time::SystemTime, LoadedModule)>>,
     budget_ticks: u64,
 }
@@ -47,7 +68,8 @@ impl Runtime {
         let ticks = (budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         Ok(Arc::new(Runtime {
             engine,
-            linker,
+            linker: Arc::new(linker),
+            counting: COUNTING.load(Ordering::SeqCst),
             modules: Mutex::new(HashMap::new()),
             budget_ticks: ticks,
         }))
@@ -103,12 +125,54 @@ impl Runtime {
                 name.display()
             )
         })?;
+        let pre = if self.counting {
+            self.counting_linker(&module)
+                .and_then(|l| l.instantiate_pre(&module))
+                .map_err(|e| format!("{}: counting host calls: {e:#}", name.display()))?
+        } else {
+            pre
+        };
         Ok(LoadedModule {
             path: name.to_path_buf(),
             pre,
             digest: wasmesh_digest(bytes),
             size: bytes.len(),
         })
+    }
+}
+
+impl Runtime {
+    /// A linker for `module` whose every imported function counts the call
+    /// and then calls the real host function.
+    fn counting_linker(&self, module: &Module) -> wasmtime::Result<Linker<VmState>> {
+        let mut l = Linker::new(&self.engine);
+        for imp in module.imports() {
+            let ExternType::Func(ty) = imp.ty() else {
+                continue;
+            };
+            let (m, n) = (imp.module().to_string(), imp.name().to_string());
+            let key = format!("{m}.{n}");
+            let base = self.linker.clone();
+            l.func_new(
+                &m.clone(),
+                &n.clone(),
+                ty,
+                move |mut caller, params, results| {
+                    *HOST_CALLS
+                        .lock()
+                        .expect("lock")
+                        .entry(key.clone())
+                        .or_default() += 1;
+                    let f = base
+                        .get(&mut caller, &m, &n)
+                        .into_iter()
+                        .find_map(Extern::into_func)
+                        .ok_or_else(|| wasmtime::Error::msg(format!("no host function {m}.{n}")))?;
+                    f.call(&mut caller, params, results)
+                },
+            )?;
+        }
+        Ok(l)
     }
 }
 

@@ -182,13 +182,14 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
                 Ok(m) => m,
                 Err(e) => return e,
             };
-            let Some(key) = memory::read(&mut c, kp, kl) else {
-                return Status::InvalidMemoryAccess.code();
-            };
-            let value = match read_map(c.data(), mt, |m| m.get(&key).map(|v| v.to_vec())) {
-                Ok(Some(v)) => v,
-                Ok(None) => return Status::NotFound.code(),
-                Err(e) => return e.code(),
+            // The key is read in place; the value is copied once, into the VM.
+            let value = match memory::with_bytes(&mut c, kp, kl, |key, s| {
+                read_map(s, mt, |m| m.get(key).map(|v| v.to_vec()))
+            }) {
+                None => return Status::InvalidMemoryAccess.code(),
+                Some(Ok(Some(v))) => v,
+                Some(Ok(None)) => return Status::NotFound.code(),
+                Some(Err(e)) => return e.code(),
             };
             if memory::copy_out(&mut c, &value, vp, vl) {
                 Status::Ok.code()
@@ -233,10 +234,10 @@ pub fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
                 Ok(m) => m,
                 Err(e) => return e,
             };
-            let Some(key) = memory::read(&mut c, kp, kl) else {
-                return Status::InvalidMemoryAccess.code();
-            };
-            write_map(c.data(), mt, |m| m.remove(&key)).code()
+            memory::with_bytes(&mut c, kp, kl, |key, s| {
+                write_map(s, mt, |m| m.remove(key)).code()
+            })
+            .unwrap_or(Status::InvalidMemoryAccess.code())
         },
     )?;
     Ok(())

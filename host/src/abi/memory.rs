@@ -19,9 +19,26 @@ pub fn read(caller: &mut Caller<'_, VmState>, ptr: i32, len: i32) -> Option<Vec<
     data.get(ptr..end).map(|s| s.to_vec())
 }
 
+/// Runs `f` on the `len` bytes at `ptr` in guest memory, borrowed in place
+/// (no copy), together with the VM's state. `None` when out of bounds.
+pub fn with_bytes<R>(
+    caller: &mut Caller<'_, VmState>,
+    ptr: i32,
+    len: i32,
+    f: impl FnOnce(&[u8], &mut VmState) -> R,
+) -> Option<R> {
+    let mem = memory(caller)?;
+    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    let (data, state) = mem.data_and_store_mut(caller);
+    let bytes = data.get(ptr..ptr.checked_add(len)?)?;
+    Some(f(bytes, state))
+}
+
 /// Reads a little-endian u32.
 pub fn read_u32(caller: &mut Caller<'_, VmState>, ptr: i32) -> Option<u32> {
-    let b = read(caller, ptr, 4)?;
+    let mem = memory(caller)?;
+    let ptr = ptr as u32 as usize;
+    let b = mem.data(&caller).get(ptr..ptr.checked_add(4)?)?;
     Some(u32::from_le_bytes(b.try_into().ok()?))
 }
 
@@ -57,9 +74,14 @@ pub fn write_u64(caller: &mut Caller<'_, VmState>, ptr: i32, v: u64) -> bool {
 /// Allocates `size` bytes inside the VM with its allocator; the returned
 /// pointer is checked to lie within linear memory.
 pub fn alloc(caller: &mut Caller<'_, VmState>, size: usize) -> Option<u32> {
-    let f = caller.data().malloc.clone()?;
     let size32 = u32::try_from(size).ok()?;
-    let ptr = match f.call(&mut *caller, size32 as i32) {
+    // Moved out and back rather than cloned (a clone of a typed function
+    // is a type-registry reference count round trip). A host call made from
+    // inside the allocator finds no allocator and fails cleanly.
+    let f = caller.data_mut().malloc.take()?;
+    let r = f.call(&mut *caller, size32 as i32);
+    caller.data_mut().malloc = Some(f);
+    let ptr = match r {
         Ok(p) => p as u32,
         Err(e) => {
             // A trap in the module's allocator fails the VM like any other

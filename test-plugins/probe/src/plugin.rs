@@ -1,5 +1,9 @@
 //! The probe's proxy-wasm glue: a root context per plugin and an HTTP context
 //! per stream that run the commands of the `x-probe*` request headers.
+//!
+//! Test code, and one concept: the dispatch of every probe command to the
+//! SDK call it exercises (one `match` arm per host function of the ABI),
+//! kept in one file so that the whole command table reads at once.
 
 use crate::cmd::{self, Command};
 use crate::raw;

@@ -20,6 +20,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use wasmtime::{Instance, Memory, Store, StoreLimits, StoreLimitsBuilder, TypedFunc};
 
+mod callbacks;
+
 /// What identifies a plugin to the host and the module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginInfo {
@@ -29,6 +31,17 @@ pub struct PluginInfo {
     pub root_id: String,
     /// Plugin configuration bytes (`PLUGIN_CONFIGURATION`).
     pub configuration: Vec<u8>,
+}
+
+/// A stream callback (see [`Vm::exports`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamCallback {
+    RequestHeaders,
+    RequestBody,
+    RequestTrailers,
+    ResponseHeaders,
+    ResponseBody,
+    ResponseTrailers,
 }
 
 /// A context hosted by a VM.
@@ -46,7 +59,6 @@ pub enum Ctx {
         stream: StreamRef,
         /// Position of the plugin in the chain.
         position: usize,
-        created: bool,
     },
 }
 
@@ -185,8 +197,10 @@ impl VmState {
 
 type I5 = (i32, i32, i32, i32, i32);
 
-/// Typed exports of the module (all optional, as the spec says).
-#[derive(Clone, Default)]
+/// Typed exports of the module (all optional, as the spec says). Called by
+/// reference: cloning a `TypedFunc` costs a type-registry reference count
+/// round trip per callback.
+#[derive(Default)]
 struct Exports {
     initialize: Option<TypedFunc<(), ()>>,
     main: Option<TypedFunc<(i32, i32), i32>>,
@@ -397,16 +411,37 @@ impl Vm {
             failed: None,
             budget_ticks: runtime.budget_ticks(),
         };
-        if let Some(init) = vm.exports.initialize.clone() {
-            vm.invoke("_initialize", 0, |s| init.call(s, ()))
+        if let Some(init) = &vm.exports.initialize {
+            Self::invoke(
+                &mut vm.store,
+                &mut vm.failed,
+                vm.budget_ticks,
+                "_initialize",
+                0,
+                |s| init.call(s, ()),
+            )
+            .map_err(|t| t.to_string())?;
+            if let Some(main) = &vm.exports.main {
+                Self::invoke(
+                    &mut vm.store,
+                    &mut vm.failed,
+                    vm.budget_ticks,
+                    "main",
+                    0,
+                    |s| main.call(s, (0, 0)),
+                )
                 .map_err(|t| t.to_string())?;
-            if let Some(main) = vm.exports.main.clone() {
-                vm.invoke("main", 0, |s| main.call(s, (0, 0)))
-                    .map_err(|t| t.to_string())?;
             }
-        } else if let Some(start) = vm.exports.start.clone() {
-            vm.invoke("_start", 0, |s| start.call(s, ()))
-                .map_err(|t| t.to_string())?;
+        } else if let Some(start) = &vm.exports.start {
+            Self::invoke(
+                &mut vm.store,
+                &mut vm.failed,
+                vm.budget_ticks,
+                "_start",
+                0,
+                |s| start.call(s, ()),
+            )
+            .map_err(|t| t.to_string())?;
         }
         vm.take_outputs();
         Ok(vm)
@@ -419,24 +454,29 @@ impl Vm {
 
     /// Runs one callback with `ctx` as current context; a trap marks the VM
     /// failed and is logged like Envoy logs it.
+    ///
+    /// An associated function over the VM's fields (not `&mut self`) so that
+    /// callers pass an export by reference while the store is borrowed.
     fn invoke<R>(
-        &mut self,
+        store: &mut Store<VmState>,
+        failed: &mut Option<Trap>,
+        budget_ticks: u64,
         function: &'static str,
         ctx: u32,
         f: impl FnOnce(&mut Store<VmState>) -> wasmtime::Result<R>,
     ) -> Result<R, Trap> {
-        if let Some(t) = &self.failed {
+        if let Some(t) = failed {
             return Err(t.clone());
         }
         {
-            let s = self.store.data_mut();
+            let s = store.data_mut();
             s.current = ctx;
             s.effective = 0;
         }
-        self.store.set_epoch_deadline(self.budget_ticks);
-        let r = f(&mut self.store);
+        store.set_epoch_deadline(budget_ticks);
+        let r = f(store);
         let fatal = {
-            let s = self.store.data_mut();
+            let s = store.data_mut();
             s.current = 0;
             s.effective = 0;
             s.fatal.take()
@@ -448,12 +488,37 @@ impl Vm {
         };
         r.map_err(|message| {
             let trap = Trap { function, message };
-            let s = self.store.data();
+            let s = store.data();
             let plugin = s.plugin_of(ctx).map(|p| p.name.clone()).unwrap_or_default();
             s.host.log(LogLevel::Critical, &plugin, &trap.to_string());
-            self.failed = Some(trap.clone());
+            *failed = Some(trap.clone());
             trap
         })
+    }
+
+    /// Whether the last callbacks left anything for [`Vm::take_outputs`]
+    /// (cheap: the chain takes outputs only when there are some).
+    pub fn has_outputs(&self) -> bool {
+        let s = self.store.data();
+        s.stop_iteration
+            || !s.actions.is_empty()
+            || !s.calls.is_empty()
+            || !s.ticks.is_empty()
+            || !s.done_called.is_empty()
+    }
+
+    /// Whether the module exports the stream callback `cb` (a missing export
+    /// means "continue", and the host need not do anything for it).
+    pub fn exports(&self, cb: StreamCallback) -> bool {
+        let x = &self.exports;
+        match cb {
+            StreamCallback::RequestHeaders => x.on_request_headers.is_some(),
+            StreamCallback::RequestBody => x.on_request_body.is_some(),
+            StreamCallback::RequestTrailers => x.on_request_trailers.is_some(),
+            StreamCallback::ResponseHeaders => x.on_response_headers.is_some(),
+            StreamCallback::ResponseBody => x.on_response_body.is_some(),
+            StreamCallback::ResponseTrailers => x.on_response_trailers.is_some(),
+        }
     }
 
     /// Takes what the last callbacks asked the host to do.
@@ -487,29 +552,45 @@ impl Vm {
                 created: false,
             },
         );
-        if let Some(f) = self.exports.on_context_create.clone() {
-            self.invoke("proxy_on_context_create", ctx, |s| {
-                f.call(s, (ctx as i32, 0))
-            })
+        if let Some(f) = &self.exports.on_context_create {
+            Self::invoke(
+                &mut self.store,
+                &mut self.failed,
+                self.budget_ticks,
+                "proxy_on_context_create",
+                ctx,
+                |s| f.call(s, (ctx as i32, 0)),
+            )
             .map_err(|t| t.to_string())?;
         }
         if let Some(Ctx::Root { created, .. }) = self.store.data_mut().contexts.get_mut(&ctx) {
             *created = true;
         }
-        if let Some(f) = self.exports.on_vm_start.clone() {
+        if let Some(f) = &self.exports.on_vm_start {
             let n = self.store.data().vm_config.len() as i32;
-            let ok = self
-                .invoke("proxy_on_vm_start", ctx, |s| f.call(s, (ctx as i32, n)))
-                .map_err(|t| t.to_string())?;
+            let ok = Self::invoke(
+                &mut self.store,
+                &mut self.failed,
+                self.budget_ticks,
+                "proxy_on_vm_start",
+                ctx,
+                |s| f.call(s, (ctx as i32, n)),
+            )
+            .map_err(|t| t.to_string())?;
             if ok == 0 {
                 return Err(format!("Failed to start thread-local Wasm: proxy_on_vm_start returned false for plugin `{}`", plugin.name));
             }
         }
-        if let Some(f) = self.exports.on_configure.clone() {
+        if let Some(f) = &self.exports.on_configure {
             self.store.data_mut().configuring = Some(ctx);
-            let r = self.invoke("proxy_on_configure", ctx, |s| {
-                f.call(s, (ctx as i32, config_len))
-            });
+            let r = Self::invoke(
+                &mut self.store,
+                &mut self.failed,
+                self.budget_ticks,
+                "proxy_on_configure",
+                ctx,
+                |s| f.call(s, (ctx as i32, config_len)),
+            );
             self.store.data_mut().configuring = None;
             let ok = r.map_err(|t| t.to_string())?;
             if ok == 0 {
@@ -523,7 +604,8 @@ impl Vm {
     }
 
     /// Registers a stream context for `stream` at chain `position` under
-    /// `root`; `proxy_on_context_create` runs on first use.
+    /// `root`; the chain calls [`Vm::on_context_create`] on first use (it
+    /// keeps the "created" flag itself, so a callback needs no lookup here).
     pub fn new_stream_context(&mut self, root: u32, stream: StreamRef, position: usize) -> u32 {
         let ctx = self.alloc_ctx();
         self.store.data_mut().contexts.insert(
@@ -532,39 +614,24 @@ impl Vm {
                 root,
                 stream,
                 position,
-                created: false,
             },
         );
         ctx
     }
 
-    /// Whether `proxy_on_context_create` ran for `ctx`.
-    pub fn is_created(&self, ctx: u32) -> bool {
-        matches!(
-            self.store.data().contexts.get(&ctx),
-            Some(Ctx::Stream { created: true, .. }) | Some(Ctx::Root { created: true, .. })
-        )
-    }
-
-    /// Calls `proxy_on_context_create(ctx, root)` if it has not run yet.
-    pub fn ensure_created(&mut self, ctx: u32) -> Result<(), Trap> {
-        let root = match self.store.data().contexts.get(&ctx) {
-            Some(Ctx::Stream {
-                created: false,
-                root,
-                ..
-            }) => *root,
-            _ => return Ok(()),
-        };
-        if let Some(Ctx::Stream { created, .. }) = self.store.data_mut().contexts.get_mut(&ctx) {
-            *created = true;
+    /// `proxy_on_context_create(ctx, root)` for a stream context.
+    pub fn on_context_create(&mut self, ctx: u32, root: u32) -> Result<(), Trap> {
+        match &self.exports.on_context_create {
+            None => Ok(()),
+            Some(f) => Self::invoke(
+                &mut self.store,
+                &mut self.failed,
+                self.budget_ticks,
+                "proxy_on_context_create",
+                ctx,
+                |s| f.call(s, (ctx as i32, root as i32)),
+            ),
         }
-        if let Some(f) = self.exports.on_context_create.clone() {
-            self.invoke("proxy_on_context_create", ctx, |s| {
-                f.call(s, (ctx as i32, root as i32))
-            })?;
-        }
-        Ok(())
     }
 
     /// The stream id and chain position of a stream context.
@@ -578,287 +645,6 @@ impl Vm {
     /// Forgets a context after `proxy_on_delete`.
     pub fn drop_context(&mut self, ctx: u32) {
         self.store.data_mut().contexts.remove(&ctx);
-    }
-
-    /// `proxy_on_request_headers`; a missing export means continue (0).
-    pub fn on_request_headers(&mut self, ctx: u32, n: usize, eos: bool) -> Result<u32, Trap> {
-        match self.exports.on_request_headers.clone() {
-            None => Ok(0),
-            Some(f) => self
-                .invoke("proxy_on_request_headers", ctx, |s| {
-                    f.call(s, (ctx as i32, n as i32, eos as i32))
-                })
-                .map(|r| r as u32),
-        }
-    }
-
-    /// `proxy_on_request_body`.
-    pub fn on_request_body(&mut self, ctx: u32, size: usize, eos: bool) -> Result<u32, Trap> {
-        match self.exports.on_request_body.clone() {
-            None => Ok(0),
-            Some(f) => self
-                .invoke("proxy_on_request_body", ctx, |s| {
-                    f.call(s, (ctx as i32, size as i32, eos as i32))
-                })
-                .map(|r| r as u32),
-        }
-    }
-
-    /// `proxy_on_request_trailers`.
-    pub fn on_request_trailers(&mut self, ctx: u32, n: usize) -> Result<u32, Trap> {
-        match self.exports.on_request_trailers.clone() {
-            None => Ok(0),
-            Some(f) => self
-                .invoke("proxy_on_request_trailers", ctx, |s| {
-                    f.call(s, (ctx as i32, n as i32))
-                })
-                .map(|r| r as u32),
-        }
-    }
-
-    /// `proxy_on_response_headers`.
-    pub fn on_response_headers(&mut self, ctx: u32, n: usize, eos: bool) -> Result<u32, Trap> {
-        match self.exports.on_response_headers.clone() {
-            None => Ok(0),
-            Some(f) => self
-                .invoke("proxy_on_response_headers", ctx, |s| {
-                    f.call(s, (ctx as i32, n as i32, eos as i32))
-                })
-                .map(|r| r as u32),
-        }
-    }
-
-    /// `proxy_on_response_body`.
-    pub fn on_response_body(&mut self, ctx: u32, size: usize, eos: bool) -> Result<u32, Trap> {
-        match self.exports.on_response_body.clone() {
-            None => Ok(0),
-            Some(f) => self
-                .invoke("proxy_on_response_body", ctx, |s| {
-                    f.call(s, (ctx as i32, size as i32, eos as i32))
-                })
-                .map(|r| r as u32),
-        }
-    }
-
-    /// `proxy_on_response_trailers`.
-    pub fn on_response_trailers(&mut self, ctx: u32, n: usize) -> Result<u32, Trap> {
-        match self.exports.on_response_trailers.clone() {
-            None => Ok(0),
-            Some(f) => self
-                .invoke("proxy_on_response_trailers", ctx, |s| {
-                    f.call(s, (ctx as i32, n as i32))
-                })
-                .map(|r| r as u32),
-        }
-    }
-
-    /// `proxy_on_log`.
-    pub fn on_log(&mut self, ctx: u32) -> Result<(), Trap> {
-        match self.exports.on_log.clone() {
-            None => Ok(()),
-            Some(f) => self.invoke("proxy_on_log", ctx, |s| f.call(s, ctx as i32)),
-        }
-    }
-
-    /// `proxy_on_done`; true when the context may be deleted.
-    pub fn on_done(&mut self, ctx: u32) -> Result<bool, Trap> {
-        match self.exports.on_done.clone() {
-            None => Ok(true),
-            Some(f) => self
-                .invoke("proxy_on_done", ctx, |s| f.call(s, ctx as i32))
-                .map(|r| r != 0),
-        }
-    }
-
-    /// `proxy_on_delete`.
-    pub fn on_delete(&mut self, ctx: u32) -> Result<(), Trap> {
-        match self.exports.on_delete.clone() {
-            None => Ok(()),
-            Some(f) => self.invoke("proxy_on_delete", ctx, |s| f.call(s, ctx as i32)),
-        }
-    }
-
-    /// `proxy_on_tick` for a root context.
-    pub fn on_tick(&mut self, root: u32) -> Result<(), Trap> {
-        match self.exports.on_tick.clone() {
-            None => Ok(()),
-            Some(f) => self.invoke("proxy_on_tick", root, |s| f.call(s, root as i32)),
-        }
-    }
-
-    /// `proxy_on_queue_ready`.
-    pub fn on_queue_ready(&mut self, root: u32, queue: u32) -> Result<(), Trap> {
-        if !self.store.data().contexts.contains_key(&root) {
-            return Ok(());
-        }
-        match self.exports.on_queue_ready.clone() {
-            None => Ok(()),
-            Some(f) => self.invoke("proxy_on_queue_ready", root, |s| {
-                f.call(s, (root as i32, queue as i32))
-            }),
-        }
-    }
-
-    /// Delivers an HTTP callout's answer: `None` for a failed call
-    /// (`on_http_call_response(token, 0, 0, 0)` with status BrokenConnection
-    /// and message `reset`, as Envoy reports a reset).
-    pub fn on_http_call_response(
-        &mut self,
-        root: u32,
-        token: u32,
-        response: Option<CalloutView>,
-    ) -> Result<(), Trap> {
-        let Some(f) = self.exports.on_http_call_response.clone() else {
-            return Ok(());
-        };
-        if !self.store.data().contexts.contains_key(&root) {
-            return Ok(());
-        }
-        let (nh, nb, nt) = match &response {
-            Some(r) => (
-                r.headers.as_ref().map_or(0, |h| h.len()),
-                r.body.as_ref().map_or(0, |b| b.len()),
-                r.trailers.as_ref().map_or(0, |t| t.len()),
-            ),
-            None => (0, 0, 0),
-        };
-        {
-            let s = self.store.data_mut();
-            if response.is_none() {
-                s.status = (
-                    crate::types::Status::BrokenConnection as u32,
-                    b"reset".to_vec(),
-                );
-            }
-            s.callout = Some(response.unwrap_or_default());
-        }
-        let r = self.invoke("proxy_on_http_call_response", root, |s| {
-            f.call(
-                s,
-                (root as i32, token as i32, nh as i32, nb as i32, nt as i32),
-            )
-        });
-        let s = self.store.data_mut();
-        s.callout = None;
-        s.status = (0, Vec::new());
-        r
-    }
-
-    /// Delivers a gRPC unary answer or stream close: initial metadata, the
-    /// message (if any), trailing metadata, then `proxy_on_grpc_close` with
-    /// `status` and `message`.
-    pub fn on_grpc_answer(
-        &mut self,
-        root: u32,
-        token: u32,
-        answer: crate::chain::GrpcAnswer,
-    ) -> Result<(), Trap> {
-        let crate::chain::GrpcAnswer {
-            initial_metadata: initial,
-            message,
-            trailing_metadata: trailing,
-            status,
-            status_message,
-            close,
-        } = answer;
-        let (unary, stream) = {
-            let s = self.store.data();
-            (
-                s.grpc_calls.contains(&token),
-                s.grpc_streams.contains_key(&token),
-            )
-        };
-        if !(unary || stream) || !self.store.data().contexts.contains_key(&root) {
-            return Ok(());
-        }
-        if unary {
-            // Envoy's unary handler: success -> proxy_on_grpc_receive only,
-            // failure -> proxy_on_grpc_close only; either ends the call.
-            self.store.data_mut().grpc_calls.remove(&token);
-            if status == 0 {
-                let Some(f) = self.exports.on_grpc_receive.clone() else {
-                    return Ok(());
-                };
-                let msg = message.unwrap_or_default();
-                let n = msg.len() as i32;
-                self.store.data_mut().callout = Some(CalloutView {
-                    body: Some(msg),
-                    ..Default::default()
-                });
-                let r = self.invoke("proxy_on_grpc_receive", root, |s| {
-                    f.call(s, (root as i32, token as i32, n))
-                });
-                self.store.data_mut().callout = None;
-                return r;
-            }
-            let Some(f) = self.exports.on_grpc_close.clone() else {
-                return Ok(());
-            };
-            self.store.data_mut().status = (status, status_message.into_bytes());
-            let r = self.invoke("proxy_on_grpc_close", root, |s| {
-                f.call(s, (root as i32, token as i32, status as i32))
-            });
-            self.store.data_mut().status = (0, Vec::new());
-            return r;
-        }
-        if let (Some(md), Some(f)) = (
-            initial,
-            self.exports.on_grpc_receive_initial_metadata.clone(),
-        ) {
-            let n = md.len() as i32;
-            self.store.data_mut().callout = Some(CalloutView {
-                headers: Some(md),
-                ..Default::default()
-            });
-            let r = self.invoke("proxy_on_grpc_receive_initial_metadata", root, |s| {
-                f.call(s, (root as i32, token as i32, n))
-            });
-            self.store.data_mut().callout = None;
-            r?;
-        }
-        if let (Some(msg), Some(f)) = (message, self.exports.on_grpc_receive.clone()) {
-            let n = msg.len() as i32;
-            self.store.data_mut().callout = Some(CalloutView {
-                body: Some(msg),
-                ..Default::default()
-            });
-            let r = self.invoke("proxy_on_grpc_receive", root, |s| {
-                f.call(s, (root as i32, token as i32, n))
-            });
-            self.store.data_mut().callout = None;
-            r?;
-        }
-        if let (Some(md), Some(f)) = (
-            trailing,
-            self.exports.on_grpc_receive_trailing_metadata.clone(),
-        ) {
-            let n = md.len() as i32;
-            self.store.data_mut().callout = Some(CalloutView {
-                trailers: Some(md),
-                ..Default::default()
-            });
-            let r = self.invoke("proxy_on_grpc_receive_trailing_metadata", root, |s| {
-                f.call(s, (root as i32, token as i32, n))
-            });
-            self.store.data_mut().callout = None;
-            r?;
-        }
-        if close {
-            {
-                let s = self.store.data_mut();
-                s.grpc_calls.remove(&token);
-                s.grpc_streams.remove(&token);
-            }
-            if let Some(f) = self.exports.on_grpc_close.clone() {
-                self.store.data_mut().status = (status, status_message.into_bytes());
-                let r = self.invoke("proxy_on_grpc_close", root, |s| {
-                    f.call(s, (root as i32, token as i32, status as i32))
-                });
-                self.store.data_mut().status = (0, Vec::new());
-                r?;
-            }
-        }
-        Ok(())
     }
 
     /// Calls `proxy_on_done` on a root context (plugin shutdown). Returns
