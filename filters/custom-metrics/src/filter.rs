@@ -5,7 +5,6 @@ use crate::config::{Compiled, NodeInfo};
 use crate::recorder::{MetricSink, Recorder, Started};
 use crate::resolver::StreamHost;
 use crate::tags::MetricKind;
-use serde_json::Value as Json;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasmesh_common::abi::hostcalls;
